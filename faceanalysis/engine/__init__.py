@@ -1,0 +1,1 @@
+"""Face analysis engine: pure Python, offline models, no Django."""
