@@ -1,0 +1,73 @@
+"""One error shape for every API response that is not a success:
+
+    {"error": {"code": "not_found", "message": "Not found.", "details": {...}}}
+"""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    """The JSON body of an error response."""
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def error_response(status_code: int, code: str, message: str, details: Any = None) -> JsonResponse:
+    """An error as a plain Django response, for code outside DRF views (handlers, middleware)."""
+    return JsonResponse(error_body(code, message, details), status=status_code)
+
+
+def _first_message(detail: Any) -> str:
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    if isinstance(detail, dict) and detail:
+        field, value = next(iter(detail.items()))
+        text = _first_message(value)
+        return text if field == "non_field_errors" else f"{field}: {text}"
+    return str(detail)
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF exception handler that renders every handled error in the one shape."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = exception_handler(exc, context)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
+    if isinstance(exc, exceptions.ValidationError):
+        code, message, details = "invalid", _first_message(exc.detail), exc.detail
+    else:
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else exc.default_code
+        message, details = str(exc.detail), {}
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            details = {"retry_after_seconds": int(exc.wait)}
+    response.data = error_body(str(code), message, details)
+    return response
+
+
+def not_found(request: Any, exception: Exception | None = None) -> JsonResponse:
+    """Django's 404 handler for API paths; pages keep the HTML 404."""
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return error_response(status.HTTP_404_NOT_FOUND, "not_found", "Not found.")
+    return page_not_found(request, exception)
+
+
+def server_error(request: Any) -> JsonResponse:
+    """Django's 500 handler: JSON for API paths, the HTML page elsewhere. Never echoes the request."""
+    from django.views.defaults import server_error as html_server_error
+
+    if request.path.startswith("/api/"):
+        return error_response(
+            status.HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "Internal error; it has been logged."
+        )
+    return html_server_error(request)

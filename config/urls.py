@@ -1,0 +1,19 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+from config import health
+
+admin.site.site_header = "Visage"
+admin.site.site_title = "Visage admin"
+admin.site.index_title = "Campaigns, consent and analysis"
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("api/v1/", include("config.api.urls")),
+    path(settings.ADMIN_URL, admin.site.urls),
+]
+
+handler404 = "config.api.errors.not_found"
+handler500 = "config.api.errors.server_error"
