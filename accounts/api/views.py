@@ -49,21 +49,24 @@ class ApiKeyListView(OrganizationAPIView, ListAPIView):
         return api_key_list(organization=self.organization)
 
 
-class ApiKeyDetailView(OrganizationAPIView):
-    """One key of the caller's organization; another organization's key is simply not found."""
-
+class _ApiKeyObjectView(OrganizationAPIView):
     def get_object(self, prefix: str) -> ApiKey:
+        """The caller's key with this prefix; another organization's key is simply not found."""
         api_key = api_key_list(organization=self.organization).filter(prefix=prefix).first()
         if api_key is None:
             raise Http404
         return api_key
+
+
+class ApiKeyDetailView(_ApiKeyObjectView):
+    """One key of the caller's organization."""
 
     @extend_schema(responses=ApiKeySerializer)
     def get(self, request: Request, prefix: str) -> Response:
         return Response(ApiKeySerializer(self.get_object(prefix)).data)
 
 
-class ApiKeyRevokeView(ApiKeyDetailView):
+class ApiKeyRevokeView(_ApiKeyObjectView):
     """Revoke a key of the caller's organization, for rotation; a key may revoke itself."""
 
     @extend_schema(request=None, responses=ApiKeySerializer)
