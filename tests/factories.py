@@ -23,3 +23,61 @@ def make_member(organization: Organization, *, role: str = Membership.Role.MARKE
 
 def make_api_key(organization: Organization, *, scopes: tuple[str, ...] = ("read", "write")) -> tuple[ApiKey, str]:
     return api_key_create(organization=organization, name=f"key {next(_counter)}", scopes=scopes)
+
+
+# --- consent ------------------------------------------------------------------------------------------------------
+
+
+def make_retention_policy(organization: Organization, *, feature_days: int = 365, grant_days: int = 365):
+    from consent.services import retention_policy_set
+
+    return retention_policy_set(
+        organization=organization, feature_retention_days=feature_days, grant_validity_days=grant_days
+    )
+
+
+def make_notice(
+    organization: Organization,
+    *,
+    language: str = "en",
+    purposes: tuple[str, ...] = ("face_analysis",),
+    publish: bool = True,
+    introduction: str = "",
+):
+    """A notice version; published by default (with a retention policy created when missing)."""
+    from consent.models import RetentionPolicy
+    from consent.services import notice_draft_create, notice_publish
+
+    if not RetentionPolicy.objects.filter(organization=organization).exists():
+        make_retention_policy(organization)
+    notice = notice_draft_create(
+        organization=organization,
+        language=language,
+        purposes=purposes,
+        controller_name=f"{organization.name} GmbH",
+        controller_contact="privacy@example.test",
+        introduction=introduction,
+    )
+    return notice_publish(notice=notice) if publish else notice
+
+
+def make_subject(organization: Organization, *, partner_user_id: str | None = None):
+    from consent.services import subject_create, subject_get_or_create_for_partner
+
+    if partner_user_id is not None:
+        return subject_get_or_create_for_partner(organization=organization, partner_user_id=partner_user_id)[0]
+    return subject_create(organization=organization)
+
+
+def make_grant(subject, notice, *, purposes: tuple[str, ...] | None = None, channel: str = "partner_api"):
+    """Grants for a subject under a published notice; returns the first Grant."""
+    from consent.services import consent_grant
+
+    return consent_grant(
+        organization=subject.organization,
+        subject=subject,
+        notice=notice,
+        purposes=purposes or tuple(notice.purpose_list),
+        channel=channel,
+        evidence={"ip_prefix": "203.0.113.0/24", "user_agent_class": "browser/desktop"},
+    )[0]

@@ -1,0 +1,91 @@
+"""The one consent guard: may this subject's biometric data be processed for this purpose, now?
+
+Everything that touches biometric data calls `require_consent` (where work is accepted, and again in the
+worker right before inference) and keeps the returned Grant's id on every row it derives.
+It reads the database every time and fails closed.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+
+from django.utils import timezone
+
+from consent.models import Grant, NoticeVersion, Purpose, Subject
+
+
+class DenialReason(StrEnum):
+    """Why the guard said no. Stable strings: APIs and logs carry them."""
+
+    UNKNOWN_PURPOSE = "unknown_purpose"
+    UNKNOWN_SUBJECT = "unknown_subject"  # missing, or of another organization: the same answer
+    SUBJECT_ERASED = "subject_erased"
+    NO_GRANT = "no_grant"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+    NOTICE_RETIRED = "notice_retired"
+
+
+class ConsentDenied(Exception):
+    """Processing is not covered by a live consent. Carries the reason; never personal data beyond ids."""
+
+    def __init__(self, reason: DenialReason, *, purpose: str, subject_id: int | None) -> None:
+        self.reason = reason
+        self.purpose = purpose
+        self.subject_id = subject_id
+        super().__init__(f"No consent for purpose {purpose!r} of subject {subject_id}: {reason.value}.")
+
+
+def require_consent(
+    *, organization_id: int | None, subject_id: int | None, purpose: str, for_update: bool = False,
+    at: datetime | None = None,
+) -> Grant:
+    """Return the live Grant that allows processing `subject_id` for `purpose`, or raise ConsentDenied.
+
+    `for_update=True` (inside a transaction) locks the subject row until commit, so a withdrawal that races
+    with the caller waits for it and then purges what it wrote.
+    """
+    now = at or timezone.now()
+    if purpose not in Purpose.values:
+        raise ConsentDenied(DenialReason.UNKNOWN_PURPOSE, purpose=str(purpose), subject_id=subject_id)
+    if not organization_id or not subject_id:
+        raise ConsentDenied(DenialReason.UNKNOWN_SUBJECT, purpose=purpose, subject_id=subject_id)
+    subjects = Subject.objects.filter(organization_id=organization_id, pk=subject_id)
+    if for_update:
+        subjects = subjects.select_for_update()
+    subject = subjects.first()
+    if subject is None:
+        raise ConsentDenied(DenialReason.UNKNOWN_SUBJECT, purpose=purpose, subject_id=subject_id)
+    if subject.erased_at is not None:
+        raise ConsentDenied(DenialReason.SUBJECT_ERASED, purpose=purpose, subject_id=subject_id)
+
+    grant = (
+        Grant.objects.filter(organization_id=organization_id, subject=subject, purpose=purpose, ended_at__isnull=True)
+        .select_related("notice")
+        .first()
+    )
+    if grant is None:
+        last = (
+            Grant.objects.filter(organization_id=organization_id, subject=subject, purpose=purpose)
+            .order_by("-ended_at")
+            .only("end_reason")
+            .first()
+        )
+        reason = {
+            Grant.EndReason.WITHDRAWN: DenialReason.WITHDRAWN,
+            Grant.EndReason.EXPIRED: DenialReason.EXPIRED,
+        }.get(last.end_reason if last else "", DenialReason.NO_GRANT)
+        raise ConsentDenied(reason, purpose=purpose, subject_id=subject_id)
+    if grant.expires_at <= now:
+        raise ConsentDenied(DenialReason.EXPIRED, purpose=purpose, subject_id=subject_id)
+    if grant.notice.status not in (NoticeVersion.Status.PUBLISHED, NoticeVersion.Status.SUPERSEDED):
+        raise ConsentDenied(DenialReason.NOTICE_RETIRED, purpose=purpose, subject_id=subject_id)
+    return grant
+
+
+def has_consent(*, organization_id: int | None, subject_id: int | None, purpose: str) -> bool:
+    """True when `require_consent` would return a grant now."""
+    try:
+        require_consent(organization_id=organization_id, subject_id=subject_id, purpose=purpose)
+    except ConsentDenied:
+        return False
+    return True

@@ -1,0 +1,124 @@
+"""The consent ledger: append-only, hash-chained per organization, verifiable link by link."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Organization
+from consent.models import ChainHead, LedgerEntry
+
+GENESIS_HASH = "0" * 64
+
+
+def canonical_json(content: dict[str, Any]) -> bytes:
+    """Deterministic JSON: sorted keys, no whitespace, UTF-8."""
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def entry_hash(content: dict[str, Any], prev_hash: str) -> str:
+    """sha256(canonical JSON of the content + the previous link's hash), hex."""
+    return hashlib.sha256(canonical_json(content) + prev_hash.encode()).hexdigest()
+
+
+def _lock_chain_head(organization: Organization) -> ChainHead:
+    # INSERT ... ON CONFLICT DO NOTHING, then a row lock: concurrent first appends cannot both create it.
+    ChainHead.objects.bulk_create([ChainHead(organization=organization)], ignore_conflicts=True)
+    return ChainHead.objects.select_for_update().get(organization=organization)
+
+
+def ledger_append(
+    *,
+    organization: Organization,
+    event: str,
+    subject_ref: str = "",
+    purposes: str = "",
+    notice_hash: str = "",
+    language: str = "",
+    channel: str = "",
+    context_ref: str = "",
+    evidence: dict[str, Any] | None = None,
+    payload: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+) -> LedgerEntry:
+    """Append one event to the organization's chain. Serializes on the chain head row, so call it inside the
+    transaction that makes the change it records; the row and the change commit or roll back together."""
+    if event not in LedgerEntry.Event.values:
+        raise ValueError(f"Unknown ledger event {event!r}.")
+    with transaction.atomic():
+        head = _lock_chain_head(organization)
+        entry = LedgerEntry(
+            organization=organization,
+            sequence=head.last_sequence + 1,
+            event=event,
+            occurred_at=occurred_at or timezone.now(),
+            subject_ref=str(subject_ref or ""),
+            purposes=purposes,
+            notice_hash=notice_hash,
+            language=language,
+            channel=channel,
+            context_ref=context_ref,
+            evidence=evidence or {},
+            payload=payload or {},
+            prev_hash=head.last_hash,
+        )
+        entry.hash = entry_hash(entry.canonical_content(), entry.prev_hash)
+        entry.save()
+        ChainHead.objects.filter(pk=head.pk).update(last_sequence=entry.sequence, last_hash=entry.hash)
+    return entry
+
+
+@dataclass(frozen=True)
+class ChainVerification:
+    """The result of walking one organization's chain."""
+
+    organization_id: int
+    ok: bool
+    checked: int
+    first_broken_sequence: int | None = None
+    first_broken_id: int | None = None
+    reason: str = ""
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"organization {self.organization_id}: {self.checked} entries, chain intact"
+        return (
+            f"organization {self.organization_id}: BROKEN at sequence {self.first_broken_sequence} "
+            f"(row id {self.first_broken_id}): {self.reason}"
+        )
+
+
+def ledger_verify(*, organization: Organization) -> ChainVerification:
+    """Walk the organization's chain in sequence order and point at the first broken link."""
+    expected_prev = GENESIS_HASH
+    expected_sequence = 1
+    checked = 0
+    entries = LedgerEntry.objects.for_organization(organization).order_by("sequence")
+    for entry in entries.iterator(chunk_size=2000):
+        reason = ""
+        if entry.sequence != expected_sequence:
+            reason = f"expected sequence {expected_sequence}; a row is missing or was renumbered"
+        elif entry.prev_hash != expected_prev:
+            reason = "prev_hash does not match the previous row's hash"
+        elif entry_hash(entry.canonical_content(), entry.prev_hash) != entry.hash:
+            reason = "the row's content does not match its hash (changed after it was written)"
+        if reason:
+            return ChainVerification(organization.pk, False, checked, entry.sequence, entry.pk, reason)
+        expected_prev = entry.hash
+        expected_sequence += 1
+        checked += 1
+    head = ChainHead.objects.filter(organization=organization).first()
+    if head is not None and (head.last_sequence != checked or head.last_hash != expected_prev):
+        return ChainVerification(
+            organization.pk,
+            False,
+            checked,
+            checked + 1,
+            None,
+            f"the chain head says {head.last_sequence} entries; rows after sequence {checked} are missing",
+        )
+    return ChainVerification(organization.pk, True, checked)

@@ -1,0 +1,363 @@
+"""Consent: purposes, notices, pseudonymous subjects, grants and the append-only, hash-chained ledger."""
+
+import uuid
+from datetime import UTC, datetime
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import TenantModel, TenantQuerySet
+
+# BIPA 740 ILCS 14/15(a): biometric identifiers are destroyed within 3 years of the last interaction.
+MAX_RETENTION_DAYS = 3 * 365
+
+
+class Purpose(models.TextChoices):
+    """What biometric processing is for; each needs its own explicit consent."""
+
+    FACE_ANALYSIS = "face_analysis", _("Face analysis")
+    PERSONALIZATION = "personalization", _("Personalization from face features")
+    PARTNER_SHARING = "partner_sharing", _("Sharing aggregates with a partner")
+    FACE_VERIFICATION = "face_verification", _("Face verification")
+
+
+def purposes_key(purposes: "list[str] | tuple[str, ...] | set[str]") -> str:
+    """The canonical, comparable form of a set of purposes: sorted, comma-joined."""
+    return ",".join(sorted(set(purposes)))
+
+
+class Channel(models.TextChoices):
+    """How a consent decision reached Visage."""
+
+    CONSENT_PAGE = "consent_page", _("Consent page")
+    PARTNER_API = "partner_api", _("Partner API (partner's own UI)")
+    ADMIN_PAPER = "admin_paper", _("Admin, on paper evidence")
+    MY_DATA_PAGE = "my_data_page", _("'My data' page")
+    SYSTEM = "system", _("System")
+
+
+class RetentionPolicy(TenantModel):
+    """How long an organization keeps what it derives from faces; its schedule is public (BIPA)."""
+
+    feature_retention_days = models.PositiveIntegerField(
+        default=365,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_RETENTION_DAYS)],
+        help_text=_("Derived face features are deleted after this many days (at most 3 years)."),
+    )
+    grant_validity_days = models.PositiveIntegerField(
+        default=365,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_RETENTION_DAYS)],
+        help_text=_("A consent expires after this many days and must be asked for again (at most 3 years)."),
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "retention policy"
+        verbose_name_plural = "retention policies"
+        constraints = [
+            models.UniqueConstraint(fields=["organization"], name="consent_one_retention_policy_per_org"),
+            models.CheckConstraint(
+                condition=models.Q(feature_retention_days__gte=1, feature_retention_days__lte=MAX_RETENTION_DAYS),
+                name="consent_feature_retention_capped",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(grant_validity_days__gte=1, grant_validity_days__lte=MAX_RETENTION_DAYS),
+                name="consent_grant_validity_capped",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Retention: features {self.feature_retention_days} d, consent {self.grant_validity_days} d"
+
+    def snapshot(self) -> dict[str, int]:
+        """The schedule as frozen into a published notice."""
+        return {
+            "feature_retention_days": self.feature_retention_days,
+            "grant_validity_days": self.grant_validity_days,
+        }
+
+
+class NoticeImmutableError(Exception):
+    """A published notice is evidence: its text never changes."""
+
+
+class NoticeVersion(TenantModel):
+    """The notice shown before consent, per organization, purpose set and language. Published text is frozen
+    and identified by the SHA-256 of its exact text."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        PUBLISHED = "published", _("Published")  # offered for new grants
+        SUPERSEDED = "superseded", _("Superseded")  # a newer version is offered; existing grants stay valid
+        RETIRED = "retired", _("Retired")  # no longer valid: grants given under it stop covering processing
+
+    language = models.CharField(max_length=8, choices=[("en", "English"), ("de", "Deutsch")])
+    purposes = models.CharField(
+        max_length=200, help_text=_("Canonical purpose set, comma-separated (see Purpose).")
+    )
+    version = models.PositiveIntegerField(default=1, editable=False)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT, editable=False)
+    controller_name = models.CharField(max_length=200, help_text=_("The controller, as named in the notice."))
+    controller_contact = models.CharField(max_length=300, help_text=_("Postal or e-mail address for requests."))
+    recipients = models.TextField(blank=True, help_text=_("Who receives data (processors, partners)."))
+    introduction = models.TextField(blank=True, help_text=_("Your own words, placed at the top of the notice."))
+    analyses_expressions = models.BooleanField(
+        default=True, help_text=_("Facial expressions are analysed (emotion recognition, EU AI Act Art. 50(3)).")
+    )
+    # Filled when published, never changed afterwards.
+    text = models.TextField(blank=True, editable=False)
+    text_hash = models.CharField(max_length=64, blank=True, editable=False, db_index=True)
+    retention_snapshot = models.JSONField(default=dict, blank=True, editable=False)
+    published_at = models.DateTimeField(null=True, blank=True, editable=False)
+    retired_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # Only the life-cycle columns may change once a version left the draft state.
+    LIFECYCLE_FIELDS = frozenset({"status", "retired_at", "updated_at"})
+
+    class Meta:
+        ordering = ["language", "purposes", "-version"]
+        verbose_name = "notice version"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "language", "purposes", "version"], name="consent_notice_version_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["organization", "language", "purposes"],
+                condition=models.Q(status="published"),
+                name="consent_one_published_notice_per_set",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purposes} [{self.language}] v{self.version} ({self.get_status_display()})"
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_status = instance.status
+        return instance
+
+    def clean(self) -> None:
+        keys = [p for p in self.purposes.split(",") if p]
+        unknown = set(keys) - set(Purpose.values)
+        if not keys or unknown:
+            raise ValidationError({"purposes": _("Choose at least one known purpose.")})
+        self.purposes = purposes_key(keys)
+
+    def save(self, *args, **kwargs) -> None:
+        loaded = getattr(self, "_loaded_status", None)
+        if loaded is not None and loaded != self.Status.DRAFT:
+            update_fields = kwargs.get("update_fields")
+            if update_fields is None or not set(update_fields) <= self.LIFECYCLE_FIELDS:
+                raise NoticeImmutableError(f"Notice {self.pk} is {loaded}; only a draft can be edited.")
+        super().save(*args, **kwargs)
+        self._loaded_status = self.status
+
+    def delete(self, *args, **kwargs):
+        if getattr(self, "_loaded_status", self.status) != self.Status.DRAFT:
+            raise NoticeImmutableError(f"Notice {self.pk} was published; it is kept as evidence.")
+        return super().delete(*args, **kwargs)
+
+    @property
+    def purpose_list(self) -> list[str]:
+        return [p for p in self.purposes.split(",") if p]
+
+    @property
+    def is_current(self) -> bool:
+        return self.status == self.Status.PUBLISHED
+
+
+class Subject(TenantModel):
+    """A person, pseudonymous within one organization. A partner's user id is kept only as a keyed hash."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # HMAC-SHA256(organization.subject_hash_secret, partner user id); empty for visitors of a consent page.
+    partner_ref_hash = models.CharField(max_length=64, blank=True, editable=False)
+    # SHA-256 of the "my data" token; the token itself is shown once and never stored.
+    access_token_hash = models.CharField(max_length=64, blank=True, editable=False, db_index=True)
+    access_token_issued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    erased_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "partner_ref_hash"],
+                condition=~models.Q(partner_ref_hash=""),
+                name="consent_subject_partner_ref_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Subject {self.public_id}"
+
+    @property
+    def is_erased(self) -> bool:
+        return self.erased_at is not None
+
+
+class GrantQuerySet(TenantQuerySet):
+    """Grants; `open()` are those not ended by withdrawal, replacement or expiry bookkeeping."""
+
+    def open(self) -> "GrantQuerySet":
+        return self.filter(ended_at__isnull=True)
+
+    def active(self, at: datetime | None = None) -> "GrantQuerySet":
+        return self.open().filter(expires_at__gt=at or timezone.now())
+
+
+class Grant(TenantModel):
+    """One explicit consent of one subject to one purpose, under one published notice version."""
+
+    class EndReason(models.TextChoices):
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+        REPLACED = "replaced", _("Replaced by a newer grant")
+        EXPIRED = "expired", _("Expired")
+
+    subject = models.ForeignKey(Subject, on_delete=models.CASCADE, related_name="grants")
+    purpose = models.CharField(max_length=32, choices=Purpose.choices)
+    notice = models.ForeignKey(NoticeVersion, on_delete=models.PROTECT, related_name="grants")
+    notice_hash = models.CharField(max_length=64)
+    language = models.CharField(max_length=8)
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    context_ref = models.CharField(max_length=100, blank=True, help_text=_("Where it was given, e.g. campaign:<id>."))
+    evidence = models.JSONField(default=dict, blank=True)
+    granted_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=12, choices=EndReason.choices, blank=True)
+    end_channel = models.CharField(max_length=20, choices=Channel.choices, blank=True)
+
+    objects = GrantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-granted_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subject", "purpose"],
+                condition=models.Q(ended_at__isnull=True),
+                name="consent_one_open_grant_per_purpose",
+            ),
+        ]
+        indexes = [models.Index(fields=["organization", "purpose", "ended_at"], name="consent_grant_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()} by {self.subject_id} ({self.state})"
+
+    @property
+    def state(self) -> str:
+        """active, withdrawn, replaced or expired."""
+        if self.ended_at is not None:
+            return self.end_reason
+        return "active" if self.expires_at > timezone.now() else "expired"
+
+
+class LedgerAppendOnlyError(Exception):
+    """Ledger rows are evidence: they are appended, never changed or deleted."""
+
+
+class LedgerQuerySet(TenantQuerySet):
+    """Refuses bulk changes; the database triggers refuse the rest."""
+
+    def update(self, **kwargs):
+        raise LedgerAppendOnlyError("The consent ledger is append-only.")
+
+    def delete(self):
+        raise LedgerAppendOnlyError("The consent ledger is append-only.")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise LedgerAppendOnlyError("The consent ledger is append-only.")
+
+    def update_or_create(self, *args, **kwargs):
+        raise LedgerAppendOnlyError("The consent ledger is append-only.")
+
+
+class LedgerEntry(TenantModel):
+    """One consent event, appended to its organization's hash chain:
+    hash = sha256(canonical JSON of the row + prev_hash)."""
+
+    class Event(models.TextChoices):
+        SHOWN = "shown", _("Notice shown")
+        GRANTED = "granted", _("Granted")
+        REFUSED = "refused", _("Refused")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+        EXPIRED = "expired", _("Expired")
+        PURGED = "purged", _("Purge receipt")
+
+    sequence = models.PositiveBigIntegerField()
+    event = models.CharField(max_length=12, choices=Event.choices)
+    occurred_at = models.DateTimeField()
+    # No foreign keys: the ledger outlives the rows it speaks about (an erased subject, a deleted campaign).
+    subject_ref = models.CharField(max_length=36, blank=True, help_text="Subject public id, if any.")
+    purposes = models.CharField(max_length=200, blank=True)
+    notice_hash = models.CharField(max_length=64, blank=True)
+    language = models.CharField(max_length=8, blank=True)
+    channel = models.CharField(max_length=20, blank=True)
+    context_ref = models.CharField(max_length=100, blank=True)
+    evidence = models.JSONField(default=dict, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = LedgerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["organization", "sequence"]
+        verbose_name = "ledger entry"
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "sequence"], name="consent_ledger_sequence_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "event", "context_ref"], name="consent_ledger_funnel_idx"),
+            models.Index(fields=["organization", "subject_ref"], name="consent_ledger_subject_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.event}"
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise LedgerAppendOnlyError("The consent ledger is append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise LedgerAppendOnlyError("The consent ledger is append-only.")
+
+    def canonical_content(self) -> dict:
+        """What the hash covers: every column but the hashes themselves and the row id."""
+        occurred = self.occurred_at.astimezone(UTC) if self.occurred_at.tzinfo else self.occurred_at
+        return {
+            "organization": self.organization_id,
+            "sequence": self.sequence,
+            "event": self.event,
+            "occurred_at": occurred.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "subject": self.subject_ref,
+            "purposes": self.purposes,
+            "notice_hash": self.notice_hash,
+            "language": self.language,
+            "channel": self.channel,
+            "context": self.context_ref,
+            "evidence": self.evidence,
+            "payload": self.payload,
+        }
+
+
+class ChainHead(TenantModel):
+    """The end of an organization's ledger chain; locking it serializes appends per organization."""
+
+    last_sequence = models.PositiveBigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+
+    class Meta:
+        verbose_name = "ledger chain head"
+        constraints = [models.UniqueConstraint(fields=["organization"], name="consent_one_chain_head_per_org")]
+
+    def __str__(self) -> str:
+        return f"chain head #{self.last_sequence}"

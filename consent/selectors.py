@@ -1,0 +1,171 @@
+"""Reads of the consent app, each scoped to one organization (no organization, no rows)."""
+
+import hashlib
+import hmac
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Count, QuerySet
+from django.utils import timezone
+
+from accounts.models import Organization
+from consent.models import Grant, LedgerEntry, NoticeVersion, Purpose, RetentionPolicy, Subject, purposes_key
+
+
+def notice_list_published(*, organization: Organization | None) -> QuerySet[NoticeVersion]:
+    """Versions offered for new grants."""
+    return NoticeVersion.objects.for_organization(organization).filter(status=NoticeVersion.Status.PUBLISHED)
+
+
+def notice_get_published(
+    *, organization: Organization | None, language: str, purposes: Iterable[str]
+) -> NoticeVersion | None:
+    """The version offered for exactly this purpose set in this language, if any."""
+    return notice_list_published(organization=organization).filter(
+        language=language, purposes=purposes_key(purposes)
+    ).first()
+
+
+def notice_languages_published(*, organization: Organization | None, purposes: Iterable[str]) -> list[str]:
+    """Languages in which a notice for this purpose set is offered."""
+    return sorted(
+        notice_list_published(organization=organization)
+        .filter(purposes=purposes_key(purposes))
+        .values_list("language", flat=True)
+    )
+
+
+def notice_get_by_hash(*, organization: Organization | None, text_hash: str) -> NoticeVersion | None:
+    """Any non-draft version of the organization with this exact text hash."""
+    if not text_hash:
+        return None
+    return (
+        NoticeVersion.objects.for_organization(organization)
+        .exclude(status=NoticeVersion.Status.DRAFT)
+        .filter(text_hash=text_hash)
+        .first()
+    )
+
+
+def retention_policy_get(*, organization: Organization | None) -> RetentionPolicy | None:
+    """The organization's retention policy, if set."""
+    return RetentionPolicy.objects.for_organization(organization).first()
+
+
+def subject_list(*, organization: Organization | None) -> QuerySet[Subject]:
+    """The organization's subjects, newest first."""
+    return Subject.objects.for_organization(organization)
+
+
+def subject_get(*, organization: Organization | None, public_id: str | uuid.UUID) -> Subject | None:
+    """One subject by its public id; None when missing or another organization's."""
+    try:
+        public_id = uuid.UUID(str(public_id))
+    except ValueError:
+        return None
+    return subject_list(organization=organization).filter(public_id=public_id).first()
+
+
+def subject_get_by_access_token(*, token: str) -> Subject | None:
+    """The subject whose current "my data" token this is; None for forged, rotated or malformed tokens.
+    Looks up by hash, then compares in constant time."""
+    if not token or len(token) > 128:
+        return None
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    subject = Subject.objects.select_related("organization").filter(access_token_hash=digest).first()
+    if subject is None or not hmac.compare_digest(subject.access_token_hash, digest):
+        return None
+    return subject
+
+
+def grant_list(*, organization: Organization | None, subject: Subject | None = None) -> QuerySet[Grant]:
+    """Grants of the organization (of one subject when given), newest first."""
+    grants = Grant.objects.for_organization(organization).select_related("notice")
+    if subject is not None:
+        grants = grants.filter(subject=subject)
+    return grants
+
+
+@dataclass(frozen=True)
+class PurposeState:
+    """Where one purpose stands for one subject."""
+
+    purpose: str
+    state: str  # active, withdrawn, expired, replaced, or none
+    grant: Grant | None
+
+
+def consent_state(
+    *, organization: Organization | None, subject: Subject, at: datetime | None = None
+) -> list[PurposeState]:
+    """Per purpose: the open grant, else the most recent ended one, else none."""
+    now = at or timezone.now()
+    by_purpose: dict[str, Grant] = {}
+    for grant in grant_list(organization=organization, subject=subject).order_by("granted_at", "pk"):
+        current = by_purpose.get(grant.purpose)
+        if current is None or current.ended_at is not None or grant.ended_at is None:
+            by_purpose[grant.purpose] = grant
+    states = []
+    for purpose in Purpose.values:
+        grant = by_purpose.get(purpose)
+        if grant is None:
+            states.append(PurposeState(purpose, "none", None))
+        elif grant.ended_at is not None:
+            states.append(PurposeState(purpose, grant.end_reason, grant))
+        elif grant.expires_at <= now:
+            states.append(PurposeState(purpose, "expired", grant))
+        elif grant.notice.status == NoticeVersion.Status.RETIRED:
+            states.append(PurposeState(purpose, "notice_retired", grant))
+        else:
+            states.append(PurposeState(purpose, "active", grant))
+    return states
+
+
+def ledger_list(*, organization: Organization | None, subject: Subject | None = None) -> QuerySet[LedgerEntry]:
+    """Ledger entries of the organization (of one subject when given), in chain order."""
+    entries = LedgerEntry.objects.for_organization(organization).order_by("sequence")
+    if subject is not None:
+        entries = entries.filter(subject_ref=str(subject.public_id))
+    return entries
+
+
+FUNNEL_EVENTS = (
+    LedgerEntry.Event.SHOWN,
+    LedgerEntry.Event.GRANTED,
+    LedgerEntry.Event.REFUSED,
+    LedgerEntry.Event.WITHDRAWN,
+)
+
+
+@dataclass(frozen=True)
+class FunnelRow:
+    """Consent funnel counts for one context (e.g. a campaign) and notice version."""
+
+    context_ref: str
+    notice_hash: str
+    language: str
+    shown: int
+    granted: int
+    refused: int
+    withdrawn: int
+
+
+def consent_funnel(*, organization: Organization | None) -> list[FunnelRow]:
+    """Counts of shown, granted, refused and withdrawn per context and notice version, from the ledger."""
+    rows = (
+        LedgerEntry.objects.for_organization(organization)
+        .filter(event__in=FUNNEL_EVENTS)
+        .values("context_ref", "notice_hash", "language", "event")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    table: dict[tuple[str, str, str], dict[str, int]] = {}
+    for row in rows:
+        key = (row["context_ref"], row["notice_hash"], row["language"])
+        table.setdefault(key, dict.fromkeys(FUNNEL_EVENTS, 0))[row["event"]] = row["n"]
+    return [
+        FunnelRow(context, notice_hash, language, **{str(event): count for event, count in counts.items()})
+        for (context, notice_hash, language), counts in sorted(table.items())
+    ]

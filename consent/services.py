@@ -1,0 +1,450 @@
+"""Writes of the consent app: notices, subjects, grants, withdrawals, refusals. Every decision lands in the ledger
+in the same transaction as the change it records."""
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Organization
+from consent.ledger import ledger_append
+from consent.models import (
+    Channel,
+    Grant,
+    LedgerEntry,
+    NoticeVersion,
+    Purpose,
+    RetentionPolicy,
+    Subject,
+    purposes_key,
+)
+from consent.notice_text import compose_notice_text, text_hash
+from consent.signals import consent_withdrawn
+
+ACCESS_TOKEN_BYTES = 32  # 256 random bits, URL-safe: 43 characters
+
+
+class ConsentError(Exception):
+    """A consent request that cannot be honoured; `code` is stable, the message explains it. Nothing was written."""
+
+    code = "consent_invalid"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code:
+            self.code = code
+
+
+# --- Retention --------------------------------------------------------------------------------------------------
+
+
+def retention_policy_set(
+    *, organization: Organization, feature_retention_days: int, grant_validity_days: int
+) -> RetentionPolicy:
+    """Create or change the organization's retention policy (capped at 3 years by the model)."""
+    policy = RetentionPolicy.objects.filter(organization=organization).first() or RetentionPolicy(
+        organization=organization
+    )
+    policy.feature_retention_days = feature_retention_days
+    policy.grant_validity_days = grant_validity_days
+    policy.full_clean()
+    policy.save()
+    return policy
+
+
+# --- Notices ----------------------------------------------------------------------------------------------------
+
+
+def notice_draft_create(
+    *,
+    organization: Organization,
+    language: str,
+    purposes: Iterable[str],
+    controller_name: str,
+    controller_contact: str,
+    recipients: str = "",
+    introduction: str = "",
+    analyses_expressions: bool = True,
+) -> NoticeVersion:
+    """A new editable draft for a purpose set and language."""
+    notice = NoticeVersion(
+        organization=organization,
+        language=language,
+        purposes=purposes_key(purposes),
+        controller_name=controller_name,
+        controller_contact=controller_contact,
+        recipients=recipients,
+        introduction=introduction,
+        analyses_expressions=analyses_expressions,
+        version=_next_notice_version(organization=organization, language=language, purposes=purposes_key(purposes)),
+    )
+    notice.full_clean()
+    notice.save()
+    return notice
+
+
+def _next_notice_version(*, organization: Organization, language: str, purposes: str) -> int:
+    last = (
+        NoticeVersion.objects.for_organization(organization)
+        .filter(language=language, purposes=purposes)
+        .order_by("-version")
+        .values_list("version", flat=True)
+        .first()
+    )
+    return (last or 0) + 1
+
+
+def notice_draft_copy(*, notice: NoticeVersion) -> NoticeVersion:
+    """A new draft with the content of an existing version, to edit and publish as the next version."""
+    return notice_draft_create(
+        organization=notice.organization,
+        language=notice.language,
+        purposes=notice.purpose_list,
+        controller_name=notice.controller_name,
+        controller_contact=notice.controller_contact,
+        recipients=notice.recipients,
+        introduction=notice.introduction,
+        analyses_expressions=notice.analyses_expressions,
+    )
+
+
+def notice_preview_text(*, notice: NoticeVersion) -> str:
+    """The text a draft would publish with today's retention policy."""
+    policy = RetentionPolicy.objects.filter(organization_id=notice.organization_id).first() or RetentionPolicy()
+    return _compose(notice, policy.snapshot(), timezone.now())
+
+
+def _compose(notice: NoticeVersion, retention: dict[str, int], at: datetime) -> str:
+    return compose_notice_text(
+        language=notice.language,
+        version=notice.version,
+        purposes=notice.purpose_list,
+        controller_name=notice.controller_name,
+        controller_contact=notice.controller_contact,
+        recipients=notice.recipients,
+        introduction=notice.introduction,
+        analyses_expressions=notice.analyses_expressions,
+        retention=retention,
+        published_at=at,
+    )
+
+
+@transaction.atomic
+def notice_publish(*, notice: NoticeVersion) -> NoticeVersion:
+    """Freeze a draft's text and hash and offer it for new grants; the version it replaces is superseded
+    (its grants stay valid). Needs the organization's retention policy, which the text states."""
+    notice = NoticeVersion.objects.select_for_update().get(pk=notice.pk)
+    if notice.status != NoticeVersion.Status.DRAFT:
+        raise ConsentError("Only a draft can be published.", code="notice_not_draft")
+    policy = RetentionPolicy.objects.filter(organization_id=notice.organization_id).first()
+    if policy is None:
+        raise ConsentError("Set the retention policy first: the notice states it.", code="no_retention_policy")
+    now = timezone.now()
+    previous = NoticeVersion.objects.select_for_update().filter(
+        organization_id=notice.organization_id,
+        language=notice.language,
+        purposes=notice.purposes,
+        status=NoticeVersion.Status.PUBLISHED,
+    )
+    for old in previous:
+        old.status = NoticeVersion.Status.SUPERSEDED
+        old.save(update_fields=["status", "updated_at"])
+    snapshot = policy.snapshot()
+    text = _compose(notice, snapshot, now)
+    # A draft becomes published in one save; afterwards only the life-cycle fields may change.
+    NoticeVersion.objects.filter(pk=notice.pk).update(
+        status=NoticeVersion.Status.PUBLISHED,
+        text=text,
+        text_hash=text_hash(text),
+        retention_snapshot=snapshot,
+        published_at=now,
+        updated_at=now,
+    )
+    return NoticeVersion.objects.get(pk=notice.pk)
+
+
+@transaction.atomic
+def notice_retire(*, notice: NoticeVersion) -> NoticeVersion:
+    """Withdraw a published or superseded version: grants given under it no longer cover processing."""
+    notice = NoticeVersion.objects.select_for_update().get(pk=notice.pk)
+    if notice.status not in (NoticeVersion.Status.PUBLISHED, NoticeVersion.Status.SUPERSEDED):
+        raise ConsentError("Only a published or superseded version can be retired.", code="notice_not_published")
+    notice.status = NoticeVersion.Status.RETIRED
+    notice.retired_at = timezone.now()
+    notice.save(update_fields=["status", "retired_at", "updated_at"])
+    return notice
+
+
+# --- Subjects ---------------------------------------------------------------------------------------------------
+
+
+def partner_ref_hash(*, organization: Organization, partner_user_id: str) -> str:
+    """HMAC-SHA256 of a partner's user id under the organization's secret: findable again, not reversible."""
+    return hmac.new(
+        organization.subject_hash_secret.encode(), partner_user_id.encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def subject_create(*, organization: Organization) -> Subject:
+    """A new pseudonymous subject (a consent page visitor)."""
+    return Subject.objects.create(organization=organization)
+
+
+def subject_get_or_create_for_partner(*, organization: Organization, partner_user_id: str) -> tuple[Subject, bool]:
+    """The subject for a partner's user id, created on first sight. The id itself is never stored."""
+    if not partner_user_id or len(partner_user_id) > 256:
+        raise ConsentError("partner_user_id must be 1 to 256 characters.", code="invalid_partner_user_id")
+    ref = partner_ref_hash(organization=organization, partner_user_id=partner_user_id)
+    subject = Subject.objects.filter(organization=organization, partner_ref_hash=ref).first()
+    if subject is not None:
+        return subject, False
+    try:
+        with transaction.atomic():
+            return Subject.objects.create(organization=organization, partner_ref_hash=ref), True
+    except IntegrityError:  # created by a concurrent call a moment ago
+        return Subject.objects.get(organization=organization, partner_ref_hash=ref), False
+
+
+def hash_access_token(token: str) -> str:
+    """Stored form of a "my data" token (256 random bits, so plain SHA-256 suffices)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def subject_access_token_rotate(*, subject: Subject) -> str:
+    """Issue a new "my data" token for the subject; the previous one stops working. Returns the token, once."""
+    token = secrets.token_urlsafe(ACCESS_TOKEN_BYTES)
+    Subject.objects.filter(pk=subject.pk).update(
+        access_token_hash=hash_access_token(token), access_token_issued_at=timezone.now()
+    )
+    subject.access_token_hash = hash_access_token(token)
+    return token
+
+
+# --- Grants, refusals, withdrawals ------------------------------------------------------------------------------
+
+
+def _check_notice_for_grant(
+    *, organization: Organization, notice: NoticeVersion, purposes: list[str], language: str
+) -> None:
+    if notice.organization_id != organization.pk:
+        raise ConsentError("Unknown notice.", code="unknown_notice")
+    if notice.status != NoticeVersion.Status.PUBLISHED:
+        raise ConsentError("This notice version is not the published one.", code="notice_not_published")
+    if language != notice.language:
+        raise ConsentError("The notice is not in this language.", code="language_mismatch")
+    unknown = set(purposes) - set(Purpose.values)
+    if unknown:
+        raise ConsentError(f"Unknown purpose: {', '.join(sorted(unknown))}.", code="unknown_purpose")
+    if not purposes:
+        raise ConsentError("Name at least one purpose.", code="no_purpose")
+    uncovered = set(purposes) - set(notice.purpose_list)
+    if uncovered:
+        raise ConsentError(
+            f"The notice does not cover: {', '.join(sorted(uncovered))}.", code="purpose_not_in_notice"
+        )
+
+
+@transaction.atomic
+def consent_grant(
+    *,
+    organization: Organization,
+    subject: Subject,
+    notice: NoticeVersion,
+    purposes: Iterable[str],
+    channel: str,
+    evidence: dict[str, Any] | None = None,
+    context_ref: str = "",
+) -> list[Grant]:
+    """Record explicit consent to each purpose under a published notice; an open grant for the same purpose is
+    replaced. One `granted` ledger entry per call."""
+    purposes = sorted(set(purposes))
+    _check_notice_for_grant(organization=organization, notice=notice, purposes=purposes, language=notice.language)
+    if channel not in Channel.values:
+        raise ConsentError("Unknown channel.", code="unknown_channel")
+    subject = Subject.objects.select_for_update().get(pk=subject.pk, organization=organization)
+    if subject.erased_at is not None:
+        raise ConsentError("This subject was erased.", code="subject_erased")
+    policy = RetentionPolicy.objects.filter(organization=organization).first()
+    validity_days = policy.grant_validity_days if policy else notice.retention_snapshot["grant_validity_days"]
+    validity = timedelta(days=validity_days)
+    now = timezone.now()
+    replaced = list(Grant.objects.filter(subject=subject, purpose__in=purposes, ended_at__isnull=True))
+    for old in replaced:
+        old.ended_at, old.end_reason, old.end_channel = now, Grant.EndReason.REPLACED, channel
+        old.save(update_fields=["ended_at", "end_reason", "end_channel"])
+    grants = [
+        Grant.objects.create(
+            organization=organization,
+            subject=subject,
+            purpose=purpose,
+            notice=notice,
+            notice_hash=notice.text_hash,
+            language=notice.language,
+            channel=channel,
+            context_ref=context_ref,
+            evidence=evidence or {},
+            granted_at=now,
+            expires_at=now + validity,
+        )
+        for purpose in purposes
+    ]
+    ledger_append(
+        organization=organization,
+        event=LedgerEntry.Event.GRANTED,
+        subject_ref=str(subject.public_id),
+        purposes=purposes_key(purposes),
+        notice_hash=notice.text_hash,
+        language=notice.language,
+        channel=channel,
+        context_ref=context_ref,
+        evidence=evidence,
+        payload={"grants": [g.pk for g in grants], "replaced": [g.pk for g in replaced]},
+        occurred_at=now,
+    )
+    return grants
+
+
+@transaction.atomic
+def consent_refuse(
+    *,
+    organization: Organization,
+    notice: NoticeVersion,
+    purposes: Iterable[str],
+    channel: str,
+    evidence: dict[str, Any] | None = None,
+    context_ref: str = "",
+    subject: Subject | None = None,
+) -> LedgerEntry:
+    """Record a refusal. Nothing but the ledger entry is written; no subject is created for it."""
+    purposes = sorted(set(purposes))
+    if notice.organization_id != organization.pk:
+        raise ConsentError("Unknown notice.", code="unknown_notice")
+    if set(purposes) - set(Purpose.values):
+        raise ConsentError("Unknown purpose.", code="unknown_purpose")
+    return ledger_append(
+        organization=organization,
+        event=LedgerEntry.Event.REFUSED,
+        subject_ref=str(subject.public_id) if subject else "",
+        purposes=purposes_key(purposes),
+        notice_hash=notice.text_hash,
+        language=notice.language,
+        channel=channel,
+        context_ref=context_ref,
+        evidence=evidence,
+    )
+
+
+def consent_shown(
+    *, organization: Organization, notice: NoticeVersion, channel: str, context_ref: str = ""
+) -> LedgerEntry:
+    """Record that a notice was shown (the top of the consent funnel). No evidence: a view is not a decision."""
+    return ledger_append(
+        organization=organization,
+        event=LedgerEntry.Event.SHOWN,
+        purposes=notice.purposes,
+        notice_hash=notice.text_hash,
+        language=notice.language,
+        channel=channel,
+        context_ref=context_ref,
+    )
+
+
+@transaction.atomic
+def consent_withdraw(
+    *,
+    organization: Organization,
+    subject: Subject,
+    purposes: Iterable[str] | None = None,
+    channel: str,
+    evidence: dict[str, Any] | None = None,
+) -> list[Grant]:
+    """Withdraw the subject's open grants for `purposes` (all when None). Idempotent: withdrawing what is not
+    granted writes nothing. On commit, `consent_withdrawn` tells other apps to purge."""
+    wanted = sorted(set(purposes)) if purposes is not None else None
+    if wanted is not None and set(wanted) - set(Purpose.values):
+        raise ConsentError("Unknown purpose.", code="unknown_purpose")
+    subject = Subject.objects.select_for_update().get(pk=subject.pk, organization=organization)
+    open_grants = Grant.objects.filter(subject=subject, ended_at__isnull=True)
+    if wanted is not None:
+        open_grants = open_grants.filter(purpose__in=wanted)
+    withdrawn = list(open_grants.order_by("purpose"))
+    if not withdrawn:
+        return []
+    now = timezone.now()
+    for grant in withdrawn:
+        grant.ended_at, grant.end_reason, grant.end_channel = now, Grant.EndReason.WITHDRAWN, channel
+        grant.save(update_fields=["ended_at", "end_reason", "end_channel"])
+    # One entry per notice and context, so funnel counts per campaign and notice version stay exact.
+    groups: dict[tuple[str, str, str], list[Grant]] = {}
+    for grant in withdrawn:
+        groups.setdefault((grant.notice_hash, grant.language, grant.context_ref), []).append(grant)
+    for (notice_hash, language, context_ref), grants in groups.items():
+        ledger_append(
+            organization=organization,
+            event=LedgerEntry.Event.WITHDRAWN,
+            subject_ref=str(subject.public_id),
+            purposes=purposes_key(g.purpose for g in grants),
+            notice_hash=notice_hash,
+            language=language,
+            channel=channel,
+            context_ref=context_ref,
+            evidence=evidence,
+            payload={"grants": [g.pk for g in grants]},
+            occurred_at=now,
+        )
+    withdrawn_purposes = sorted({g.purpose for g in withdrawn})
+    organization_id, subject_id = organization.pk, subject.pk
+    transaction.on_commit(
+        lambda: consent_withdrawn.send(
+            sender=Grant,
+            organization_id=organization_id,
+            subject_id=subject_id,
+            purposes=withdrawn_purposes,
+            reason="withdrawn",
+        )
+    )
+    return withdrawn
+
+
+def grants_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
+    """End grants whose time ran out and record `expired` in the ledger; the guard refuses them already.
+    Returns how many were ended; the periodic task calls it until nothing is left."""
+    now = now or timezone.now()
+    ids = list(Grant.objects.open().filter(expires_at__lte=now).values_list("pk", flat=True)[:limit])
+    ended = 0
+    for grant_id in ids:
+        with transaction.atomic():
+            grant = Grant.objects.select_related("subject", "organization").filter(pk=grant_id).first()
+            if grant is None:
+                continue
+            Subject.objects.select_for_update().filter(pk=grant.subject_id).first()
+            grant.refresh_from_db(fields=["ended_at"])
+            if grant.ended_at is not None:
+                continue
+            grant.ended_at, grant.end_reason, grant.end_channel = now, Grant.EndReason.EXPIRED, Channel.SYSTEM
+            grant.save(update_fields=["ended_at", "end_reason", "end_channel"])
+            ledger_append(
+                organization=grant.organization,
+                event=LedgerEntry.Event.EXPIRED,
+                subject_ref=str(grant.subject.public_id),
+                purposes=grant.purpose,
+                notice_hash=grant.notice_hash,
+                language=grant.language,
+                channel=Channel.SYSTEM,
+                context_ref=grant.context_ref,
+                payload={"grants": [grant.pk]},
+                occurred_at=now,
+            )
+            organization_id, subject_id, purpose = grant.organization_id, grant.subject_id, grant.purpose
+            transaction.on_commit(
+                lambda o=organization_id, s=subject_id, p=purpose: consent_withdrawn.send(
+                    sender=Grant, organization_id=o, subject_id=s, purposes=[p], reason="expired"
+                )
+            )
+            ended += 1
+    return ended

@@ -1,0 +1,111 @@
+"""No biometric Celery task runs without the consent guard: the marker guards, and a scan of the real app
+fails when any task named faceanalysis.* or routed to an analysis queue lacks it."""
+
+import pytest
+from celery import Celery
+
+from config.celery import app as visage_app
+from consent.biometric import consent_guarded, guard_spec, unguarded_biometric_tasks
+from consent.guards import ConsentDenied
+from consent.models import Grant, Purpose
+from consent.services import consent_withdraw
+from tests.factories import make_grant, make_notice, make_subject
+
+calls: list[int] = []
+
+
+def _probe_app() -> Celery:
+    probe = Celery("probe", set_as_current=False)
+    probe.conf.task_always_eager = True
+    probe.conf.task_routes = {
+        "probe.routed_unguarded": {"queue": "analysis_gpu"},
+        "probe.analysis.*": {"queue": "analysis"},
+    }
+
+    @probe.task(shared=False, name="faceanalysis.guarded_probe")
+    @consent_guarded(purpose=Purpose.FACE_ANALYSIS)
+    def guarded_probe(*, organization_id: int, subject_id: int, frame_id: int, grant: Grant) -> dict:
+        calls.append(frame_id)
+        return {"frame": frame_id, "grant": grant.pk}
+
+    @probe.task(shared=False, name="faceanalysis.unguarded_probe")
+    def unguarded_probe(*, organization_id: int, subject_id: int) -> None:
+        calls.append(-1)
+
+    @probe.task(shared=False, name="probe.routed_unguarded")
+    def routed_unguarded(*, organization_id: int, subject_id: int) -> None:
+        calls.append(-2)
+
+    @probe.task(shared=False, name="probe.analysis.by_pattern")
+    def by_pattern() -> None:
+        calls.append(-3)
+
+    @probe.task(shared=False, name="probe.housekeeping")
+    def housekeeping() -> None:
+        calls.append(-4)
+
+    return probe
+
+
+def test_every_biometric_task_of_the_real_app_is_consent_guarded() -> None:
+    assert unguarded_biometric_tasks(visage_app) == []
+
+
+def test_the_scan_finds_unguarded_tasks_by_name_by_route_and_by_queue() -> None:
+    assert unguarded_biometric_tasks(_probe_app()) == [
+        "faceanalysis.unguarded_probe",
+        "probe.analysis.by_pattern",
+        "probe.routed_unguarded",
+    ]
+
+
+@pytest.mark.django_db
+def test_guarded_task_runs_with_consent_and_gets_the_grant(org_a) -> None:
+    task = _probe_app().tasks["faceanalysis.guarded_probe"]
+    subject = make_subject(org_a)
+    grant = make_grant(subject, make_notice(org_a))
+    calls.clear()
+    result = task.apply(kwargs={"organization_id": org_a.pk, "subject_id": subject.pk, "frame_id": 7}).get()
+    assert result == {"frame": 7, "grant": grant.pk}
+    assert calls == [7]
+    assert guard_spec(task).purpose == "face_analysis"
+
+
+@pytest.mark.django_db
+def test_guarded_task_body_never_runs_without_consent(org_a, org_b) -> None:
+    task = _probe_app().tasks["faceanalysis.guarded_probe"]
+    subject = make_subject(org_a)
+    make_grant(subject, make_notice(org_a))
+    consent_withdraw(organization=org_a, subject=subject, channel="my_data_page")
+    calls.clear()
+    withdrawn = task.apply(kwargs={"organization_id": org_a.pk, "subject_id": subject.pk, "frame_id": 8}).get()
+    foreign = task.apply(kwargs={"organization_id": org_b.pk, "subject_id": subject.pk, "frame_id": 9}).get()
+    assert withdrawn == {"status": "dropped", "reason": "withdrawn"}
+    assert foreign == {"status": "dropped", "reason": "unknown_subject"}
+    assert calls == []
+
+
+@pytest.mark.django_db
+def test_guarded_task_without_subject_arguments_fails_closed() -> None:
+    task = _probe_app().tasks["faceanalysis.guarded_probe"]
+    calls.clear()
+    assert task.apply(kwargs={"frame_id": 1}).get() == {"status": "dropped", "reason": "unknown_subject"}
+    assert calls == []
+
+
+def test_marker_refuses_a_body_that_cannot_receive_the_grant() -> None:
+    with pytest.raises(TypeError, match="grant"):
+
+        @consent_guarded(purpose=Purpose.FACE_ANALYSIS)
+        def no_grant(*, organization_id: int, subject_id: int) -> None: ...
+
+
+def test_on_denied_decides_what_a_refused_task_returns() -> None:
+    seen: list[ConsentDenied] = []
+
+    @consent_guarded(purpose=Purpose.FACE_ANALYSIS, on_denied=lambda denial, kwargs: seen.append(denial) or "gone")
+    def body(*, organization_id: int, subject_id: int, grant: Grant) -> str:
+        return "ran"
+
+    assert body(organization_id=None, subject_id=None) == "gone"
+    assert seen[0].reason == "unknown_subject"

@@ -1,0 +1,138 @@
+"""The one guard: a live, explicit grant for the purpose, or a clear refusal with its reason. Fails closed."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from consent.guards import ConsentDenied, DenialReason, has_consent, require_consent
+from consent.models import Grant, Subject
+from consent.services import consent_grant, consent_withdraw, notice_draft_copy, notice_publish, notice_retire
+from tests.factories import make_grant, make_notice, make_subject
+
+pytestmark = pytest.mark.django_db
+
+
+def _require(subject: Subject, purpose: str = "face_analysis", **kwargs) -> Grant:
+    return require_consent(organization_id=subject.organization_id, subject_id=subject.pk, purpose=purpose, **kwargs)
+
+
+def _reason(call) -> DenialReason:
+    with pytest.raises(ConsentDenied) as info:
+        call()
+    return info.value.reason
+
+
+def test_live_grant_is_returned(org_a) -> None:
+    subject = make_subject(org_a)
+    grant = make_grant(subject, make_notice(org_a))
+    assert _require(subject) == grant
+    assert has_consent(organization_id=org_a.pk, subject_id=subject.pk, purpose="face_analysis")
+
+
+def test_no_grant_is_refused(org_a) -> None:
+    subject = make_subject(org_a)
+    assert _reason(lambda: _require(subject)) == DenialReason.NO_GRANT
+    assert not has_consent(organization_id=org_a.pk, subject_id=subject.pk, purpose="face_analysis")
+
+
+def test_grant_for_another_purpose_does_not_cover_this_one(org_a) -> None:
+    subject = make_subject(org_a)
+    make_grant(subject, make_notice(org_a, purposes=("face_analysis", "personalization")), purposes=("face_analysis",))
+    assert _reason(lambda: _require(subject, "personalization")) == DenialReason.NO_GRANT
+
+
+def test_unknown_purpose_is_refused(org_a) -> None:
+    subject = make_subject(org_a)
+    make_grant(subject, make_notice(org_a))
+    assert _reason(lambda: _require(subject, "mind_reading")) == DenialReason.UNKNOWN_PURPOSE
+
+
+def test_withdrawn_grant_is_refused(org_a) -> None:
+    subject = make_subject(org_a)
+    make_grant(subject, make_notice(org_a))
+    consent_withdraw(organization=org_a, subject=subject, channel="partner_api")
+    assert _reason(lambda: _require(subject)) == DenialReason.WITHDRAWN
+
+
+def test_expired_grant_is_refused_before_bookkeeping_catches_up(org_a) -> None:
+    subject = make_subject(org_a)
+    grant = make_grant(subject, make_notice(org_a))
+    later = grant.expires_at + timedelta(seconds=1)
+    assert _reason(lambda: _require(subject, at=later)) == DenialReason.EXPIRED
+
+
+def test_expired_grant_stays_refused_after_expiry_bookkeeping(org_a) -> None:
+    from consent.services import grants_expire
+
+    subject = make_subject(org_a)
+    grant = make_grant(subject, make_notice(org_a))
+    Grant.objects.filter(pk=grant.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    assert grants_expire() == 1
+    assert _reason(lambda: _require(subject)) == DenialReason.EXPIRED
+
+
+def test_grant_under_retired_notice_is_refused(org_a) -> None:
+    subject = make_subject(org_a)
+    notice = make_notice(org_a)
+    make_grant(subject, notice)
+    notice_retire(notice=notice)
+    assert _reason(lambda: _require(subject)) == DenialReason.NOTICE_RETIRED
+
+
+def test_grant_under_superseded_notice_stays_valid(org_a) -> None:
+    subject = make_subject(org_a)
+    notice = make_notice(org_a)
+    grant = make_grant(subject, notice)
+    notice_publish(notice=notice_draft_copy(notice=notice))
+    assert _require(subject) == grant
+
+
+def test_erased_subject_is_refused(org_a) -> None:
+    subject = make_subject(org_a)
+    make_grant(subject, make_notice(org_a))
+    Subject.objects.filter(pk=subject.pk).update(erased_at=timezone.now())
+    assert _reason(lambda: _require(subject)) == DenialReason.SUBJECT_ERASED
+
+
+def test_missing_subject_is_refused(org_a) -> None:
+    assert (
+        _reason(lambda: require_consent(organization_id=org_a.pk, subject_id=987654, purpose="face_analysis"))
+        == DenialReason.UNKNOWN_SUBJECT
+    )
+
+
+@pytest.mark.parametrize("organization_id", [None, 0])
+def test_no_organization_is_refused(org_a, organization_id) -> None:
+    subject = make_subject(org_a)
+    make_grant(subject, make_notice(org_a))
+    call = lambda: require_consent(organization_id=organization_id, subject_id=subject.pk, purpose="face_analysis")  # noqa: E731
+    assert _reason(call) == DenialReason.UNKNOWN_SUBJECT
+
+
+def test_subject_of_another_organization_is_refused_like_a_missing_one(org_a, org_b) -> None:
+    subject_b = make_subject(org_b)
+    make_grant(subject_b, make_notice(org_b))
+    call = lambda: require_consent(organization_id=org_a.pk, subject_id=subject_b.pk, purpose="face_analysis")  # noqa: E731
+    assert _reason(call) == DenialReason.UNKNOWN_SUBJECT
+
+
+def test_regrant_after_withdrawal_is_allowed_again(org_a) -> None:
+    subject = make_subject(org_a)
+    notice = make_notice(org_a)
+    make_grant(subject, notice)
+    consent_withdraw(organization=org_a, subject=subject, channel="my_data_page")
+    grant = consent_grant(
+        organization=org_a, subject=subject, notice=notice, purposes=["face_analysis"], channel="consent_page"
+    )[0]
+    assert _require(subject) == grant
+
+
+def test_every_denial_reason_is_covered_by_a_test() -> None:
+    """A new reason without a test here fails this."""
+    import inspect
+    import sys
+
+    source = inspect.getsource(sys.modules[__name__])
+    missing = [reason.name for reason in DenialReason if f"DenialReason.{reason.name}" not in source]
+    assert not missing, missing

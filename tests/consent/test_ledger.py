@@ -1,0 +1,139 @@
+"""The ledger is append-only (model layer and database) and tamper-evident (hash chain per organization)."""
+
+from contextlib import contextmanager
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import DatabaseError, connection, transaction
+
+from consent.ledger import GENESIS_HASH, canonical_json, entry_hash, ledger_append, ledger_verify
+from consent.models import LedgerAppendOnlyError, LedgerEntry
+
+pytestmark = pytest.mark.django_db
+
+
+def _chain(organization, n: int = 3) -> list[LedgerEntry]:
+    return [
+        ledger_append(organization=organization, event="shown", purposes="face_analysis", context_ref=f"campaign:c{i}")
+        for i in range(n)
+    ]
+
+
+@contextmanager
+def _triggers_bypassed():
+    """Write to the ledger table behind the triggers' back, as an attacker with database access could."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET session_replication_role = replica")
+            try:
+                yield cursor
+            finally:
+                cursor.execute("SET session_replication_role = DEFAULT")
+        else:
+            cursor.execute("DROP TRIGGER consent_ledger_no_update")
+            cursor.execute("DROP TRIGGER consent_ledger_no_delete")
+            try:
+                yield cursor
+            finally:
+                from importlib import import_module
+
+                migration = import_module("consent.migrations.0002_ledger_append_only_triggers")
+                for statement in migration.SQLITE_FORWARD:
+                    cursor.execute(statement)
+
+
+def test_chain_links_each_entry_to_the_previous_one(org_a) -> None:
+    first, second, third = _chain(org_a)
+    assert first.sequence == 1 and first.prev_hash == GENESIS_HASH
+    assert second.prev_hash == first.hash and third.prev_hash == second.hash
+    assert third.hash == entry_hash(third.canonical_content(), second.hash)
+    assert ledger_verify(organization=org_a).ok
+
+
+def test_chains_are_per_organization(org_a, org_b) -> None:
+    _chain(org_a, 2)
+    (b_first,) = _chain(org_b, 1)
+    assert b_first.sequence == 1 and b_first.prev_hash == GENESIS_HASH
+
+
+def test_hash_survives_a_round_trip_through_the_database(org_a) -> None:
+    entry = ledger_append(organization=org_a, event="granted", evidence={"ip_prefix": "2001:db8::/48", "ü": "ß"})
+    reloaded = LedgerEntry.objects.get(pk=entry.pk)
+    assert canonical_json(reloaded.canonical_content()) == canonical_json(entry.canonical_content())
+
+
+def test_model_layer_refuses_update_and_delete(org_a) -> None:
+    entry = _chain(org_a, 1)[0]
+    entry.event = "granted"
+    with pytest.raises(LedgerAppendOnlyError):
+        entry.save()
+    with pytest.raises(LedgerAppendOnlyError):
+        entry.delete()
+    with pytest.raises(LedgerAppendOnlyError):
+        LedgerEntry.objects.filter(pk=entry.pk).update(event="granted")
+    with pytest.raises(LedgerAppendOnlyError):
+        LedgerEntry.objects.filter(pk=entry.pk).delete()
+
+
+def test_database_refuses_update_and_delete_behind_the_models_back(org_a) -> None:
+    entry = _chain(org_a, 1)[0]
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE consent_ledgerentry SET event = 'granted' WHERE id = %s", [entry.pk])
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM consent_ledgerentry WHERE id = %s", [entry.pk])
+    assert LedgerEntry.objects.get(pk=entry.pk).event == "shown"
+
+
+def test_verify_points_at_a_row_whose_content_changed(org_a) -> None:
+    entries = _chain(org_a, 4)
+    with _triggers_bypassed() as cursor:
+        cursor.execute("UPDATE consent_ledgerentry SET context_ref = 'campaign:forged' WHERE id = %s", [entries[2].pk])
+    result = ledger_verify(organization=org_a)
+    assert not result.ok
+    assert result.first_broken_sequence == 3 and result.first_broken_id == entries[2].pk
+    assert "content" in result.reason
+
+
+def test_verify_detects_a_rehashed_row_by_the_next_link(org_a) -> None:
+    entries = _chain(org_a, 3)
+    forged = LedgerEntry.objects.get(pk=entries[1].pk)
+    forged.context_ref = "campaign:forged"
+    new_hash = entry_hash(forged.canonical_content(), forged.prev_hash)
+    with _triggers_bypassed() as cursor:
+        cursor.execute(
+            "UPDATE consent_ledgerentry SET context_ref = %s, hash = %s WHERE id = %s",
+            ["campaign:forged", new_hash, entries[1].pk],
+        )
+    result = ledger_verify(organization=org_a)
+    assert not result.ok and result.first_broken_sequence == 3
+    assert "prev_hash" in result.reason
+
+
+def test_verify_detects_a_deleted_row_in_the_middle(org_a) -> None:
+    entries = _chain(org_a, 3)
+    with _triggers_bypassed() as cursor:
+        cursor.execute("DELETE FROM consent_ledgerentry WHERE id = %s", [entries[1].pk])
+    result = ledger_verify(organization=org_a)
+    assert not result.ok and result.first_broken_sequence == 3
+
+
+def test_verify_detects_deleted_rows_at_the_end(org_a) -> None:
+    entries = _chain(org_a, 3)
+    with _triggers_bypassed() as cursor:
+        cursor.execute("DELETE FROM consent_ledgerentry WHERE id = %s", [entries[2].pk])
+    result = ledger_verify(organization=org_a)
+    assert not result.ok and result.first_broken_sequence == 3
+    assert "missing" in result.reason
+
+
+def test_verify_command_passes_an_intact_chain_and_fails_a_tampered_one(org_a, org_b, capsys) -> None:
+    _chain(org_a, 2)
+    entries_b = _chain(org_b, 2)
+    call_command("consent_verify_ledger", "--organization", org_a.slug)
+    assert "chain intact" in capsys.readouterr().out
+    with _triggers_bypassed() as cursor:
+        cursor.execute("UPDATE consent_ledgerentry SET event = 'granted' WHERE id = %s", [entries_b[0].pk])
+    with pytest.raises(CommandError):
+        call_command("consent_verify_ledger")
+    out = capsys.readouterr().out
+    assert f"{org_a.slug}: " in out and "BROKEN at sequence 1" in out and f"row id {entries_b[0].pk}" in out
