@@ -13,6 +13,8 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include("config.api.urls")),
     path(settings.ADMIN_URL, admin.site.urls),
+    path("consent/", include("consent.urls")),
+    path("", include("campaigns.urls")),
 ]
 
 handler404 = "config.api.errors.not_found"

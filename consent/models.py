@@ -330,6 +330,10 @@ class LedgerEntry(TenantModel):
     def delete(self, *args, **kwargs):
         raise LedgerAppendOnlyError("The consent ledger is append-only.")
 
+    @property
+    def purpose_labels(self) -> list[str]:
+        return [str(Purpose(p).label) if p in Purpose.values else p for p in self.purposes.split(",") if p]
+
     def canonical_content(self) -> dict:
         """What the hash covers: every column but the hashes themselves and the row id."""
         occurred = self.occurred_at.astimezone(UTC) if self.occurred_at.tzinfo else self.occurred_at

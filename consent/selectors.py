@@ -169,3 +169,8 @@ def consent_funnel(*, organization: Organization | None) -> list[FunnelRow]:
         FunnelRow(context, notice_hash, language, **{str(event): count for event, count in counts.items()})
         for (context, notice_hash, language), counts in sorted(table.items())
     ]
+
+
+def organization_get_public(*, slug: str) -> Organization | None:
+    """An organization by its slug, for its public pages (retention schedule, notices)."""
+    return Organization.objects.filter(slug=slug).first()

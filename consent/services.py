@@ -448,3 +448,45 @@ def grants_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
             )
             ended += 1
     return ended
+
+
+@transaction.atomic
+def consent_give_on_page(
+    *,
+    organization: Organization,
+    notice: NoticeVersion,
+    purposes: Iterable[str],
+    offered_purposes: Iterable[str],
+    evidence: dict[str, Any] | None = None,
+    context_ref: str = "",
+) -> tuple[Subject, str]:
+    """A visitor of a consent page ticked `purposes` out of `offered_purposes` and pressed "consent": a new
+    pseudonymous subject, its grants, a refusal of what was left unticked, and a "my data" token (returned once)."""
+    purposes, offered = sorted(set(purposes)), sorted(set(offered_purposes))
+    if not purposes:
+        raise ConsentError("Tick at least one purpose, or refuse.", code="no_purpose")
+    if set(purposes) - set(offered):
+        raise ConsentError("A purpose was not offered on this page.", code="purpose_not_offered")
+    _check_notice_for_grant(organization=organization, notice=notice, purposes=purposes, language=notice.language)
+    subject = subject_create(organization=organization)
+    consent_grant(
+        organization=organization,
+        subject=subject,
+        notice=notice,
+        purposes=purposes,
+        channel=Channel.CONSENT_PAGE,
+        evidence=evidence,
+        context_ref=context_ref,
+    )
+    unticked = sorted(set(offered) - set(purposes))
+    if unticked:
+        consent_refuse(
+            organization=organization,
+            notice=notice,
+            purposes=unticked,
+            channel=Channel.CONSENT_PAGE,
+            evidence=evidence,
+            context_ref=context_ref,
+            subject=subject,
+        )
+    return subject, subject_access_token_rotate(subject=subject)

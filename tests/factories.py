@@ -81,3 +81,22 @@ def make_grant(subject, notice, *, purposes: tuple[str, ...] | None = None, chan
         channel=channel,
         evidence={"ip_prefix": "203.0.113.0/24", "user_agent_class": "browser/desktop"},
     )[0]
+
+
+# --- campaigns ----------------------------------------------------------------------------------------------------
+
+
+def make_campaign(
+    organization: Organization, *, purposes: tuple[str, ...] = ("face_analysis",), status: str = "active"
+):
+    from campaigns.models import Campaign
+
+    campaign = Campaign(
+        organization=organization,
+        name=f"Campaign {next(_counter)}",
+        required_purposes=",".join(purposes),
+        status=status,
+    )
+    campaign.full_clean()
+    campaign.save()
+    return campaign

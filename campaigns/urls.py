@@ -1,0 +1,11 @@
+"""Public campaign pages."""
+
+from django.urls import path
+
+from campaigns import views
+
+app_name = "campaigns"
+
+urlpatterns = [
+    path("c/<str:public_id>/", views.consent_page, name="consent-page"),
+]

@@ -1,0 +1,106 @@
+"""A campaign's public consent page: the notice, one unticked box per purpose, consent and refuse side by side."""
+
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_http_methods
+
+from campaigns.models import Campaign
+from campaigns.selectors import campaign_get_public
+from consent.evidence import request_evidence
+from consent.models import Channel, NoticeVersion, Purpose
+from consent.notice_text import PURPOSE_DESCRIPTIONS
+from consent.pages import page_language
+from consent.selectors import notice_get_published, notice_languages_published
+from consent.services import ConsentError, consent_give_on_page, consent_refuse, consent_shown
+
+
+def _render_page(
+    request: HttpRequest,
+    campaign: Campaign,
+    notice: NoticeVersion,
+    languages: list[str],
+    *,
+    error: str = "",
+    ticked: list[str] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    purposes = [
+        {
+            "value": p,
+            "label": Purpose(p).label,
+            "description": PURPOSE_DESCRIPTIONS[Purpose(p)],
+            "ticked": p in (ticked or []),
+        }
+        for p in campaign.purpose_list
+    ]
+    context = {
+        "campaign": campaign,
+        "organization": campaign.organization,
+        "notice": notice,
+        "purposes": purposes,
+        "languages": languages,
+        "error": error,
+    }
+    return render(request, "campaigns/consent_page.html", context, status=status)
+
+
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def consent_page(request: HttpRequest, public_id: str) -> HttpResponse:
+    """GET shows the notice in the visitor's language (and records `shown`); POST records consent or refusal."""
+    campaign = campaign_get_public(public_id=public_id)
+    if campaign is None:
+        raise Http404
+    organization = campaign.organization
+    languages = notice_languages_published(organization=organization, purposes=campaign.purpose_list)
+    if not languages:
+        raise Http404
+    if request.method == "POST" and request.POST.get("lang") not in languages:
+        page_language(request, languages)
+        return HttpResponse(_("There is no notice in this language."), status=400, content_type="text/plain")
+    language = page_language(request, languages)
+    notice = notice_get_published(organization=organization, language=language, purposes=campaign.purpose_list)
+    if notice is None:  # retired between the two reads
+        raise Http404
+    if request.method == "GET":
+        consent_shown(
+            organization=organization, notice=notice, channel=Channel.CONSENT_PAGE, context_ref=campaign.context_ref
+        )
+        return _render_page(request, campaign, notice, languages)
+
+    action = request.POST.get("action")
+    ticked = request.POST.getlist("purposes")
+    if request.POST.get("notice") != notice.text_hash:
+        # The visitor read another text than the one in force: show the current one, write nothing.
+        error = _("The notice has changed since the page was loaded. Please read it again.")
+        return _render_page(request, campaign, notice, languages, error=error, status=409)
+    if action == "refuse":
+        consent_refuse(
+            organization=organization,
+            notice=notice,
+            purposes=campaign.purpose_list,
+            channel=Channel.CONSENT_PAGE,
+            evidence=request_evidence(request),
+            context_ref=campaign.context_ref,
+        )
+        return render(request, "campaigns/refused.html", {"campaign": campaign, "organization": organization})
+    if action != "consent":
+        return HttpResponse(_("Choose consent or refuse."), status=400, content_type="text/plain")
+    try:
+        _subject, token = consent_give_on_page(
+            organization=organization,
+            notice=notice,
+            purposes=ticked,
+            offered_purposes=campaign.purpose_list,
+            evidence=request_evidence(request),
+            context_ref=campaign.context_ref,
+        )
+    except ConsentError as error:
+        message = _("Tick at least one purpose, or refuse.") if error.code == "no_purpose" else str(error)
+        return _render_page(request, campaign, notice, languages, error=message, ticked=ticked, status=400)
+    url = reverse("consent:my-data", kwargs={"token": token})
+    return HttpResponseRedirect(f"{url}?lang={language}&welcome=1", status=303)
+

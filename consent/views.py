@@ -1,0 +1,106 @@
+"""Public consent pages: the retention schedule, a notice's full text, and the personal "my data" page."""
+
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from consent.evidence import request_evidence
+from consent.models import Channel, Purpose, Subject
+from consent.pages import SITE_LANGUAGES, page_language, private_page
+from consent.selectors import (
+    consent_state,
+    ledger_list,
+    notice_get_by_hash,
+    organization_get_public,
+    retention_policy_get,
+    subject_get_by_access_token,
+)
+from consent.services import ConsentError, consent_withdraw, subject_access_token_rotate
+
+
+@require_GET
+def retention_schedule(request: HttpRequest, org_slug: str) -> HttpResponse:
+    """The organization's public retention and destruction schedule (BIPA 740 ILCS 14/15(a))."""
+    organization = organization_get_public(slug=org_slug)
+    policy = retention_policy_get(organization=organization)
+    if organization is None or policy is None:
+        raise Http404
+    language = page_language(request)
+    return render(
+        request,
+        "consent/retention.html",
+        {"organization": organization, "policy": policy, "language": language, "languages": SITE_LANGUAGES},
+    )
+
+
+@require_GET
+def notice_detail(request: HttpRequest, org_slug: str, text_hash: str) -> HttpResponse:
+    """The exact text of a published (or formerly published) notice version, with its hash."""
+    organization = organization_get_public(slug=org_slug)
+    notice = notice_get_by_hash(organization=organization, text_hash=text_hash)
+    if notice is None:
+        raise Http404
+    page_language(request, [notice.language])
+    return render(request, "consent/notice.html", {"organization": organization, "notice": notice})
+
+
+def _subject_or_404(token: str) -> Subject:
+    subject = subject_get_by_access_token(token=token)
+    if subject is None:
+        raise Http404
+    return subject
+
+
+@require_GET
+def my_data(request: HttpRequest, token: str) -> HttpResponse:
+    """What is kept about the holder of this link, and one-click withdrawal."""
+    subject = _subject_or_404(token)
+    language = page_language(request)
+    states = consent_state(organization=subject.organization, subject=subject)
+    context = {
+        "subject": subject,
+        "organization": subject.organization,
+        "token": token,
+        "language": language,
+        "languages": SITE_LANGUAGES,
+        "states": [s for s in states if s.grant is not None],
+        "active": [s for s in states if s.state == "active"],
+        "history": ledger_list(organization=subject.organization, subject=subject).exclude(event="shown"),
+        "welcome": request.GET.get("welcome") == "1",
+        "done": request.GET.get("done", ""),
+    }
+    return private_page(render(request, "consent/my_data.html", context))
+
+
+@require_POST
+def my_data_withdraw(request: HttpRequest, token: str) -> HttpResponse:
+    """Withdraw one purpose (or all) in one click; withdrawing twice is harmless."""
+    subject = _subject_or_404(token)
+    language = page_language(request)
+    purpose = request.POST.get("purpose", "")
+    if purpose != "all" and purpose not in Purpose.values:
+        return private_page(HttpResponse(_("Unknown purpose."), status=400, content_type="text/plain"))
+    try:
+        consent_withdraw(
+            organization=subject.organization,
+            subject=subject,
+            purposes=None if purpose == "all" else [purpose],
+            channel=Channel.MY_DATA_PAGE,
+            evidence=request_evidence(request),
+        )
+    except ConsentError as error:
+        return private_page(HttpResponse(str(error), status=400, content_type="text/plain"))
+    url = reverse("consent:my-data", kwargs={"token": token})
+    return private_page(HttpResponseRedirect(f"{url}?lang={language}&done=withdrawn", status=303))
+
+
+@require_POST
+def my_data_rotate(request: HttpRequest, token: str) -> HttpResponse:
+    """Replace the personal link with a new one; the old link stops working at once."""
+    subject = _subject_or_404(token)
+    language = page_language(request)
+    new_token = subject_access_token_rotate(subject=subject)
+    url = reverse("consent:my-data", kwargs={"token": new_token})
+    return private_page(HttpResponseRedirect(f"{url}?lang={language}&done=rotated", status=303))

@@ -1,0 +1,131 @@
+"""A campaign's consent page: notice in the visitor's language, unticked boxes, consent and refuse of equal
+weight, CSRF, and every decision in the ledger with the notice hash that was shown."""
+
+import re
+
+import pytest
+from django.test import Client
+
+from consent.guards import require_consent
+from consent.models import Grant, LedgerEntry, Subject
+from consent.services import notice_draft_copy, notice_publish
+from tests.factories import make_campaign, make_notice
+
+pytestmark = pytest.mark.django_db
+
+PURPOSES = ("face_analysis", "personalization")
+
+
+@pytest.fixture
+def setup(org_a):
+    en = make_notice(org_a, language="en", purposes=PURPOSES)
+    de = make_notice(org_a, language="de", purposes=PURPOSES)
+    campaign = make_campaign(org_a, purposes=PURPOSES)
+    return campaign, en, de
+
+
+def _url(campaign) -> str:
+    return f"/c/{campaign.public_id}/"
+
+
+def _post(client: Client, campaign, shown, action: str, purposes=PURPOSES, **extra):
+    data = {"notice": shown.text_hash, "lang": shown.language, "action": action, "purposes": list(purposes)}
+    data.update(extra)
+    return client.post(_url(campaign), data)
+
+
+def test_page_shows_the_english_notice_with_unticked_boxes_and_records_shown(setup) -> None:
+    campaign, en, _ = setup
+    response = Client().get(_url(campaign), HTTP_ACCEPT_LANGUAGE="en")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert '<html lang="en">' in html
+    assert en.text_hash in html and "Emotion recognition" in html
+    boxes = re.findall(r'<input type="checkbox"[^>]*>', html)
+    assert len(boxes) == 2 and not any("checked" in box for box in boxes)
+    assert 'value="consent"' in html and 'value="refuse"' in html
+    assert re.search(r'<label for="purpose-face_analysis">', html)
+    shown = LedgerEntry.objects.get(event="shown")
+    assert shown.context_ref == campaign.context_ref and shown.notice_hash == en.text_hash
+
+
+def test_page_follows_the_browser_language_and_the_switch(setup) -> None:
+    campaign, _, de = setup
+    html = Client().get(_url(campaign), HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert '<html lang="de">' in html and de.text_hash in html and "Ich willige ein" in html
+    html = Client().get(_url(campaign) + "?lang=en", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert '<html lang="en">' in html and "I consent" in html
+
+
+def test_language_without_a_notice_falls_back_to_one_that_has_it(org_a) -> None:
+    en = make_notice(org_a, language="en")
+    campaign = make_campaign(org_a)
+    html = Client().get(_url(campaign) + "?lang=de").content.decode()
+    assert en.text_hash in html and '<html lang="en">' in html
+
+
+def test_refusing_is_recorded_and_creates_no_subject(setup) -> None:
+    campaign, en, _ = setup
+    response = _post(Client(), campaign, en, "refuse", purposes=())
+    assert response.status_code == 200
+    refused = LedgerEntry.objects.get(event="refused")
+    assert refused.notice_hash == en.text_hash and refused.purposes == "face_analysis,personalization"
+    assert refused.evidence["ip_prefix"] == "127.0.0.0/24"
+    assert Subject.objects.count() == 0 and Grant.objects.count() == 0
+
+
+def test_consent_records_grants_with_the_notice_hash_and_leads_to_my_data(setup) -> None:
+    campaign, _, de = setup
+    client = Client()
+    response = _post(client, campaign, de, "consent", purposes=("face_analysis",))
+    assert response.status_code == 303
+    assert response["Location"].startswith("/consent/my-data/")
+    subject = Subject.objects.get()
+    grant = require_consent(organization_id=subject.organization_id, subject_id=subject.pk, purpose="face_analysis")
+    assert grant.notice_hash == de.text_hash and grant.language == "de" and grant.channel == "consent_page"
+    assert grant.context_ref == campaign.context_ref
+    assert set(grant.evidence) == {"ip_prefix", "user_agent_class"}
+    events = list(LedgerEntry.objects.order_by("sequence").values_list("event", "purposes"))
+    assert events == [("granted", "face_analysis"), ("refused", "personalization")]
+    page = client.get(response["Location"])
+    assert page.status_code == 200 and "Meine Daten" in page.content.decode()
+
+
+def test_consent_without_a_ticked_purpose_is_refused_and_writes_nothing(setup) -> None:
+    campaign, en, _ = setup
+    response = _post(Client(), campaign, en, "consent", purposes=())
+    assert response.status_code == 400
+    assert "Tick at least one purpose" in response.content.decode()
+    assert not LedgerEntry.objects.exists() and not Subject.objects.exists()
+
+
+def test_stale_or_forged_notice_hash_writes_nothing(setup) -> None:
+    campaign, en, _ = setup
+    stale = en
+    notice_publish(notice=notice_draft_copy(notice=en))
+    response = _post(Client(), campaign, stale, "consent")
+    assert response.status_code == 409
+    response = _post(Client(), campaign, stale, "consent", notice="0" * 64)
+    assert response.status_code == 409
+    assert not Grant.objects.exists() and not LedgerEntry.objects.filter(event="granted").exists()
+
+
+def test_unknown_purpose_or_language_writes_nothing(setup) -> None:
+    campaign, en, _ = setup
+    assert _post(Client(), campaign, en, "consent", purposes=("face_analysis", "mind_reading")).status_code == 400
+    assert _post(Client(), campaign, en, "consent", lang="fr").status_code == 400
+    assert not Grant.objects.exists() and not LedgerEntry.objects.exists()
+
+
+def test_consent_form_needs_a_csrf_token(setup) -> None:
+    campaign, en, _ = setup
+    client = Client(enforce_csrf_checks=True)
+    assert _post(client, campaign, en, "consent").status_code == 403
+    assert not Grant.objects.exists()
+
+
+@pytest.mark.parametrize("status", ["draft", "ended"])
+def test_inactive_campaign_has_no_consent_page(org_a, status) -> None:
+    make_notice(org_a)
+    campaign = make_campaign(org_a, status=status)
+    assert Client().get(_url(campaign)).status_code == 404

@@ -1,0 +1,131 @@
+"""Public consent pages: the "my data" page behind an unguessable token, the notice text, the retention schedule."""
+
+import pytest
+from django.test import Client
+
+from consent.guards import has_consent
+from consent.models import LedgerEntry, Subject
+from consent.selectors import subject_get_by_access_token
+from consent.services import consent_give_on_page, subject_access_token_rotate
+from tests.factories import make_notice
+
+pytestmark = pytest.mark.django_db
+
+PURPOSES = ("face_analysis", "personalization")
+
+
+@pytest.fixture
+def given(org_a) -> tuple[Subject, str]:
+    notice = make_notice(org_a, purposes=PURPOSES)
+    return consent_give_on_page(
+        organization=org_a, notice=notice, purposes=PURPOSES, offered_purposes=PURPOSES, context_ref="campaign:x"
+    )
+
+
+def _my_data(token: str) -> str:
+    return f"/consent/my-data/{token}/"
+
+
+def test_token_is_long_random_and_only_its_hash_is_stored(given) -> None:
+    subject, token = given
+    assert len(token) >= 43
+    subject.refresh_from_db()
+    assert token not in subject.access_token_hash and len(subject.access_token_hash) == 64
+    assert subject_get_by_access_token(token=token) == subject
+
+
+def test_my_data_page_lists_grants_and_is_private(given) -> None:
+    subject, token = given
+    response = Client().get(_my_data(token))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "Face analysis" in html and "Personalization from face features" in html
+    assert response["Cache-Control"] == "no-store, private" and response["Referrer-Policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize("forged", ["x", "A" * 43, "", "%00" * 3])
+def test_forged_token_is_not_found(given, forged) -> None:
+    assert Client().get(_my_data(forged) if forged else "/consent/my-data//").status_code == 404
+
+
+def test_rotated_token_stops_working_and_the_new_one_works(given) -> None:
+    subject, old = given
+    response = Client().post(_my_data(old) + "rotate/", {"lang": "en"})
+    assert response.status_code == 303
+    new_url = response["Location"].split("?")[0]
+    assert new_url != _my_data(old)
+    assert Client().get(_my_data(old)).status_code == 404
+    assert Client().post(_my_data(old) + "withdraw/", {"purpose": "all"}).status_code == 404
+    assert Client().get(new_url).status_code == 200
+
+
+def test_withdraw_one_purpose_in_one_click(given, org_a) -> None:
+    subject, token = given
+    response = Client().post(_my_data(token) + "withdraw/", {"purpose": "personalization", "lang": "de"})
+    assert response.status_code == 303 and "done=withdrawn" in response["Location"]
+    assert not has_consent(organization_id=org_a.pk, subject_id=subject.pk, purpose="personalization")
+    assert has_consent(organization_id=org_a.pk, subject_id=subject.pk, purpose="face_analysis")
+    entry = LedgerEntry.objects.get(event="withdrawn")
+    assert entry.purposes == "personalization" and entry.channel == "my_data_page"
+    assert entry.context_ref == "campaign:x" and entry.evidence["user_agent_class"] == "unknown"
+
+
+def test_withdrawing_twice_writes_one_ledger_entry(given) -> None:
+    _, token = given
+    for _ in range(2):
+        assert Client().post(_my_data(token) + "withdraw/", {"purpose": "all"}).status_code == 303
+    assert LedgerEntry.objects.filter(event="withdrawn").count() == 1
+
+
+def test_withdraw_needs_csrf_and_a_known_purpose(given) -> None:
+    subject, token = given
+    assert Client(enforce_csrf_checks=True).post(_my_data(token) + "withdraw/", {"purpose": "all"}).status_code == 403
+    assert Client().post(_my_data(token) + "withdraw/", {"purpose": "mind_reading"}).status_code == 400
+    assert not LedgerEntry.objects.filter(event="withdrawn").exists()
+
+
+def test_consent_signal_is_sent_after_commit_with_ids_and_purposes(
+    given, org_a, django_capture_on_commit_callbacks
+) -> None:
+    from consent.signals import consent_withdrawn
+
+    subject, token = given
+    received: list[dict] = []
+
+    def listener(sender, **kwargs) -> None:
+        received.append(kwargs)
+
+    consent_withdrawn.connect(listener)
+    try:
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            Client().post(_my_data(token) + "withdraw/", {"purpose": "all"})
+        assert received == []  # not before commit
+        for callback in callbacks:
+            callback()
+    finally:
+        consent_withdrawn.disconnect(listener)
+    assert len(received) == 1
+    assert received[0]["organization_id"] == org_a.pk and received[0]["subject_id"] == subject.pk
+    assert received[0]["purposes"] == ["face_analysis", "personalization"] and received[0]["reason"] == "withdrawn"
+
+
+def test_rotation_service_invalidates_the_previous_token(given) -> None:
+    subject, old = given
+    new = subject_access_token_rotate(subject=subject)
+    assert subject_get_by_access_token(token=old) is None
+    assert subject_get_by_access_token(token=new) == subject
+
+
+def test_retention_schedule_is_public_in_both_languages(org_a) -> None:
+    make_notice(org_a)
+    en = Client().get(f"/consent/o/{org_a.slug}/retention/?lang=en").content.decode()
+    de = Client().get(f"/consent/o/{org_a.slug}/retention/?lang=de").content.decode()
+    assert "Retention schedule of" in en and "at most 365 days" in en
+    assert "Aufbewahrungsfristen von" in de and "höchstens 365 Tage" in de
+
+
+def test_notice_page_shows_the_exact_text_and_hash(org_a, org_b) -> None:
+    notice = make_notice(org_a, language="de")
+    html = Client().get(f"/consent/o/{org_a.slug}/notices/{notice.text_hash}/").content.decode()
+    assert notice.text_hash in html and "Verantwortlicher" in html
+    assert Client().get(f"/consent/o/{org_b.slug}/notices/{notice.text_hash}/").status_code == 404
