@@ -66,7 +66,9 @@ class Runtime:
         return self.providers[0] == "CUDAExecutionProvider"
 
     def close(self) -> None:
-        """Release the MediaPipe graph; onnxruntime sessions go with garbage collection."""
+        """Release the MediaPipe graph and the worker; a no-op in a forked child, which owns neither."""
+        if self.pid != os.getpid():
+            return
         self.worker.shutdown(wait=True)
         self.landmarker.close()
 
