@@ -1,6 +1,6 @@
 """Everything under /api/v1/. Apps add their own url modules here."""
 
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
@@ -13,6 +13,7 @@ urlpatterns = [
     path("keys/", accounts_views.ApiKeyListView.as_view(), name="key-list"),
     path("keys/<str:prefix>/", accounts_views.ApiKeyDetailView.as_view(), name="key-detail"),
     path("keys/<str:prefix>/revoke/", accounts_views.ApiKeyRevokeView.as_view(), name="key-revoke"),
+    path("consent/", include("consent.api.urls")),
     path(
         "schema/",
         SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),

@@ -1,0 +1,136 @@
+"""Shapes of the partner consent API. A partner's user id comes in, and never goes out or into storage."""
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from consent.models import Grant, LedgerEntry, NoticeVersion, Purpose, Subject
+
+
+# A pattern rather than an enum: the schema keeps one plain definition wherever a purpose appears.
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": f"^({'|'.join(Purpose.values)})$",
+        "description": f"A consent purpose: {', '.join(Purpose.values)}.",
+    }
+)
+class PurposeField(serializers.ChoiceField):
+    """One consent purpose; the same inline enum wherever it appears in the schema."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(choices=Purpose.choices, **kwargs)
+
+
+class SubjectFindOrCreateSerializer(serializers.Serializer):
+    partner_user_id = serializers.CharField(
+        max_length=256, trim_whitespace=False, help_text="Your own user id; only a keyed hash of it is kept."
+    )
+
+
+class SubjectSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    erased = serializers.BooleanField(source="is_erased", read_only=True)
+
+    class Meta:
+        model = Subject
+        fields = ["id", "created_at", "erased"]
+        read_only_fields = fields
+
+
+class GrantSerializer(serializers.ModelSerializer):
+    purpose = PurposeField(read_only=True)
+    state = serializers.CharField(read_only=True, help_text="active, withdrawn, replaced or expired.")
+    end_reason = serializers.CharField(read_only=True, help_text="withdrawn, replaced, expired, or empty while open.")
+
+    class Meta:
+        model = Grant
+        fields = [
+            "id",
+            "purpose",
+            "state",
+            "notice_hash",
+            "language",
+            "channel",
+            "context_ref",
+            "granted_at",
+            "expires_at",
+            "ended_at",
+            "end_reason",
+        ]
+        read_only_fields = fields
+
+
+class PurposeStateSerializer(serializers.Serializer):
+    purpose = PurposeField()
+    state = serializers.ChoiceField(
+        choices=["active", "withdrawn", "expired", "replaced", "notice_retired", "none"],
+        help_text="Only `active` allows processing.",
+    )
+    grant = GrantSerializer(allow_null=True)
+
+
+class SubjectConsentSerializer(serializers.Serializer):
+    subject = SubjectSerializer()
+    consent = PurposeStateSerializer(many=True)
+
+
+class GrantCreateSerializer(serializers.Serializer):
+    purposes = serializers.ListField(child=PurposeField(), allow_empty=False)
+    notice_hash = serializers.RegexField(
+        r"^[0-9a-f]{64}$", help_text="SHA-256 of the exact notice text your UI showed (from GET /consent/notices/)."
+    )
+    language = serializers.ChoiceField(choices=settings.LANGUAGES)
+    ip_address = serializers.IPAddressField(
+        required=False, help_text="The end user's address; only its /24 (IPv4) or /48 (IPv6) network is kept."
+    )
+    user_agent = serializers.CharField(
+        required=False, max_length=1000, help_text="The end user's browser; only its class is kept."
+    )
+
+
+class WithdrawSerializer(serializers.Serializer):
+    purposes = serializers.ListField(
+        child=PurposeField(),
+        required=False,
+        allow_empty=False,
+        help_text="Purposes to withdraw; all when omitted.",
+    )
+
+
+class WithdrawResultSerializer(serializers.Serializer):
+    withdrawn = GrantSerializer(many=True)
+    consent = PurposeStateSerializer(many=True)
+
+
+class NoticeSerializer(serializers.ModelSerializer):
+    purposes = serializers.ListField(source="purpose_list", child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = NoticeVersion
+        fields = ["text_hash", "language", "purposes", "version", "status", "published_at", "text"]
+        read_only_fields = fields
+
+
+class LedgerEntrySerializer(serializers.ModelSerializer):
+    purposes = serializers.SerializerMethodField()
+
+    class Meta:
+        model = LedgerEntry
+        fields = [
+            "sequence",
+            "event",
+            "occurred_at",
+            "purposes",
+            "notice_hash",
+            "language",
+            "channel",
+            "context_ref",
+            "evidence",
+            "prev_hash",
+            "hash",
+        ]
+        read_only_fields = fields
+
+    def get_purposes(self, entry: LedgerEntry) -> list[str]:
+        return [p for p in entry.purposes.split(",") if p]

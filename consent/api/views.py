@@ -1,0 +1,173 @@
+"""The partner consent API: find or create a subject by the partner's user id, record a grant given on the
+partner's own UI, withdraw, read state and history. Every query goes through a selector scoped to the caller."""
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import APIException
+from rest_framework.generics import ListAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.api.base import OrganizationAPIView
+from consent.api.serializers import (
+    GrantCreateSerializer,
+    GrantSerializer,
+    LedgerEntrySerializer,
+    NoticeSerializer,
+    SubjectConsentSerializer,
+    SubjectFindOrCreateSerializer,
+    SubjectSerializer,
+    WithdrawResultSerializer,
+    WithdrawSerializer,
+)
+from consent.evidence import truncate_ip, user_agent_class
+from consent.models import Channel, Subject
+from consent.selectors import (
+    consent_state,
+    ledger_list,
+    notice_get_by_hash,
+    notice_list_published,
+    subject_get,
+    subject_list,
+)
+from consent.services import ConsentError, consent_grant, consent_withdraw, subject_get_or_create_for_partner
+
+
+class ConsentRejected(APIException):
+    """A consent request the service refused; nothing was written."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "consent_invalid"
+
+    def __init__(self, error: ConsentError) -> None:
+        super().__init__(detail=str(error), code=error.code)
+
+
+def _consent_payload(subject: Subject) -> dict:
+    states = consent_state(organization=subject.organization, subject=subject)
+    return {
+        "subject": SubjectSerializer(subject).data,
+        "consent": [
+            {"purpose": s.purpose, "state": s.state, "grant": s.grant and GrantSerializer(s.grant).data}
+            for s in states
+        ],
+    }
+
+
+class NoticeListView(OrganizationAPIView, ListAPIView):
+    """Notice versions offered now: show one of these texts on your UI and send its hash with the grant."""
+
+    serializer_class = NoticeSerializer
+
+    def get_queryset(self):
+        return notice_list_published(organization=self.organization).order_by("language", "purposes")
+
+
+class SubjectListView(OrganizationAPIView, ListAPIView):
+    """GET lists your subjects; POST finds the subject for your user id, creating it on first sight."""
+
+    serializer_class = SubjectSerializer
+
+    def get_queryset(self):
+        return subject_list(organization=self.organization)
+
+    @extend_schema(
+        request=SubjectFindOrCreateSerializer,
+        responses={200: SubjectSerializer, 201: SubjectSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        payload = SubjectFindOrCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            subject, created = subject_get_or_create_for_partner(
+                organization=self.organization, partner_user_id=payload.validated_data["partner_user_id"]
+            )
+        except ConsentError as error:
+            raise ConsentRejected(error) from error
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(SubjectSerializer(subject).data, status=code)
+
+
+class SubjectView(OrganizationAPIView):
+    """Base for one subject of the caller's organization; another organization's is simply not found."""
+
+    def get_subject(self, subject_id: str) -> Subject:
+        subject = subject_get(organization=self.organization, public_id=subject_id)
+        if subject is None:
+            raise Http404
+        return subject
+
+
+class SubjectConsentView(SubjectView):
+    """The subject's consent state per purpose. Only `active` allows processing."""
+
+    @extend_schema(responses=SubjectConsentSerializer)
+    def get(self, request: Request, subject_id: str) -> Response:
+        return Response(_consent_payload(self.get_subject(subject_id)))
+
+
+class SubjectGrantView(SubjectView):
+    """Record consent the end user gave on your own UI, under the published notice version it showed."""
+
+    @extend_schema(
+        request=GrantCreateSerializer,
+        responses={201: GrantSerializer(many=True), 400: OpenApiResponse(description="Nothing was written.")},
+    )
+    def post(self, request: Request, subject_id: str) -> Response:
+        subject = self.get_subject(subject_id)
+        payload = GrantCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        notice = notice_get_by_hash(organization=self.organization, text_hash=data["notice_hash"])
+        if notice is None:
+            raise ConsentRejected(ConsentError("No published notice has this hash.", code="unknown_notice"))
+        if notice.language != data["language"]:
+            raise ConsentRejected(ConsentError("The notice is not in this language.", code="language_mismatch"))
+        evidence = {
+            "ip_prefix": truncate_ip(data.get("ip_address")),
+            "user_agent_class": user_agent_class(data.get("user_agent")),
+        }
+        try:
+            grants = consent_grant(
+                organization=self.organization,
+                subject=subject,
+                notice=notice,
+                purposes=data["purposes"],
+                channel=Channel.PARTNER_API,
+                evidence=evidence,
+                context_ref=f"api-key:{request.auth.prefix}" if hasattr(request.auth, "prefix") else "",
+            )
+        except ConsentError as error:
+            raise ConsentRejected(error) from error
+        return Response(GrantSerializer(grants, many=True).data, status=status.HTTP_201_CREATED)
+
+
+class SubjectWithdrawView(SubjectView):
+    """Withdraw some purposes (or all). Idempotent: withdrawing what is not granted changes nothing."""
+
+    @extend_schema(request=WithdrawSerializer, responses=WithdrawResultSerializer)
+    def post(self, request: Request, subject_id: str) -> Response:
+        subject = self.get_subject(subject_id)
+        payload = WithdrawSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            withdrawn = consent_withdraw(
+                organization=self.organization,
+                subject=subject,
+                purposes=payload.validated_data.get("purposes"),
+                channel=Channel.PARTNER_API,
+            )
+        except ConsentError as error:
+            raise ConsentRejected(error) from error
+        body = _consent_payload(subject)
+        return Response({"withdrawn": GrantSerializer(withdrawn, many=True).data, "consent": body["consent"]})
+
+
+class SubjectHistoryView(SubjectView, ListAPIView):
+    """The subject's consent events from the ledger, oldest first, with their chain hashes."""
+
+    serializer_class = LedgerEntrySerializer
+
+    def get_queryset(self):
+        return ledger_list(organization=self.organization, subject=self.get_subject(self.kwargs["subject_id"]))
