@@ -84,9 +84,9 @@ def decode_yunet(
 def head_pose(matrix: np.ndarray) -> HeadPose:
     """Yaw, pitch, roll in degrees from MediaPipe's facial transformation matrix.
 
-    The matrix maps the canonical face (x to the person's left as seen by the camera, y up,
-    z towards the camera) into camera space; signs are flipped so that yaw > 0 means the face
-    turns towards the image's right, pitch > 0 means chin up, roll > 0 means clockwise on screen.
+    Conventions, checked on skimage's cameraman (turned towards the image's right, looking down)
+    and on rotated astronauts: yaw > 0 means the face turns towards the image's right, pitch > 0
+    means chin up, roll > 0 means the face is rotated clockwise on screen.
     """
     rotation = np.asarray(matrix, dtype=np.float64)[:3, :3]
     # Remove the scale MediaPipe folds into the matrix.
@@ -94,7 +94,7 @@ def head_pose(matrix: np.ndarray) -> HeadPose:
     pitch = math.degrees(math.atan2(rotation[2, 1], rotation[2, 2]))
     yaw = math.degrees(math.asin(max(-1.0, min(1.0, -rotation[2, 0]))))
     roll = math.degrees(math.atan2(rotation[1, 0], rotation[0, 0]))
-    return HeadPose(yaw=-yaw, pitch=-pitch, roll=-roll)
+    return HeadPose(yaw=yaw, pitch=-pitch, roll=-roll)
 
 
 def eye_in_head(landmarks: np.ndarray) -> tuple[float, float]:

@@ -84,6 +84,15 @@ def test_astronaut_variants_keep_one_face_and_the_same_verdicts(
         assert result.faces[0].pose.roll == pytest.approx(-upright.roll, abs=2)
 
 
+def test_head_pose_signs_on_the_cameraman_who_turns_right_and_looks_down(engine: Engine) -> None:
+    image = np.stack([data.camera()] * 3, axis=-1)
+    face = engine.analyze(image).faces[0]
+    assert face.pose is not None and face.pose.yaw > 30 and face.pose.pitch < 0
+    assert "not_frontal" in face.quality.reasons and face.expression is None
+    mirrored = engine.analyze(np.ascontiguousarray(image[:, ::-1])).faces[0]
+    assert mirrored.pose is not None and mirrored.pose.yaw < -30
+
+
 def test_lfw_faces_are_detected_and_non_faces_are_not(engine: Engine) -> None:
     crops = data.lfw_subset()  # first 100 are faces, last 100 are not
     results = engine.analyze_batch([make_lfw_canvas(crop) for crop in crops])
