@@ -1,0 +1,53 @@
+"""Campaigns in the admin: which consent purposes each needs, and a link to its public consent page."""
+
+from django import forms
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from accounts.admin_base import TenantAdmin
+from campaigns.models import Campaign
+from consent.models import Purpose
+
+
+class CampaignForm(forms.ModelForm):
+    """Required purposes as checkboxes, stored as the canonical set."""
+
+    purpose_choices = forms.MultipleChoiceField(
+        label="Required consent purposes", choices=Purpose.choices, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = Campaign
+        fields = ["organization", "name", "status"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["purpose_choices"].initial = self.instance.purpose_list if self.instance.pk else []
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        self.instance.required_purposes = ",".join(sorted(cleaned.get("purpose_choices") or []))
+        return cleaned
+
+
+@admin.register(Campaign)
+class CampaignAdmin(TenantAdmin):
+    form = CampaignForm
+    list_display = ["name", "status", "required_purposes", "consent_page"]
+    list_filter = ["status"]
+    search_fields = ["name", "public_id"]
+
+    def get_fields(self, request, obj=None):
+        head = ["organization"] if request.user.is_superuser or obj is not None else []
+        return [*head, "name", "status", "purpose_choices", *(["consent_page"] if obj else [])]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "consent_page"]
+
+    @admin.display(description="Consent page")
+    def consent_page(self, obj: Campaign) -> str:
+        if obj.pk is None:
+            return "—"
+        url = reverse("campaigns:consent-page", kwargs={"public_id": obj.public_id})
+        return format_html('<a href="{}">{}</a>', url, url)

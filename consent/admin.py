@@ -1,0 +1,346 @@
+"""Consent in the admin: notices are edited as drafts and published by an explicit action; grants, subjects
+and the ledger are evidence and read-only; the ledger view verifies the chain and counts the funnel."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from accounts.admin_base import TenantAdmin
+from accounts.models import Organization
+from accounts.selectors import organization_for_user
+from consent.ledger import ledger_verify
+from consent.models import Grant, LedgerEntry, NoticeVersion, Purpose, RetentionPolicy, Subject
+from consent.selectors import consent_funnel, notice_list_published, subject_get
+from consent.services import (
+    ConsentError,
+    consent_grant,
+    notice_draft_copy,
+    notice_preview_text,
+    notice_publish,
+    notice_retire,
+)
+
+
+def _organizations(request: HttpRequest) -> list[Organization]:
+    """Operators see every organization; members their own; nobody else any."""
+    if request.user.is_superuser:
+        return list(Organization.objects.order_by("name"))
+    organization = organization_for_user(request.user)
+    return [organization] if organization else []
+
+
+class ReadOnlyEvidenceAdmin(TenantAdmin):
+    """Evidence is looked at, never edited here."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(TenantAdmin):
+    list_display = ["feature_retention_days", "grant_validity_days", "updated_at", "public_page"]
+
+    @admin.display(description="Public schedule")
+    def public_page(self, obj: RetentionPolicy) -> str:
+        url = reverse("consent:retention", kwargs={"org_slug": obj.organization.slug})
+        return format_html('<a href="{}">{}</a>', url, url)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class NoticeForm(forms.ModelForm):
+    """Purposes as checkboxes on a new draft; stored as the canonical comma-separated set."""
+
+    purpose_choices = forms.MultipleChoiceField(
+        label="Purposes", choices=Purpose.choices, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = NoticeVersion
+        fields = [
+            "organization",
+            "language",
+            "controller_name",
+            "controller_contact",
+            "recipients",
+            "introduction",
+            "analyses_expressions",
+        ]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:  # the purpose set and language define a version line; fixed after creation
+            del self.fields["purpose_choices"]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if "purpose_choices" in self.fields:
+            self.instance.purposes = ",".join(sorted(cleaned.get("purpose_choices") or []))
+        return cleaned
+
+
+NOTICE_CONTENT_FIELDS = ["controller_name", "controller_contact", "recipients", "introduction", "analyses_expressions"]
+NOTICE_STATE_FIELDS = ["status", "version", "text_hash", "published_at", "retired_at", "text_preview"]
+
+
+@admin.register(NoticeVersion)
+class NoticeVersionAdmin(TenantAdmin):
+    """Drafts are edited here; publishing and retiring are explicit actions; published text is read-only."""
+
+    form = NoticeForm
+    list_display = ["purposes", "language", "version", "status", "published_at", "short_hash"]
+    list_filter = ["status", "language"]
+    actions = ["publish_selected", "retire_selected", "new_draft_from_selected"]
+
+    @admin.display(description="Hash")
+    def short_hash(self, obj: NoticeVersion) -> str:
+        return obj.text_hash[:12]
+
+    @admin.display(description="Purposes")
+    def purposes_display(self, obj: NoticeVersion) -> str:
+        return ", ".join(str(Purpose(p).label) for p in obj.purpose_list)
+
+    @admin.display(description="Text (as published, or as it would be published now)")
+    def text_preview(self, obj: NoticeVersion) -> str:
+        if obj is None or obj.pk is None:
+            return "Save the draft to see its text."
+        text = obj.text or notice_preview_text(notice=obj)
+        return format_html('<pre style="white-space: pre-wrap; max-width: 60rem">{}</pre>', text)
+
+    def get_fields(self, request: HttpRequest, obj: NoticeVersion | None = None):
+        if obj is None:
+            head = ["organization"] if request.user.is_superuser else []
+            return [*head, "language", "purpose_choices", *NOTICE_CONTENT_FIELDS]
+        return ["organization", "language", "purposes_display", *NOTICE_CONTENT_FIELDS, *NOTICE_STATE_FIELDS]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: NoticeVersion | None = None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is None:
+            return fields
+        fields += ["language", "purposes_display", *NOTICE_STATE_FIELDS]
+        if obj.status != NoticeVersion.Status.DRAFT:
+            fields += NOTICE_CONTENT_FIELDS
+        return fields
+
+    def has_delete_permission(self, request: HttpRequest, obj: NoticeVersion | None = None) -> bool:
+        if obj is not None and obj.status != NoticeVersion.Status.DRAFT:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request: HttpRequest):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # published versions are evidence; drafts are deleted one by one
+        return actions
+
+    def save_model(self, request: HttpRequest, obj: NoticeVersion, form, change: bool) -> None:
+        if change and obj.status != NoticeVersion.Status.DRAFT:
+            return  # nothing is editable; the model would refuse anyway
+        if not change:
+            if not request.user.is_superuser:
+                obj.organization = organization_for_user(request.user)
+            last = (
+                NoticeVersion.objects.filter(
+                    organization=obj.organization, language=obj.language, purposes=obj.purposes
+                )
+                .order_by("-version")
+                .values_list("version", flat=True)
+                .first()
+            )
+            obj.version = (last or 0) + 1
+        obj.save()
+
+    @admin.action(description="Publish selected drafts (freezes the text and its hash)", permissions=["change"])
+    def publish_selected(self, request: HttpRequest, queryset: QuerySet[NoticeVersion]) -> None:
+        for notice in queryset:
+            try:
+                published = notice_publish(notice=notice)
+            except ConsentError as error:
+                self.message_user(request, f"{notice}: {error}", messages.ERROR)
+            else:
+                self.message_user(request, f"Published {published} — hash {published.text_hash}", messages.SUCCESS)
+
+    @admin.action(
+        description="Retire selected versions (their grants stop covering processing)", permissions=["change"]
+    )
+    def retire_selected(self, request: HttpRequest, queryset: QuerySet[NoticeVersion]) -> None:
+        for notice in queryset:
+            try:
+                notice_retire(notice=notice)
+            except ConsentError as error:
+                self.message_user(request, f"{notice}: {error}", messages.ERROR)
+            else:
+                self.message_user(request, f"Retired {notice}.", messages.WARNING)
+
+    @admin.action(description="New draft from selected versions", permissions=["add"])
+    def new_draft_from_selected(self, request: HttpRequest, queryset: QuerySet[NoticeVersion]) -> None:
+        for notice in queryset:
+            draft = notice_draft_copy(notice=notice)
+            self.message_user(request, f"Created draft {draft}.", messages.SUCCESS)
+
+
+class GrantStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("withdrawn", "Withdrawn"), ("expired", "Expired"), ("replaced", "Replaced")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        value = self.value()
+        if value == "active":
+            return queryset.filter(ended_at__isnull=True, expires_at__gt=now)
+        if value == "expired":
+            return queryset.filter(end_reason="expired") | queryset.filter(ended_at__isnull=True, expires_at__lte=now)
+        if value in ("withdrawn", "replaced"):
+            return queryset.filter(end_reason=value)
+        return queryset
+
+
+class PaperConsentForm(forms.Form):
+    """Consent given on paper, typed in by a member who holds the signed form."""
+
+    subject_id = forms.UUIDField(label="Subject id", help_text="The subject's public id.")
+    notice = forms.ModelChoiceField(queryset=NoticeVersion.objects.none(), help_text="The version printed on the form.")
+    purposes = forms.MultipleChoiceField(choices=Purpose.choices, widget=forms.CheckboxSelectMultiple)
+    paper_reference = forms.CharField(max_length=100, help_text="Where the signed paper is filed (no scans here).")
+
+
+@admin.register(Grant)
+class GrantAdmin(ReadOnlyEvidenceAdmin):
+    list_display = [
+        "subject",
+        "purpose",
+        "state_display",
+        "language",
+        "channel",
+        "granted_at",
+        "expires_at",
+        "ended_at",
+    ]
+    list_filter = ["purpose", GrantStateFilter, "channel", "language"]
+    search_fields = ["subject__public_id", "notice_hash", "context_ref"]
+    change_list_template = "consent/admin/grant_change_list.html"
+    list_select_related = ["subject", "organization"]
+
+    @admin.display(description="State")
+    def state_display(self, obj: Grant) -> str:
+        return obj.state
+
+    def get_urls(self):
+        return [
+            path("paper/", self.admin_site.admin_view(self.paper_view), name="consent_grant_paper"),
+            *super().get_urls(),
+        ]
+
+    def paper_view(self, request: HttpRequest) -> HttpResponse:
+        """Record a consent given on paper (channel admin_paper); the reference says where the paper is."""
+        organizations = _organizations(request)
+        if len(organizations) != 1 or not request.user.has_perm("consent.add_grant"):
+            raise PermissionDenied
+        organization = organizations[0]
+        form = PaperConsentForm(request.POST or None)
+        form.fields["notice"].queryset = notice_list_published(organization=organization)
+        if request.method == "POST" and form.is_valid():
+            subject = subject_get(organization=organization, public_id=form.cleaned_data["subject_id"])
+            if subject is None:
+                form.add_error("subject_id", "No such subject in your organization.")
+            else:
+                try:
+                    consent_grant(
+                        organization=organization,
+                        subject=subject,
+                        notice=form.cleaned_data["notice"],
+                        purposes=form.cleaned_data["purposes"],
+                        channel="admin_paper",
+                        evidence={
+                            "paper_reference": form.cleaned_data["paper_reference"],
+                            "recorded_by": request.user.pk,
+                        },
+                    )
+                except ConsentError as error:
+                    form.add_error(None, str(error))
+                else:
+                    self.message_user(request, "Paper consent recorded.", messages.SUCCESS)
+                    return redirect("admin:consent_grant_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "title": "Record consent given on paper",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "consent/admin/paper_consent.html", context)
+
+
+@admin.register(Subject)
+class SubjectAdmin(ReadOnlyEvidenceAdmin):
+    list_display = ["public_id", "created_at", "erased_at", "has_partner_ref"]
+    search_fields = ["public_id"]
+    list_filter = ["erased_at"]
+    exclude = ["partner_ref_hash", "access_token_hash"]
+
+    @admin.display(boolean=True, description="Partner user")
+    def has_partner_ref(self, obj: Subject) -> bool:
+        return bool(obj.partner_ref_hash)
+
+
+class LedgerPurposeFilter(admin.SimpleListFilter):
+    title = "purpose"
+    parameter_name = "purpose"
+
+    def lookups(self, request, model_admin):
+        return Purpose.choices
+
+    def queryset(self, request, queryset):
+        # Purpose values are not substrings of each other, so `contains` on the canonical set is exact.
+        return queryset.filter(purposes__contains=self.value()) if self.value() else queryset
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyEvidenceAdmin):
+    list_display = ["sequence", "event", "occurred_at", "purposes", "context_ref", "short_notice", "channel"]
+    list_filter = ["event", LedgerPurposeFilter, "channel", "language"]
+    search_fields = ["subject_ref", "context_ref", "notice_hash", "hash"]
+    change_list_template = "consent/admin/ledger_change_list.html"
+
+    @admin.display(description="Notice")
+    def short_notice(self, obj: LedgerEntry) -> str:
+        return obj.notice_hash[:12]
+
+    def get_urls(self):
+        return [
+            path("verify/", self.admin_site.admin_view(self.verify_view), name="consent_ledgerentry_verify"),
+            path("funnel/", self.admin_site.admin_view(self.funnel_view), name="consent_ledgerentry_funnel"),
+            *super().get_urls(),
+        ]
+
+    def _context(self, request: HttpRequest, title: str) -> dict:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return {**self.admin_site.each_context(request), "title": title, "opts": self.model._meta}
+
+    def verify_view(self, request: HttpRequest) -> HttpResponse:
+        """Walk each visible organization's chain and show the first broken link, if any."""
+        context = self._context(request, "Verify the consent ledger")
+        context["results"] = [(org, ledger_verify(organization=org)) for org in _organizations(request)]
+        return TemplateResponse(request, "consent/admin/ledger_verify.html", context)
+
+    def funnel_view(self, request: HttpRequest) -> HttpResponse:
+        """Shown, granted, refused and withdrawn per campaign (context) and notice version."""
+        context = self._context(request, "Consent funnel")
+        context["funnels"] = [(org, consent_funnel(organization=org)) for org in _organizations(request)]
+        return TemplateResponse(request, "consent/admin/funnel.html", context)
