@@ -171,6 +171,8 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Later apps add their periodic work (retention purge, segment refresh) here.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# Consent: end expired grants and record it in the ledger (the guard refuses them at once regardless).
+CELERY_BEAT_SCHEDULE["consent-expire-grants"] = {"task": "consent.expire_grants", "schedule": 3600.0}
 
 # --- Logging -----------------------------------------------------------------------------------
 LOG_LEVEL = env("DJANGO_LOG_LEVEL", default="INFO")

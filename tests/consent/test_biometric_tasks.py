@@ -109,3 +109,24 @@ def test_on_denied_decides_what_a_refused_task_returns() -> None:
 
     assert body(organization_id=None, subject_id=None) == "gone"
     assert seen[0].reason == "unknown_subject"
+
+
+@pytest.mark.django_db
+def test_expiry_task_is_scheduled_and_ends_expired_grants(org_a) -> None:
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from consent.models import LedgerEntry
+
+    entry = settings.CELERY_BEAT_SCHEDULE["consent-expire-grants"]
+    visage_app.loader.import_default_modules()
+    task = visage_app.tasks[entry["task"]]
+    grant = make_grant(make_subject(org_a), make_notice(org_a))
+    Grant.objects.filter(pk=grant.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert task.apply().get() == 1
+    grant.refresh_from_db()
+    assert grant.end_reason == "expired"
+    assert LedgerEntry.objects.filter(event="expired").count() == 1
+    assert task.apply().get() == 0
