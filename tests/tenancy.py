@@ -79,3 +79,68 @@ LIST_ENDPOINTS: list[TenantEndpoint] = [
 
 # Endpoints that carry no tenant data at all.
 NO_TENANT_DATA: set[str] = {"api:schema", "api:docs"}
+
+
+# --- faceanalysis ------------------------------------------------------------------------------------------------
+
+
+def _small_jpeg_b64() -> str:
+    import base64
+
+    from tests.faceanalysis.factories import astronaut_rgb, encode
+
+    return base64.b64encode(encode(astronaut_rgb()[180:260, 200:280].copy(), "JPEG")).decode()
+
+
+def _small_webm_b64() -> str:
+    import base64
+
+    from tests.faceanalysis.factories import make_video
+
+    return base64.b64encode(make_video(frames=2, fps=5)).decode()
+
+
+def _foreign_capture_session(org: Organization) -> tuple[dict[str, Any], str]:
+    from tests.faceanalysis.factories import make_capture_session
+
+    session, _ = make_capture_session(org)
+    return {"session_id": str(session.public_id)}, str(session.public_id)
+
+
+def _foreign_capture_session_listed(org: Organization) -> tuple[dict[str, Any], str]:
+    return {}, _foreign_capture_session(org)[1]
+
+
+def _foreign_failed_frame_listed(org: Organization) -> tuple[dict[str, Any], str]:
+    """A session with a frame that failed, so that the operator stats name it."""
+    from faceanalysis.models import CaptureSession, Frame
+
+    _, public_id = _foreign_capture_session(org)
+    session = CaptureSession.objects.get(public_id=public_id)
+    Frame.objects.create(
+        organization=org, session=session, subject=session.subject, grant=session.grant, status=Frame.Status.FAILED,
+        reason="decode_error", content_type="image/jpeg", byte_size=1, width=16, height=16, queue="analysis",
+    )
+    return {}, public_id
+
+
+OBJECT_ENDPOINTS += [
+    TenantEndpoint("api:capture-session-detail", ("get",), _foreign_capture_session),
+    TenantEndpoint("api:capture-session-end", ("post",), _foreign_capture_session),
+    TenantEndpoint("api:capture-session-timeline", ("get",), _foreign_capture_session),
+    TenantEndpoint(
+        "api:capture-session-frames", ("post", "get"), _foreign_capture_session,
+        body={"frames": [{"data": _small_jpeg_b64(), "content_type": "image/jpeg"}]},
+    ),
+    TenantEndpoint(
+        "api:capture-session-video", ("post",), _foreign_capture_session,
+        body={"video": _small_webm_b64(), "content_type": "video/webm", "sample_fps": 5},
+    ),
+]
+LIST_ENDPOINTS += [
+    TenantEndpoint("api:capture-session-list", ("get",), _foreign_capture_session_listed),
+    TenantEndpoint("api:analysis-stats", ("get",), _foreign_failed_frame_listed),
+]
+# Authenticated by the subject's own "my data" token, not by a partner key or member; the subject's organization
+# is the only one it reaches (tests/faceanalysis/test_intake.py covers forged tokens).
+NO_TENANT_DATA |= {"api:capture-session-start"}

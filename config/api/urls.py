@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
 from accounts.api import views as accounts_views
+from faceanalysis.api.urls import urlpatterns as faceanalysis_urls
 
 app_name = "api"
 
@@ -24,4 +25,5 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="api:schema", permission_classes=[AllowAny], authentication_classes=[]),
         name="docs",
     ),
+    *faceanalysis_urls,
 ]

@@ -169,6 +169,17 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=120)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=100)
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A message taken by a worker that dies (SIGKILL, OOM, lost box) goes back to its queue after this many
+# seconds. It must exceed the longest task's time limit; analysis tasks are limited to 30 s.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=180),
+    "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+    "unacked_restore_throttle": 1,
+}
+CELERY_TASK_ROUTES = {
+    "faceanalysis.analyze_frame": {"queue": "analysis"},
+    "faceanalysis.analyze_frame_gpu": {"queue": "analysis_gpu"},
+}
 # Later apps add their periodic work (retention purge, segment refresh) here.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 # Consent: end expired grants and record it in the ledger (the guard refuses them at once regardless).
@@ -201,6 +212,28 @@ LOGGING = {
 
 # --- Visage ------------------------------------------------------------------------------------
 VISAGE_MODELS_DIR = env("VISAGE_MODELS_DIR", default=str(BASE_DIR / "var" / "models"))
+
+# Frame intake and the ephemeral frame store (faceanalysis). Empty store URL: in-memory, in-process only.
+VISAGE_FRAME_STORE_URL = env("VISAGE_FRAME_STORE_URL", default=REDIS_URL)
+# Frames not taken by a worker within this many seconds are gone; keep it above CELERY_VISIBILITY_TIMEOUT so
+# that a frame whose worker died is still there when its message comes back.
+VISAGE_FRAME_TTL_SECONDS = env.int("VISAGE_FRAME_TTL_SECONDS", default=300)
+VISAGE_FRAME_MAX_BYTES = env.int("VISAGE_FRAME_MAX_BYTES", default=5 * 1024 * 1024)
+VISAGE_FRAME_MAX_PIXELS = env.int("VISAGE_FRAME_MAX_PIXELS", default=3840 * 2160)
+VISAGE_FRAME_BATCH_MAX = env.int("VISAGE_FRAME_BATCH_MAX", default=10)
+VISAGE_CAPTURE_MAX_FPS = env.int("VISAGE_CAPTURE_MAX_FPS", default=15)
+VISAGE_CAPTURE_TOKEN_TTL_SECONDS = env.int("VISAGE_CAPTURE_TOKEN_TTL_SECONDS", default=2 * 3600)
+VISAGE_VIDEO_MAX_BYTES = env.int("VISAGE_VIDEO_MAX_BYTES", default=DATA_UPLOAD_MAX_MEMORY_SIZE)
+VISAGE_VIDEO_SAMPLE_FPS = env.float("VISAGE_VIDEO_SAMPLE_FPS", default=2.0)
+VISAGE_VIDEO_MAX_SAMPLE_FPS = env.float("VISAGE_VIDEO_MAX_SAMPLE_FPS", default=10.0)
+VISAGE_VIDEO_MAX_FRAMES = env.int("VISAGE_VIDEO_MAX_FRAMES", default=300)
+# "analysis" (CPU workers) or "analysis_gpu" (GPU workers, which batch frames across sessions).
+VISAGE_ANALYSIS_QUEUE = env("VISAGE_ANALYSIS_QUEUE", default="analysis")
+VISAGE_GPU_BATCH_MAX = env.int("VISAGE_GPU_BATCH_MAX", default=16)
+CELERY_BEAT_SCHEDULE["faceanalysis-expire-frames"] = {
+    "task": "pipeline.expire_frames",
+    "schedule": env.float("VISAGE_EXPIRE_SWEEP_SECONDS", default=60.0),
+}
 
 # Static files: WhiteNoise serves collected files in production; in DEBUG it finds them directly.
 WHITENOISE_USE_FINDERS = DEBUG

@@ -1,0 +1,276 @@
+"""Face-analysis API views: thin; they parse, call one service or selector, and render.
+
+A capture token opens only its own session (views with `capture_token_allowed`); any other session, like a
+missing one or another organization's, is the same 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+from accounts.api.base import OrganizationAPIView
+from accounts.models import Organization
+from accounts.permissions import HasOrganization
+from campaigns.selectors import campaign_list
+from consent.selectors import subject_get, subject_get_by_access_token
+from faceanalysis import selectors, services
+from faceanalysis.api.authentication import CaptureCredential, CaptureTokenAuthentication
+from faceanalysis.api.parsing import frames_from_request, video_from_request
+from faceanalysis.api.serializers import (
+    CaptureSessionSerializer,
+    CaptureSessionStartedSerializer,
+    CaptureSessionStartSerializer,
+    EndUserSessionStartSerializer,
+    FramesAcceptedSerializer,
+    FrameSerializer,
+)
+from faceanalysis.errors import FaceAnalysisError
+from faceanalysis.models import CaptureSession
+
+
+class FaceAnalysisAPIError(exceptions.APIException):
+    """A domain error rendered in the one error shape with its own status and code."""
+
+    def __init__(self, error: FaceAnalysisError) -> None:
+        self.status_code = error.status_code
+        super().__init__(detail=error.message, code=error.code)
+        self.details = error.details
+
+
+class HasOrganizationOrCaptureToken(BasePermission):
+    """API keys and members as everywhere; a capture token only on views that take one."""
+
+    message = HasOrganization.message
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if isinstance(request.auth, CaptureCredential):
+            return bool(getattr(view, "capture_token_allowed", False))
+        allowed = HasOrganization()
+        result = allowed.has_permission(request, view)
+        self.message = allowed.message
+        return result
+
+
+class FaceAnalysisAPIView(OrganizationAPIView):
+    """Base of the face-analysis views: capture tokens accepted where allowed, domain errors rendered."""
+
+    authentication_classes = [CaptureTokenAuthentication, *api_settings.DEFAULT_AUTHENTICATION_CLASSES]
+    permission_classes = [HasOrganizationOrCaptureToken]
+    capture_token_allowed = False
+
+    @property
+    def organization(self) -> Organization:
+        if isinstance(self.request.auth, CaptureCredential):
+            return self.request.auth.session.organization
+        return super().organization
+
+    def get_session(self, session_id: str) -> CaptureSession:
+        """The caller's session; a token's own only. Missing and foreign are the same 404."""
+        if isinstance(self.request.auth, CaptureCredential):
+            session = self.request.auth.session
+            if str(session.public_id) != str(session_id):
+                raise Http404
+            return session
+        session = selectors.capture_session_get(organization=self.organization, public_id=session_id)
+        if session is None:
+            raise Http404
+        return session
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, FaceAnalysisError):
+            exc = FaceAnalysisAPIError(exc)
+        response = super().handle_exception(exc)
+        if isinstance(exc, FaceAnalysisAPIError) and exc.details:
+            response.data["error"]["details"] = exc.details
+            if exc.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
+                response["Retry-After"] = str(exc.details.get("retry_after_seconds", 1))
+        return response
+
+
+def _session_body(session: CaptureSession, **context: Any) -> dict[str, Any]:
+    return CaptureSessionSerializer(
+        session, context={"frame_counts": selectors.frame_status_counts(session=session), **context}
+    ).data
+
+
+def _started_body(session: CaptureSession, token: str) -> dict[str, Any]:
+    return CaptureSessionStartedSerializer(
+        session, context={"frame_counts": selectors.frame_status_counts(session=session), "capture_token": token}
+    ).data
+
+
+class CaptureSessionListView(FaceAnalysisAPIView, ListAPIView):
+    """GET: the organization's capture sessions. POST: open one for a consented subject (partner key)."""
+
+    serializer_class = CaptureSessionSerializer
+
+    def get_queryset(self):
+        return selectors.capture_session_list(organization=self.organization)
+
+    @extend_schema(request=CaptureSessionStartSerializer, responses={201: CaptureSessionStartedSerializer})
+    def post(self, request: Request) -> Response:
+        payload = CaptureSessionStartSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        subject = subject_get(organization=self.organization, public_id=data["subject"])
+        campaign = campaign_list(organization=self.organization).filter(public_id=data["campaign"]).first()
+        if subject is None or campaign is None:
+            raise exceptions.NotFound("No such subject or campaign.")
+        session, token = services.capture_session_start(
+            organization=self.organization, subject=subject, campaign=campaign, source=data["source"],
+            media_ref=data["media_ref"],
+        )
+        return Response(_started_body(session, token), status=status.HTTP_201_CREATED)
+
+
+class EndUserSessionStartView(FaceAnalysisAPIView):
+    """POST: the end user's page opens a capture session with the subject's token from the consent flow, and
+    gets the capture token it then posts frames with. No partner key is involved."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="capture_session_start_by_end_user",
+        request=EndUserSessionStartSerializer, responses={201: CaptureSessionStartedSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        payload = EndUserSessionStartSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        subject = subject_get_by_access_token(token=data["access_token"])
+        if subject is None:
+            # Not DRF's AuthenticationFailed: with no authenticator here DRF would turn it into a 403.
+            raise FaceAnalysisError("Unknown or rotated access token.", code="authentication_failed", status_code=401)
+        campaign = campaign_list(organization=subject.organization).filter(public_id=data["campaign"]).first()
+        if campaign is None:
+            raise exceptions.NotFound("No such campaign.")
+        session, token = services.capture_session_start(
+            organization=subject.organization, subject=subject, campaign=campaign, source=data["source"],
+            media_ref=data["media_ref"],
+        )
+        return Response(_started_body(session, token), status=status.HTTP_201_CREATED)
+
+
+class CaptureSessionDetailView(FaceAnalysisAPIView):
+    """GET: one session with its aggregates and frame counts (capture token or key)."""
+
+    capture_token_allowed = True
+
+    @extend_schema(responses=CaptureSessionSerializer)
+    def get(self, request: Request, session_id: str) -> Response:
+        return Response(_session_body(self.get_session(session_id)))
+
+
+class CaptureSessionEndView(FaceAnalysisAPIView):
+    """POST: end the session; frames already queued are still analysed."""
+
+    capture_token_allowed = True
+
+    @extend_schema(request=None, responses=CaptureSessionSerializer)
+    def post(self, request: Request, session_id: str) -> Response:
+        session = services.capture_session_end(session=self.get_session(session_id))
+        return Response(_session_body(session))
+
+
+class FrameIntakeView(FaceAnalysisAPIView):
+    """POST: one frame (raw image body) or a small batch (multipart or JSON base64). 202 with frame ids; the
+    analysis follows in a worker. GET: the session's frames with their features."""
+
+    capture_token_allowed = True
+    # Intake has its own bound (frames per session per second); the general per-caller rate would cap it.
+    throttle_classes: list[Any] = []
+
+    @extend_schema(request={"image/jpeg": bytes, "multipart/form-data": dict, "application/json": dict},
+                   responses={202: FramesAcceptedSerializer})
+    def post(self, request: Request, session_id: str) -> Response:
+        session = self.get_session(session_id)
+        frames = services.frame_intake(session=session, frames=frames_from_request(request))
+        return Response(
+            {"session": str(session.public_id), "frame_ids": [str(f.public_id) for f in frames]},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+    @extend_schema(responses=FrameSerializer(many=True))
+    def get(self, request: Request, session_id: str) -> Response:
+        session = self.get_session(session_id)
+        frames = selectors.frame_list(organization=self.organization, session=session)
+        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
+        page = paginator.paginate_queryset(frames, request, view=self)
+        return paginator.get_paginated_response(FrameSerializer(page, many=True).data)
+
+
+class VideoIntakeView(FaceAnalysisAPIView):
+    """POST: a video (MP4/WebM) sampled at `sample_fps`; every sample is a frame with its media time. 202."""
+
+    capture_token_allowed = True
+    throttle_classes: list[Any] = []
+
+    @extend_schema(
+        request={"video/mp4": bytes, "video/webm": bytes, "multipart/form-data": dict, "application/json": dict},
+        parameters=[OpenApiParameter("sample_fps", float, description="Frames per second of video to analyse.")],
+        responses={202: FramesAcceptedSerializer},
+    )
+    def post(self, request: Request, session_id: str) -> Response:
+        session = self.get_session(session_id)
+        data, declared, sample_fps = video_from_request(request)
+        frames = services.video_intake(session=session, data=data, declared_type=declared, sample_fps=sample_fps)
+        return Response(
+            {"session": str(session.public_id), "frame_ids": [str(f.public_id) for f in frames]},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class CaptureSessionTimelineView(FaceAnalysisAPIView):
+    """GET: the session's reactions bucketed by media time (`bucket` seconds, default 1)."""
+
+    capture_token_allowed = True
+
+    @extend_schema(parameters=[OpenApiParameter("bucket", float, description="Bucket width in seconds.")],
+                   responses=inline_serializer("Timeline", {"session": serializers.UUIDField(),
+                                                            "media_ref": serializers.CharField(),
+                                                            "bucket_seconds": serializers.FloatField(),
+                                                            "buckets": serializers.ListField()}))
+    def get(self, request: Request, session_id: str) -> Response:
+        session = self.get_session(session_id)
+        try:
+            bucket = float(request.query_params.get("bucket", "1"))
+        except ValueError:
+            bucket = 0.0
+        if not 0.05 <= bucket <= 3600:
+            raise exceptions.ValidationError({"bucket": "Give a bucket width between 0.05 and 3600 seconds."})
+        return Response(
+            {"session": str(session.public_id), "media_ref": session.media_ref, "bucket_seconds": bucket,
+             "buckets": selectors.session_timeline(session=session, bucket_seconds=bucket)}
+        )
+
+
+class PipelineStatsView(FaceAnalysisAPIView):
+    """GET: the organization's pipeline: frames waiting, throughput, latency, failures by reason,
+    dropped-for-consent and expired counts. Broker queue depths (all tenants) for superusers only."""
+
+    @extend_schema(parameters=[OpenApiParameter("window", int, description="Seconds to look back (default 300).")],
+                   responses=inline_serializer("PipelineStats", {"queued_now": serializers.IntegerField()}))
+    def get(self, request: Request) -> Response:
+        try:
+            window = int(request.query_params.get("window", "300"))
+        except ValueError:
+            window = 0
+        if not 1 <= window <= 86400:
+            raise exceptions.ValidationError({"window": "Give a window between 1 and 86400 seconds."})
+        with transaction.atomic():
+            stats = selectors.pipeline_stats(
+                organization=self.organization, window_seconds=window,
+                include_broker=bool(getattr(request.user, "is_superuser", False)),
+            )
+        return Response(stats)

@@ -1,0 +1,148 @@
+"""Reads of face analysis, each scoped to an organization (none: no rows)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, QuerySet
+from django.utils import timezone
+
+from accounts.models import Organization
+from campaigns.models import Campaign
+from consent.guards import has_consent
+from consent.models import Purpose, Subject
+from faceanalysis import aggregates
+from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
+from faceanalysis.services import hash_capture_token, session_feature_rows
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def capture_session_list(*, organization: Organization | None) -> QuerySet[CaptureSession]:
+    """The organization's capture sessions, newest first."""
+    return CaptureSession.objects.for_organization(organization).select_related("subject", "campaign")
+
+
+def capture_session_get(*, organization: Organization | None, public_id: Any) -> CaptureSession | None:
+    """One session by public id; None when missing or another organization's."""
+    key = _uuid(public_id)
+    if key is None:
+        return None
+    return capture_session_list(organization=organization).filter(public_id=key).first()
+
+
+def capture_session_for_token(*, token: str) -> CaptureSession | None:
+    """The session a capture token opens, while the token is valid; None for unknown or expired tokens."""
+    if not token or len(token) > 200:
+        return None
+    session = (
+        CaptureSession.objects.select_related("organization", "subject", "campaign")
+        .filter(token_hash=hash_capture_token(token))
+        .first()
+    )
+    if session is None or session.token_expires_at is None or session.token_expires_at <= timezone.now():
+        return None
+    return session
+
+
+def frame_list(*, organization: Organization | None, session: CaptureSession | None = None) -> QuerySet[Frame]:
+    """Frames of the organization (of one session when given), oldest first, with their features."""
+    frames = Frame.objects.for_organization(organization).select_related("features", "session")
+    return frames.filter(session=session) if session is not None else frames
+
+
+def frame_status_counts(*, session: CaptureSession) -> dict[str, int]:
+    """How many of the session's frames are in each status."""
+    counts = {status: 0 for status in Frame.Status.values}
+    for row in Frame.objects.filter(session=session).values("status").annotate(n=Count("id")):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def session_timeline(*, session: CaptureSession, bucket_seconds: float) -> list[dict[str, object]]:
+    """The session's reactions per media-time bucket."""
+    return aggregates.timeline(session_feature_rows(session), bucket_seconds=bucket_seconds)
+
+
+def face_context_for_decision(
+    *, organization: Organization | None, subject: Subject, campaign: Campaign
+) -> dict[str, Any] | None:
+    """The latest face context of a subject in a campaign for a decision, or None, in which case rules that
+    need biometric features are skipped: no context yet, or no live consent to face analysis and to
+    personalization from face features."""
+    if organization is None or {subject.organization_id, campaign.organization_id} != {organization.pk}:
+        return None
+    for purpose in (Purpose.FACE_ANALYSIS, Purpose.PERSONALIZATION):
+        if not has_consent(organization_id=organization.pk, subject_id=subject.pk, purpose=purpose):
+            return None
+    context = FaceContext.objects.for_organization(organization).filter(subject=subject, campaign=campaign).first()
+    return None if context is None else {**context.features, "updated_at": context.updated_at.isoformat()}
+
+
+def _percentile(ordered: list[float], q: float) -> float | None:
+    if not ordered:
+        return None
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return round(ordered[index], 1)
+
+
+def _broker_queue_depths() -> dict[str, int] | None:
+    """Messages waiting in the analysis queues of a Redis broker (all organizations); None elsewhere."""
+    url = settings.CELERY_BROKER_URL
+    if settings.CELERY_TASK_ALWAYS_EAGER or not url.startswith(("redis://", "rediss://")):
+        return None
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        return {queue: int(client.llen(queue)) for queue in ("default", "analysis", "analysis_gpu")}
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        return None
+
+
+def pipeline_stats(
+    *, organization: Organization | None, window_seconds: int = 300, include_broker: bool = False
+) -> dict[str, Any]:
+    """Operator view of the organization's pipeline: frames waiting, throughput, latency, outcomes by reason
+    in the window, dropped-for-consent and expired counts, and the latest failures."""
+    now = timezone.now()
+    since = now - timedelta(seconds=window_seconds)
+    frames = Frame.objects.for_organization(organization)
+    recent = frames.filter(received_at__gte=since)
+    by_outcome: dict[str, dict[str, int]] = {status: {} for status in Frame.Status.values}
+    for row in recent.values("status", "reason").annotate(n=Count("id")):
+        by_outcome[row["status"]][row["reason"] or row["status"]] = row["n"]
+    features = FrameFeatures.objects.for_organization(organization)
+    last_minute = features.filter(analyzed_at__gte=now - timedelta(seconds=60)).count()
+    latencies = sorted(
+        features.filter(analyzed_at__gte=since).order_by("-analyzed_at").values_list("latency_ms", flat=True)[:5000]
+    )
+    problems = frames.exclude(status__in=[Frame.Status.QUEUED, Frame.Status.ANALYZED]).order_by("-received_at")[:20]
+    stats: dict[str, Any] = {
+        "window_seconds": window_seconds,
+        "queued_now": frames.filter(status=Frame.Status.QUEUED).count(),
+        "received_in_window": sum(sum(reasons.values()) for reasons in by_outcome.values()),
+        "analyzed_per_second_last_minute": round(last_minute / 60.0, 2),
+        "latency_ms": {"p50": _percentile(latencies, 0.5), "p95": _percentile(latencies, 0.95),
+                       "p99": _percentile(latencies, 0.99), "samples": len(latencies)},
+        "outcomes": by_outcome,
+        "failures_by_reason": by_outcome[Frame.Status.FAILED],
+        "dropped_for_consent": sum(by_outcome[Frame.Status.DROPPED].values()),
+        "expired": sum(by_outcome[Frame.Status.EXPIRED].values()),
+        "recent_problems": [
+            {"frame": str(f.public_id), "session": str(f.session.public_id), "status": f.status, "reason": f.reason,
+             "received_at": f.received_at.isoformat()}
+            for f in problems.select_related("session")
+        ],
+    }
+    if include_broker:
+        stats["broker_queue_depths"] = _broker_queue_depths()
+    return stats

@@ -1,0 +1,566 @@
+"""Writes of face analysis: capture sessions, frame intake, analysis in the worker, and the purge that a
+withdrawal of consent sets off. Frame bytes pass through here on their way to the frame store or out of it,
+and are never logged, persisted or put into an exception."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import secrets
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.models import Organization
+from campaigns.models import Campaign
+from consent.guards import ConsentDenied, has_consent, require_consent
+from consent.models import Grant, Purpose, Subject, purposes_key
+from faceanalysis import aggregates
+from faceanalysis.errors import (
+    ConsentRequired,
+    FaceAnalysisError,
+    FrameRateExceeded,
+    FrameRejected,
+    ServiceUnavailable,
+    SessionEnded,
+)
+from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
+from faceanalysis.store import FrameStoreUnavailable, frame_store
+from faceanalysis.validation import FrameInfo, inspect_frame
+
+logger = logging.getLogger(__name__)
+
+CAPTURE_TOKEN_PREFIX = "vcs"  # noqa: S105 - a public prefix, not a secret
+GPU_QUEUE = "analysis_gpu"
+
+
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    import redis
+
+    return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+# --- Capture sessions -----------------------------------------------------------------------------------------
+
+
+def hash_capture_token(token: str) -> str:
+    """Stored form of a capture token (256 random bits, so a plain SHA-256 is enough)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _face_consent(*, organization_id: int, subject_id: int) -> Grant:
+    try:
+        return require_consent(organization_id=organization_id, subject_id=subject_id, purpose=Purpose.FACE_ANALYSIS)
+    except ConsentDenied as denial:
+        raise ConsentRequired(
+            "The subject has no live consent to face analysis.", details={"reason": denial.reason.value}
+        ) from None
+
+
+def capture_session_start(
+    *, organization: Organization, subject: Subject, campaign: Campaign, source: str, media_ref: str = ""
+) -> tuple[CaptureSession, str]:
+    """Open a capture session for a consented subject and issue its capture token (returned once, stored
+    hashed). The token lets an end user's page post frames to this session only, read it and end it."""
+    if subject.organization_id != organization.pk or campaign.organization_id != organization.pk:
+        raise FaceAnalysisError("Not found.", code="not_found", status_code=404)
+    if source not in CaptureSession.Source.values:
+        raise FaceAnalysisError(f"Unknown source {source!r}.", code="invalid")
+    if campaign.status == Campaign.Status.ENDED:
+        raise FaceAnalysisError("The campaign has ended.", code="campaign_ended", status_code=409)
+    grant = _face_consent(organization_id=organization.pk, subject_id=subject.pk)
+    consented = [p for p in Purpose.values if p == grant.purpose or has_consent(
+        organization_id=organization.pk, subject_id=subject.pk, purpose=p)]
+    token = f"{CAPTURE_TOKEN_PREFIX}_{secrets.token_urlsafe(32)}"
+    now = timezone.now()
+    session = CaptureSession.objects.create(
+        organization=organization,
+        subject=subject,
+        campaign=campaign,
+        grant=grant,
+        purposes=purposes_key(consented),
+        source=source,
+        media_ref=media_ref[:200],
+        started_at=now,
+        token_hash=hash_capture_token(token),
+        token_expires_at=now + timedelta(seconds=settings.VISAGE_CAPTURE_TOKEN_TTL_SECONDS),
+    )
+    return session, token
+
+
+def capture_session_end(*, session: CaptureSession, reason: str = CaptureSession.EndReason.CLIENT) -> CaptureSession:
+    """End a session: no more frames are accepted; frames already queued are still analysed. Idempotent."""
+    if session.ended_at is None:
+        now = timezone.now()
+        CaptureSession.objects.filter(pk=session.pk, ended_at__isnull=True).update(ended_at=now, end_reason=reason)
+        session.refresh_from_db(fields=["ended_at", "end_reason"])
+    return session
+
+
+# --- Intake ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingFrame:
+    """A frame as received: its bytes, the declared type and where it sits in time."""
+
+    data: bytes
+    declared_type: str | None = None
+    captured_at: datetime | None = None
+    media_time_ms: int | None = None
+
+    def __repr__(self) -> str:  # never the bytes, in any traceback or log line
+        return f"IncomingFrame({len(self.data)} bytes, {self.declared_type!r})"
+
+
+def _check_frame_rate(session: CaptureSession, count: int) -> None:
+    """At most VISAGE_CAPTURE_MAX_FPS frames per session per wall-clock second, counted in the cache."""
+    limit = settings.VISAGE_CAPTURE_MAX_FPS
+    key = f"faceanalysis:fps:{session.pk}:{int(time.time())}"
+    try:
+        cache.add(key, 0, timeout=3)
+        used = cache.incr(key, count)
+    except ValueError:  # the key expired between add and incr
+        cache.set(key, count, timeout=3)
+        used = count
+    except _redis_errors():
+        raise ServiceUnavailable("The cache is unavailable; nothing was accepted. Try again shortly.") from None
+    if used > limit:
+        raise FrameRateExceeded(
+            f"At most {limit} frames per second are accepted per capture session.",
+            details={"max_frames_per_second": limit, "retry_after_seconds": 1},
+        )
+
+
+def _check_open(session: CaptureSession) -> None:
+    if session.ended_at is not None:
+        raise SessionEnded("This capture session has ended; start a new one.")
+
+
+def frame_intake(*, session: CaptureSession, frames: Sequence[IncomingFrame]) -> list[Frame]:
+    """Accept images for a session: cheap checks, the frame-rate bound, the consent guard, then the bytes go to
+    the frame store and one task per frame (ids only) is queued after commit. All frames or none."""
+    _check_open(session)
+    if not frames:
+        raise FrameRejected("Send at least one frame.", code="no_frames")
+    if len(frames) > settings.VISAGE_FRAME_BATCH_MAX:
+        raise FrameRejected(
+            f"At most {settings.VISAGE_FRAME_BATCH_MAX} frames per request.", code="batch_too_large", status_code=413
+        )
+    infos = []
+    for index, frame in enumerate(frames):
+        try:
+            infos.append(
+                inspect_frame(frame.data, frame.declared_type, max_bytes=settings.VISAGE_FRAME_MAX_BYTES,
+                              max_pixels=settings.VISAGE_FRAME_MAX_PIXELS)
+            )
+        except FrameRejected as error:
+            if len(frames) > 1:
+                error.details = {**error.details, "index": index}
+            raise
+    _check_frame_rate(session, len(frames))
+    grant = _face_consent(organization_id=session.organization_id, subject_id=session.subject_id)
+    return _enqueue(session=session, grant=grant, frames=frames, infos=infos, origin=Frame.Origin.IMAGE)
+
+
+def video_intake(
+    *, session: CaptureSession, data: bytes, declared_type: str | None, sample_fps: float | None = None
+) -> list[Frame]:
+    """Accept a video (MP4/WebM): decoded from memory, sampled at `sample_fps`, each sample a frame in the
+    store with its media time. A video with no frames or a broken container queues nothing."""
+    from faceanalysis.video import check_video, sample_video
+
+    _check_open(session)
+    fps = settings.VISAGE_VIDEO_SAMPLE_FPS if sample_fps is None else float(sample_fps)
+    if not 0 < fps <= settings.VISAGE_VIDEO_MAX_SAMPLE_FPS:
+        raise FrameRejected(
+            f"sample_fps must be above 0 and at most {settings.VISAGE_VIDEO_MAX_SAMPLE_FPS}.", code="invalid_sample_fps"
+        )
+    check_video(data, declared_type, max_bytes=settings.VISAGE_VIDEO_MAX_BYTES)
+    # Consent before the decode: the decode is the expensive part and handles pixels.
+    grant = _face_consent(organization_id=session.organization_id, subject_id=session.subject_id)
+    sampled = list(
+        sample_video(data, sample_fps=fps, max_frames=settings.VISAGE_VIDEO_MAX_FRAMES,
+                     max_pixels=settings.VISAGE_FRAME_MAX_PIXELS)
+    )
+    frames = [IncomingFrame(data=s.jpeg, declared_type="image/jpeg", media_time_ms=s.media_time_ms) for s in sampled]
+    infos = [FrameInfo("image/jpeg", s.width, s.height, len(s.jpeg)) for s in sampled]
+    del sampled
+    return _enqueue(session=session, grant=grant, frames=frames, infos=infos, origin=Frame.Origin.VIDEO)
+
+
+def _enqueue(
+    *, session: CaptureSession, grant: Grant, frames: Sequence[IncomingFrame], infos: Sequence[FrameInfo], origin: str
+) -> list[Frame]:
+    queue = settings.VISAGE_ANALYSIS_QUEUE
+    now = timezone.now()
+    rows = [
+        Frame(
+            organization_id=session.organization_id,
+            session=session,
+            subject_id=session.subject_id,
+            grant=grant,
+            origin=origin,
+            content_type=info.content_type,
+            byte_size=info.byte_size,
+            width=info.width,
+            height=info.height,
+            queue=queue,
+            captured_at=frame.captured_at,
+            media_time_ms=frame.media_time_ms,
+            received_at=now,
+        )
+        for frame, info in zip(frames, infos, strict=True)
+    ]
+    try:
+        with transaction.atomic():
+            created = Frame.objects.bulk_create(rows)
+            # Inside the transaction: if the store refuses, the rows roll back and nothing is half-written.
+            frame_store().put_many(
+                {row.pk: frame.data for row, frame in zip(created, frames, strict=True)},
+                settings.VISAGE_FRAME_TTL_SECONDS,
+            )
+            ids = [row.pk for row in created]
+            transaction.on_commit(
+                lambda: _dispatch(ids, organization_id=session.organization_id, subject_id=session.subject_id,
+                                  queue=queue)
+            )
+    except FrameStoreUnavailable:
+        raise ServiceUnavailable("The frame store is unavailable; nothing was accepted. Try again shortly.") from None
+    return created
+
+
+def _dispatch(frame_ids: list[int], *, organization_id: int, subject_id: int, queue: str) -> None:
+    """Queue one analysis task per frame, ids only. A broker that refuses fails the frames and drops their
+    bytes, so nothing waits for a message that was never sent."""
+    from kombu.exceptions import OperationalError
+
+    from faceanalysis import tasks
+
+    task = tasks.analyze_frame_gpu if queue == GPU_QUEUE else tasks.analyze_frame
+    sent = 0
+    try:
+        for frame_id in frame_ids:
+            task.apply_async(
+                kwargs={"organization_id": organization_id, "subject_id": subject_id, "frame_id": frame_id},
+                queue=queue,
+            )
+            sent += 1
+    except (OperationalError, *_redis_errors()):
+        unsent = frame_ids[sent:]
+        Frame.objects.filter(pk__in=unsent, status=Frame.Status.QUEUED).update(
+            status=Frame.Status.FAILED, reason="broker_unavailable", finished_at=timezone.now()
+        )
+        with contextlib.suppress(FrameStoreUnavailable):  # the TTL removes them
+            frame_store().discard(unsent)
+        raise ServiceUnavailable(
+            "The task broker is unavailable; the frames were not queued. Try again shortly.",
+            code="broker_unavailable", details={"frames_not_queued": len(unsent)},
+        ) from None
+
+
+# --- Analysis (worker) ------------------------------------------------------------------------------------------
+
+
+def _mark(frame_ids: Iterable[int], status: str, reason: str = "") -> int:
+    """Finish frames that are still queued; a frame already finished keeps its first outcome."""
+    ids = list(frame_ids)
+    if not ids:
+        return 0
+    return Frame.objects.filter(pk__in=ids, status=Frame.Status.QUEUED).update(
+        status=status, reason=reason, finished_at=timezone.now()
+    )
+
+
+def _lock_subjects_for_share(subject_ids: Sequence[int]) -> None:
+    """FOR SHARE on the subjects: workers analyse side by side, while consent_withdraw (which takes FOR
+    UPDATE on the subject) waits for every analysis in flight and no analysis starts after it commits."""
+    if connection.vendor != "postgresql" or not subject_ids:
+        return  # SQLite serializes writers; the embedded default runs tasks in-process
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {Subject._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR SHARE",  # noqa: S608
+            [list(subject_ids)],
+        )
+
+
+def _decode(data: bytes) -> np.ndarray:
+    """RGB pixels of a stored frame (EXIF orientation applied)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(data)) as image:
+        image = ImageOps.exif_transpose(image)
+        return np.asarray(image.convert("RGB"))
+
+
+def _timeline_seconds(frame: Frame, session_started: datetime) -> float:
+    """Where a frame sits on the session's timeline: media time when given, else capture or arrival time."""
+    if frame.media_time_ms is not None:
+        return frame.media_time_ms / 1000.0
+    moment = frame.captured_at or frame.received_at
+    return max(0.0, (moment - session_started).total_seconds())
+
+
+def _features_from(frame: Frame, grant: Grant, analysis: Any, now: datetime) -> FrameFeatures:
+    face = analysis.faces[0] if analysis.faces else None
+    smile = None
+    if face is not None and face.blendshapes:
+        smile = (face.blendshapes.get("mouthSmileLeft", 0.0) + face.blendshapes.get("mouthSmileRight", 0.0)) / 2
+    faces = []
+    for item in analysis.faces:
+        data = item.to_dict()
+        data.pop("landmarks", None)  # biometric raw data is never kept, whatever the engine was asked for
+        data.pop("embedding", None)
+        faces.append(data)
+    return FrameFeatures(
+        organization_id=frame.organization_id,
+        frame=frame,
+        session_id=frame.session_id,
+        subject_id=frame.subject_id,
+        grant=grant,
+        media_time_ms=frame.media_time_ms,
+        captured_at=frame.captured_at,
+        face_count=len(analysis.faces),
+        quality_ok=bool(face is not None and face.quality.acceptable),
+        quality_reasons=list(face.quality.reasons) if face is not None else ["no_face"],
+        attention_score=face.gaze.attention_score if face is not None and face.gaze else None,
+        looking_at_screen=face.gaze.looking_at_screen if face is not None and face.gaze else None,
+        eyes_open=face.eyes.open if face is not None and face.eyes else None,
+        smile=round(smile, 4) if smile is not None else None,
+        expression=face.expression.top if face is not None and face.expression else "",
+        expression_confidence=face.expression.confidence if face is not None and face.expression else None,
+        faces=faces,
+        model_versions=[model.to_dict() for model in analysis.models],
+        received_at=frame.received_at,
+        analyzed_at=now,
+        latency_ms=round((now - frame.received_at).total_seconds() * 1000.0, 2),
+    )
+
+
+def _run_engine(images: list[np.ndarray]) -> list[Any]:
+    """The engine over a batch; one bad image must not sink the others, so a failed batch runs one by one."""
+    from faceanalysis.inference import get_engine
+
+    engine = get_engine()
+    try:
+        return engine.analyze_batch(images)
+    except Exception:
+        if len(images) == 1:
+            raise
+    results: list[Any] = []
+    for image in images:
+        try:
+            results.append(engine.analyze_batch([image])[0])
+        except Exception as exc:  # the frame fails; the error names its type only, never pixels
+            results.append(exc)
+    return results
+
+
+def frame_analyze(*, frame_id: int, claim_more: int = 0) -> dict[str, int]:
+    """Analyse a queued frame, at most once, and up to `claim_more` other queued frames of its queue (GPU
+    batching across sessions). Consent is checked again under a shared lock on each subject right before the
+    bytes are taken; a frame whose consent is gone is dropped unanalysed. Features, aggregates and the face
+    context are written in the same transaction as the frame's new status, so a redelivered or retried
+    message finds the frame finished and does nothing."""
+    store = frame_store()
+    outcome: Counter[str] = Counter()
+    with transaction.atomic():
+        frames = list(Frame.objects.select_for_update(of=("self",)).filter(pk=frame_id, status=Frame.Status.QUEUED))
+        if not frames:
+            return {"already_finished": 1}
+        if claim_more > 0 and connection.features.has_select_for_update_skip_locked:
+            frames += list(
+                Frame.objects.select_for_update(skip_locked=True, of=("self",))
+                .filter(status=Frame.Status.QUEUED, queue=frames[0].queue)
+                .exclude(pk=frame_id)
+                .order_by("received_at")[:claim_more]
+            )
+        subject_ids = sorted({f.subject_id for f in frames})
+        _lock_subjects_for_share(subject_ids)
+        grants: dict[int, Grant | ConsentDenied] = {}
+        for frame in frames:
+            if frame.subject_id not in grants:
+                try:
+                    grants[frame.subject_id] = require_consent(
+                        organization_id=frame.organization_id, subject_id=frame.subject_id,
+                        purpose=Purpose.FACE_ANALYSIS,
+                    )
+                except ConsentDenied as denial:
+                    grants[frame.subject_id] = denial
+
+        ready: list[tuple[Frame, Grant, np.ndarray]] = []
+        dropped: dict[str, list[int]] = defaultdict(list)
+        taken: list[int] = []
+        for frame in frames:
+            grant = grants[frame.subject_id]
+            if isinstance(grant, ConsentDenied):
+                dropped[f"consent_{grant.reason.value}"].append(frame.pk)
+                continue
+            data = store.take(frame.pk)  # FrameStoreUnavailable rolls back; the task retries
+            if data is None:
+                dropped["expired"].append(frame.pk)
+                continue
+            taken.append(frame.pk)
+            try:
+                image = _decode(data)
+            except Exception:
+                dropped["decode_error"].append(frame.pk)
+                continue
+            finally:
+                del data
+            ready.append((frame, grant, image))
+
+        for reason, ids in dropped.items():
+            status = (
+                Frame.Status.DROPPED if reason.startswith("consent_")
+                else Frame.Status.EXPIRED if reason == "expired" else Frame.Status.FAILED
+            )
+            outcome[status] += _mark(ids, status, reason)
+
+        if ready:
+            results = _run_engine([image for _, _, image in ready])
+            now = timezone.now()
+            features = []
+            failed: dict[str, list[int]] = defaultdict(list)
+            for (frame, grant, _), result in zip(ready, results, strict=True):
+                if isinstance(result, Exception):
+                    failed["invalid_image" if type(result).__name__ == "InvalidImageError" else "engine_error"].append(
+                        frame.pk)
+                    logger.warning("analysis of frame %s failed: %s", frame.pk, type(result).__name__)
+                    continue
+                features.append(_features_from(frame, grant, result, now))
+            FrameFeatures.objects.bulk_create(features)
+            outcome[Frame.Status.ANALYZED] += Frame.objects.filter(pk__in=[f.frame_id for f in features]).update(
+                status=Frame.Status.ANALYZED, reason="", finished_at=now
+            )
+            for reason, ids in failed.items():
+                outcome[Frame.Status.FAILED] += _mark(ids, Frame.Status.FAILED, reason)
+            session_ids = sorted({f.session_id for f in features})
+            for session in CaptureSession.objects.select_for_update().filter(pk__in=session_ids).order_by("pk"):
+                _refresh_session(session, grants[session.subject_id])  # type: ignore[arg-type]
+
+        discard = [i for ids in dropped.values() for i in ids if i not in taken]
+        transaction.on_commit(lambda: store.release(taken))
+        if discard:
+            transaction.on_commit(lambda: _discard_quietly(discard))
+    return dict(outcome)
+
+
+def _discard_quietly(frame_ids: list[int]) -> None:
+    try:
+        frame_store().discard(frame_ids)
+    except FrameStoreUnavailable:
+        logger.warning("frame store unavailable; %d dropped frames are left to expire", len(frame_ids))
+
+
+def _feature_rows(features: Iterable[FrameFeatures], session: CaptureSession) -> list[aggregates.FeatureRow]:
+    rows = []
+    for f in features:
+        if f.media_time_ms is not None:
+            t = f.media_time_ms / 1000.0
+        else:
+            t = max(0.0, ((f.captured_at or f.received_at) - session.started_at).total_seconds())
+        rows.append(
+            aggregates.FeatureRow(
+                t=t, face_count=f.face_count, quality_ok=f.quality_ok, looking_at_screen=f.looking_at_screen,
+                attention_score=f.attention_score, eyes_open=f.eyes_open, smile=f.smile, expression=f.expression,
+            )
+        )
+    return rows
+
+
+def session_feature_rows(session: CaptureSession) -> list[aggregates.FeatureRow]:
+    """The session's derived features in the shape the aggregate functions take."""
+    columns = ("media_time_ms", "captured_at", "received_at", "face_count", "quality_ok", "looking_at_screen",
+               "attention_score", "eyes_open", "smile", "expression")
+    return _feature_rows(FrameFeatures.objects.filter(session=session).only(*columns), session)
+
+
+def _refresh_session(session: CaptureSession, grant: Grant) -> None:
+    """Recompute the session's aggregates and push them to the subject's face context for the campaign.
+    Runs under the session's row lock, so concurrent workers never overwrite each other's counts."""
+    now = timezone.now()
+    summary = aggregates.summarize(session_feature_rows(session))
+    CaptureSession.objects.filter(pk=session.pk).update(aggregates=summary, aggregates_updated_at=now)
+    latest = FrameFeatures.objects.filter(session=session).order_by("-analyzed_at", "-pk").first()
+    context = {
+        "session": str(session.public_id),
+        "media_ref": session.media_ref,
+        "aggregates": summary,
+        "latest": None if latest is None else {
+            "analyzed_at": latest.analyzed_at.isoformat(),
+            "face_detected": latest.face_count > 0,
+            "quality_ok": latest.quality_ok,
+            "looking_at_screen": latest.looking_at_screen,
+            "attention_score": latest.attention_score,
+            "smile": latest.smile,
+            "expression": latest.expression or None,
+        },
+    }
+    FaceContext.objects.bulk_create(
+        [FaceContext(organization_id=session.organization_id, subject_id=session.subject_id,
+                     campaign_id=session.campaign_id, session=session, grant=grant, features=context, updated_at=now)],
+        update_conflicts=True,
+        unique_fields=["subject", "campaign"],
+        update_fields=["session", "grant", "features", "updated_at"],
+    )
+
+
+def frame_drop(*, frame_id: int, reason: str) -> int:
+    """Drop a queued frame unanalysed (consent gone) and delete its bytes; returns 1 if it was still queued."""
+    dropped = _mark([frame_id], Frame.Status.DROPPED, reason)
+    _discard_quietly([frame_id])
+    return dropped
+
+
+def frames_expire(*, limit: int = 1000) -> int:
+    """Count as expired the queued frames whose bytes the store no longer holds (nobody took them in time)."""
+    cutoff = timezone.now() - timedelta(seconds=settings.VISAGE_FRAME_TTL_SECONDS)
+    store = frame_store()
+    candidates = list(
+        Frame.objects.filter(status=Frame.Status.QUEUED, received_at__lt=cutoff).order_by("received_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    gone = [pk for pk in candidates if not store.exists(pk)]
+    return _mark(gone, Frame.Status.EXPIRED, "expired")
+
+
+# --- Withdrawal cascade ---------------------------------------------------------------------------------------
+
+
+def subject_face_data_purge(
+    *, organization_id: int, subject_id: int, reason: str = "consent_withdrawn"
+) -> dict[str, int]:
+    """Consent to face analysis ended: pending frames are dropped (store keys deleted), derived features and
+    face contexts are purged, open sessions are ended. Idempotent."""
+    now = timezone.now()
+    with transaction.atomic():
+        pending = list(
+            Frame.objects.filter(organization_id=organization_id, subject_id=subject_id, status=Frame.Status.QUEUED)
+            .values_list("pk", flat=True)
+        )
+        dropped = 0
+        for start in range(0, len(pending), 1000):
+            dropped += _mark(pending[start : start + 1000], Frame.Status.DROPPED, reason)
+        features, _ = FrameFeatures.objects.filter(organization_id=organization_id, subject_id=subject_id).delete()
+        contexts, _ = FaceContext.objects.filter(organization_id=organization_id, subject_id=subject_id).delete()
+        ended = CaptureSession.objects.filter(
+            organization_id=organization_id, subject_id=subject_id, ended_at__isnull=True
+        ).update(ended_at=now, end_reason=CaptureSession.EndReason.CONSENT_WITHDRAWN)
+        CaptureSession.objects.filter(organization_id=organization_id, subject_id=subject_id).update(
+            aggregates={}, aggregates_updated_at=now
+        )
+    _discard_quietly(pending)
+    return {"frames_dropped": dropped, "features_purged": features, "contexts_purged": contexts,
+            "sessions_ended": ended}
