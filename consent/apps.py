@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class ConsentConfig(AppConfig):
     name = "consent"
     verbose_name = "Consent"
+
+    def ready(self) -> None:
+        from accounts.signals import demo_seeded
+        from consent.receivers import seed_demo_consent
+
+        demo_seeded.connect(seed_demo_consent, dispatch_uid="consent.seed_demo_consent")

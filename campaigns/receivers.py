@@ -1,0 +1,28 @@
+"""Campaigns' part of the demo: an active campaign whose consent page works out of the box."""
+
+import sys
+from typing import Any
+
+from django.urls import reverse
+
+from accounts.models import Organization
+from campaigns.models import Campaign
+from consent.receivers import DEMO_PURPOSES
+
+DEMO_CAMPAIGN_NAME = "Demo spring campaign"
+
+
+def seed_demo_campaign(sender: Any, organization: Organization, **kwargs: Any) -> None:
+    """Idempotent: one active demo campaign needing the demo purposes; prints its consent page URL."""
+    campaign = Campaign.objects.filter(organization=organization, name=DEMO_CAMPAIGN_NAME).first()
+    if campaign is None:
+        campaign = Campaign(
+            organization=organization,
+            name=DEMO_CAMPAIGN_NAME,
+            required_purposes=",".join(DEMO_PURPOSES),
+            status=Campaign.Status.ACTIVE,
+        )
+        campaign.full_clean()
+        campaign.save()
+    path = reverse("campaigns:consent-page", kwargs={"public_id": campaign.public_id})
+    sys.stdout.write(f"  Consent page: http://127.0.0.1:8000{path}\n")
