@@ -127,6 +127,7 @@ def main() -> int:
 
     if verify_models():
         install_models(log=lambda _: None)
+    load_before = os.getloadavg()
     engine = Engine(EngineConfig())
     frame = test_frame()
     engine.warm_up()
@@ -170,6 +171,8 @@ def main() -> int:
             "cpu_count": os.cpu_count(),
             "providers": engine.runtime.providers,
             "python": platform.python_version(),
+            # Other tenants' load on a shared machine; the ratios below are measured side by side.
+            "load_average_1min_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         },
         "frame": "640x480, one face ~130 px wide",
         "runs": args.runs,
