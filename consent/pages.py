@@ -24,8 +24,9 @@ def page_language(request: HttpRequest, available: Sequence[str] = SITE_LANGUAGE
 
 
 def private_page(response: HttpResponse) -> HttpResponse:
-    """Pages whose URL is a secret: never cached, never sent as a referrer, never indexed."""
+    """Pages whose URL is a secret: never cached, never sent as a referrer to another site, never indexed.
+    (Not "no-referrer": browsers then send `Origin: null` with the page's own forms, which CSRF refuses.)"""
     response["Cache-Control"] = "no-store, private"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response

@@ -40,7 +40,7 @@ def test_my_data_page_lists_grants_and_is_private(given) -> None:
     html = response.content.decode()
     assert response.status_code == 200
     assert "Face analysis" in html and "Personalization from face features" in html
-    assert response["Cache-Control"] == "no-store, private" and response["Referrer-Policy"] == "no-referrer"
+    assert response["Cache-Control"] == "no-store, private" and response["Referrer-Policy"] == "same-origin"
 
 
 @pytest.mark.parametrize("forged", ["x", "A" * 43, "", "%00" * 3])
