@@ -1,0 +1,242 @@
+"""Analysis in the worker: the REAL engine on a real face writes features, model versions, aggregates and
+the face context; a frame is analysed at most once; consent is checked again right before inference."""
+
+from __future__ import annotations
+
+import pytest
+
+from faceanalysis import services
+from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
+from faceanalysis.services import IncomingFrame, frame_intake, frames_expire
+from faceanalysis.store import frame_store
+from tests.faceanalysis.factories import astronaut_jpeg, make_capture_session, withdraw
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def analyze(django_capture_on_commit_callbacks):
+    """`services.frame_analyze` with its after-commit hooks (store cleanup) run at once: the test's own
+    transaction never commits."""
+
+    def run(**kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return services.frame_analyze(**kwargs)
+
+    return run
+
+
+def queue_frames(session: CaptureSession, count: int = 1, *, step_ms: int = 200) -> list[Frame]:
+    """Frames through real intake; the tasks it would queue are not run (no commit inside the test)."""
+    return frame_intake(
+        session=session,
+        frames=[IncomingFrame(astronaut_jpeg(), "image/jpeg", media_time_ms=i * step_ms) for i in range(count)],
+    )
+
+
+@pytest.mark.slow
+def test_real_engine_analyses_the_astronaut_and_writes_features(analyze, org_a, real_engine) -> None:
+    session, _ = make_capture_session(org_a)
+    (frame,) = queue_frames(session)
+    assert analyze(frame_id=frame.pk) == {"analyzed": 1}
+
+    frame.refresh_from_db()
+    assert frame.status == Frame.Status.ANALYZED
+    features = FrameFeatures.objects.get(frame=frame)
+    assert features.face_count == 1 and features.quality_ok
+    assert features.expression == "happy"  # the astronaut smiles
+    assert features.smile is not None and features.smile > 0.5
+    assert features.looking_at_screen is True and features.eyes_open is True
+    assert features.grant_id == session.grant_id
+    assert {m["key"] for m in features.model_versions} >= {"detector", "landmarker", "expression"}
+    assert all(m["version"] for m in features.model_versions)
+    assert "landmarks" not in features.faces[0] and "embedding" not in features.faces[0]
+    assert features.latency_ms >= 0
+
+    session.refresh_from_db()
+    assert session.aggregates["frames_analyzed"] == 1
+    assert session.aggregates["attention_share"] == 1.0
+    assert session.aggregates["smile_share"] == 1.0
+    assert session.aggregates["expression_distribution"]["happy"] == 1.0
+    assert session.aggregates["quality_rejection_share"] == 0.0
+    context = FaceContext.objects.get(subject=session.subject, campaign=session.campaign)
+    assert context.grant_id == session.grant_id
+    assert context.features["latest"]["expression"] == "happy"
+    # The pixels are gone from the store once the features are written.
+    assert not frame_store().exists(frame.pk)
+
+
+@pytest.mark.slow
+def test_real_engine_finds_no_face_in_a_blank_frame_and_counts_a_quality_rejection(
+    analyze, org_a, real_engine
+) -> None:
+    import numpy as np
+
+    from tests.faceanalysis.factories import encode
+
+    session, _ = make_capture_session(org_a)
+    (frame,) = frame_intake(
+        session=session,
+        frames=[IncomingFrame(encode(np.full((480, 640, 3), 128, dtype=np.uint8), "JPEG"), "image/jpeg")],
+    )
+    analyze(frame_id=frame.pk)
+    features = FrameFeatures.objects.get(frame=frame)
+    assert features.face_count == 0 and not features.quality_ok and features.quality_reasons == ["no_face"]
+    session.refresh_from_db()
+    assert session.aggregates["quality_rejection_share"] == 1.0
+
+
+def test_redelivered_frame_is_analysed_once(analyze, org_a, fake_engine) -> None:
+    session, _ = make_capture_session(org_a)
+    (frame,) = queue_frames(session)
+    assert analyze(frame_id=frame.pk) == {"analyzed": 1}
+    assert analyze(frame_id=frame.pk) == {"already_finished": 1}
+    assert FrameFeatures.objects.filter(frame=frame).count() == 1
+    assert fake_engine.images == 1
+
+
+def test_worker_that_died_after_taking_the_bytes_leaves_them_for_the_redelivery(analyze, org_a, fake_engine) -> None:
+    session, _ = make_capture_session(org_a)
+    (frame,) = queue_frames(session)
+    store = frame_store()
+    assert store.take(frame.pk) is not None  # a worker took the frame, then died before committing
+    assert analyze(frame_id=frame.pk) == {"analyzed": 1}  # the redelivered message
+    assert not store.exists(frame.pk)
+
+
+def test_frame_whose_consent_was_withdrawn_while_queued_is_dropped_unanalysed(analyze, org_a, fake_engine) -> None:
+    from consent.models import Grant
+
+    session, _ = make_capture_session(org_a)
+    (frame,) = queue_frames(session)
+    # Withdrawn without the cascade having run yet (its signal fires on commit): the worker's own check counts.
+    Grant.objects.filter(subject=session.subject, purpose="face_analysis").update(
+        ended_at="2026-01-01T00:00:00Z", end_reason="withdrawn"
+    )
+    assert analyze(frame_id=frame.pk) == {"dropped": 1}
+    frame.refresh_from_db()
+    assert (frame.status, frame.reason) == (Frame.Status.DROPPED, "consent_withdrawn")
+    assert fake_engine.images == 0
+    assert not frame_store().exists(frame.pk)
+    assert not FrameFeatures.objects.exists()
+
+
+def test_guarded_task_drops_a_frame_without_consent(org_a, fake_engine) -> None:
+    from consent.models import Grant
+    from faceanalysis.tasks import analyze_frame
+
+    session, _ = make_capture_session(org_a)
+    (frame,) = queue_frames(session)
+    Grant.objects.filter(subject=session.subject, purpose="face_analysis").update(expires_at="2000-01-01T00:00:00Z")
+    result = analyze_frame.apply(
+        kwargs={"organization_id": org_a.pk, "subject_id": session.subject_id, "frame_id": frame.pk}
+    ).get()
+    assert result == {"dropped": 1, "reason": "expired"}
+    assert Frame.objects.get(pk=frame.pk).reason == "consent_expired"
+    assert fake_engine.images == 0
+
+
+def test_frame_whose_bytes_expired_is_counted_as_expired(analyze, org_a, fake_engine) -> None:
+    session, _ = make_capture_session(org_a)
+    (frame,) = queue_frames(session)
+    frame_store().discard([frame.pk])  # the TTL ran out before any worker took it
+    assert analyze(frame_id=frame.pk) == {"expired": 1}
+    assert Frame.objects.get(pk=frame.pk).status == Frame.Status.EXPIRED
+    assert fake_engine.images == 0
+
+
+def test_sweep_counts_unclaimed_frames_past_their_ttl_as_expired(org_a, settings) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    session, _ = make_capture_session(org_a)
+    old, fresh = queue_frames(session, 2)
+    Frame.objects.filter(pk=old.pk).update(received_at=timezone.now() - timedelta(hours=1))
+    frame_store().discard([old.pk])
+    assert frames_expire() == 1
+    assert Frame.objects.get(pk=old.pk).status == Frame.Status.EXPIRED
+    assert Frame.objects.get(pk=fresh.pk).status == Frame.Status.QUEUED
+
+
+def test_undecodable_bytes_fail_the_frame_with_a_reason(analyze, org_a, fake_engine) -> None:
+    session, _ = make_capture_session(org_a)
+    (frame,) = queue_frames(session)
+    store = frame_store()
+    store.discard([frame.pk])
+    store.put_many({frame.pk: b"\xff\xd8\xff" + b"\x00" * 100 + b"\xff\xd9"}, 60)
+    assert analyze(frame_id=frame.pk) == {"failed": 1}
+    assert Frame.objects.get(pk=frame.pk).reason == "decode_error"
+    assert not store.exists(frame.pk)
+
+
+def test_withdrawal_cascade_drops_pending_frames_purges_features_and_ends_sessions(
+    analyze, org_a, fake_engine, django_capture_on_commit_callbacks
+) -> None:
+    session, _ = make_capture_session(org_a)
+    done, *pending = queue_frames(session, 5)
+    analyze(frame_id=done.pk)
+    assert FrameFeatures.objects.filter(subject=session.subject).exists()
+    assert FaceContext.objects.filter(subject=session.subject).exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        withdraw(session.subject)
+
+    assert not FrameFeatures.objects.filter(subject=session.subject).exists()
+    assert not FaceContext.objects.filter(subject=session.subject).exists()
+    statuses = set(Frame.objects.filter(pk__in=[f.pk for f in pending]).values_list("status", "reason"))
+    assert statuses == {(Frame.Status.DROPPED, "consent_withdrawn")}
+    assert not any(frame_store().exists(f.pk) for f in pending)
+    session.refresh_from_db()
+    assert session.end_reason == CaptureSession.EndReason.CONSENT_WITHDRAWN and session.aggregates == {}
+    # Their messages arrive later and change nothing.
+    for frame in pending:
+        assert analyze(frame_id=frame.pk) == {"already_finished": 1}
+    assert fake_engine.images == 1
+
+
+def test_withdrawing_only_personalization_keeps_features_but_hides_the_face_context(
+    analyze, org_a, fake_engine, django_capture_on_commit_callbacks
+) -> None:
+    from faceanalysis.selectors import face_context_for_decision
+
+    session, _ = make_capture_session(org_a)
+    (frame,) = queue_frames(session)
+    analyze(frame_id=frame.pk)
+    context = face_context_for_decision(organization=org_a, subject=session.subject, campaign=session.campaign)
+    assert context is not None and context["aggregates"]["frames_analyzed"] == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        withdraw(session.subject, ("personalization",))
+    assert FrameFeatures.objects.filter(frame=frame).exists()
+    # Rules that need biometric features are skipped: the decision gets no face context.
+    assert face_context_for_decision(organization=org_a, subject=session.subject, campaign=session.campaign) is None
+
+
+def test_face_context_is_scoped_to_the_organization(analyze, org_a, org_b, fake_engine) -> None:
+    from faceanalysis.selectors import face_context_for_decision
+
+    session, _ = make_capture_session(org_a)
+    (frame,) = queue_frames(session)
+    analyze(frame_id=frame.pk)
+    assert face_context_for_decision(organization=org_b, subject=session.subject, campaign=session.campaign) is None
+    assert face_context_for_decision(organization=None, subject=session.subject, campaign=session.campaign) is None
+
+
+def test_session_api_reads_aggregates_frames_and_timeline(analyze, org_a, fake_engine) -> None:
+    from django.urls import reverse
+    from rest_framework.test import APIClient
+
+    session, token = make_capture_session(org_a)
+    for frame in queue_frames(session, 6, step_ms=500):
+        analyze(frame_id=frame.pk)
+    client = APIClient()
+    client.credentials(HTTP_X_CAPTURE_TOKEN=token)
+    detail = client.get(reverse("api:capture-session-detail", kwargs={"session_id": session.public_id})).json()
+    assert detail["aggregates"]["frames_analyzed"] == 6 and detail["frames"]["analyzed"] == 6
+    frames = client.get(reverse("api:capture-session-frames", kwargs={"session_id": session.public_id})).json()
+    assert frames["count"] == 6 and frames["results"][0]["features"]["expression"] == "happy"
+    timeline = client.get(
+        reverse("api:capture-session-timeline", kwargs={"session_id": session.public_id}), {"bucket": "1"}
+    ).json()
+    assert timeline["media_ref"] == "video-42"
+    assert [(b["start_s"], b["frames_analyzed"]) for b in timeline["buckets"]] == [(0.0, 2), (1.0, 2), (2.0, 2)]
