@@ -156,3 +156,14 @@ def test_campaign_admin_declares_purposes_and_links_the_consent_page(org_a) -> N
     assert campaign.organization == org_a and campaign.purpose_list == ["face_analysis", "personalization"]
     page = client.get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
     assert f"/c/{campaign.public_id}/" in page
+
+
+def test_verify_view_points_at_the_first_tampered_row(org_a) -> None:
+    from tests.consent.test_ledger import _triggers_bypassed
+
+    make_grant(make_subject(org_a), make_notice(org_a))
+    entry = LedgerEntry.objects.get(event="granted")
+    with _triggers_bypassed() as cursor:
+        cursor.execute("UPDATE consent_ledgerentry SET channel = 'admin_paper' WHERE id = %s", [entry.pk])
+    page = _client(make_member(org_a, role="owner")).get("/admin/consent/ledgerentry/verify/").content.decode()
+    assert f"Broken at sequence {entry.sequence}" in page and f"/admin/consent/ledgerentry/{entry.pk}/change/" in page
