@@ -40,7 +40,7 @@ class EngineConfig:
 
     # Quality gate: any reason below makes the face unacceptable and withholds its attributes.
     min_detection_score: float = 0.7
-    min_face_size_px: float = 36.0
+    min_face_size_px: float = 30.0
     min_sharpness: float = 60.0  # variance of the Laplacian on the 64x64 grey face chip
     min_brightness: float = 45.0  # mean grey level of the face chip, 0-255
     max_brightness: float = 225.0

@@ -170,6 +170,21 @@ def test_group_scene_finds_every_face_each_with_its_own_attributes_sorted_by_siz
     assert len({round(f.expression.confidence, 6) for f in astronauts if f.expression}) == len(astronauts)
 
 
+def test_people_a_few_metres_away_with_40px_faces_in_a_1280px_frame_are_all_analysed(
+    engine: Engine, astronaut: np.ndarray
+) -> None:
+    scene = make_textured_background(720, 1280, "grass")
+    for index, x in enumerate((100, 400, 700, 1000)):
+        piece = make_astronaut_face(astronaut, 40)
+        y = 100 + 150 * index
+        scene[y : y + piece.shape[0], x : x + piece.shape[1]] = piece if index % 2 == 0 else piece[:, ::-1]
+    faces = engine.analyze(scene).faces
+    assert len(faces) == 4
+    assert all(f.pose is not None for f in faces)
+    assert sum(f.quality.acceptable for f in faces) >= 3
+    assert all(f.expression.top == "happy" for f in faces if f.expression is not None)
+
+
 @pytest.mark.parametrize("scene", ["rocket", "coffee", "brick"])
 def test_scenes_without_people_have_no_face(engine: Engine, scene: str) -> None:
     image = getattr(data, scene)()
