@@ -14,9 +14,9 @@ from .results import AgeEstimate, Expression, Gaze, GenderEstimate, HeadPose, Qu
 YUNET_STRIDES = (8, 16, 32)
 
 # MediaPipe face mesh indices. "right"/"left" are the person's own sides.
-RIGHT_EYE_OUTER, RIGHT_EYE_INNER, RIGHT_EYE_TOP, RIGHT_EYE_BOTTOM = 33, 133, 159, 145
-LEFT_EYE_OUTER, LEFT_EYE_INNER, LEFT_EYE_TOP, LEFT_EYE_BOTTOM = 263, 362, 386, 374
+RIGHT_EYE_OUTER, RIGHT_EYE_INNER, LEFT_EYE_OUTER, LEFT_EYE_INNER = 33, 133, 263, 362
 RIGHT_IRIS, LEFT_IRIS = 468, 473
+NOSE_BASE = 2
 
 # dlib's 5-point face chip template (get_face_chip_details), in the order of dlib's
 # shape_predictor_5 parts: the person's left eye outer and inner corner, right eye outer and
@@ -32,7 +32,7 @@ _DLIB_TEMPLATE = np.array(
         [0.4901123135679, 0.6277975316475],
     ]
 )
-_DLIB_PARTS = [263, 362, 33, 133, 2]
+_DLIB_PARTS = [LEFT_EYE_OUTER, LEFT_EYE_INNER, RIGHT_EYE_OUTER, RIGHT_EYE_INNER, NOSE_BASE]
 # The same template's eye centres, for chips placed from the detector's eye keypoints.
 _DLIB_EYE_CENTRES = np.array([(_DLIB_TEMPLATE[2] + _DLIB_TEMPLATE[3]) / 2, (_DLIB_TEMPLATE[0] + _DLIB_TEMPLATE[1]) / 2])
 DLIB_CHIP_PADDING = 0.2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -38,7 +38,6 @@ class _Candidate:
     landmarks: np.ndarray | None = None  # 478 x 3, x/y in analysed-image pixels
     blendshapes: dict[str, float] | None = None
     matrix: np.ndarray | None = None
-    crop_angle: float = 0.0
 
 
 class Engine:
@@ -341,8 +340,6 @@ class Engine:
         """Undo the pre-analysis downscale on every coordinate a face carries."""
         if scale == 1.0:
             return face
-        from dataclasses import replace
-
         inverse = 1.0 / scale
         box = BoundingBox(
             x=face.box.x * inverse,

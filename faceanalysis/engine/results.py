@@ -154,4 +154,5 @@ class FrameAnalysis(_ToDict):
     faces: tuple[FaceAnalysis, ...]
     models: tuple[ModelInfo, ...]
     analysis_scale: float = 1.0  # the image was analysed at this scale; coordinates are already undone
+    # Milliseconds per stage of the call that produced this result (the whole batch for analyze_batch).
     timings_ms: dict[str, float] = field(default_factory=dict)
