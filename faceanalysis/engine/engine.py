@@ -91,14 +91,24 @@ class Engine:
 
         candidates = self._detect(analysed, runtime, timings)
         # Expression needs only the detector's keypoints, so it runs on the worker thread while
-        # this one drives the landmarker: both native libraries release the GIL.
-        pending = runtime.worker.submit(self._detector_chip_stages, candidates, analysed, runtime)
+        # this one drives the landmarker (both native libraries release the GIL). Age and gender
+        # need the landmarks: each chunk of landmarked faces is queued behind it, so in a batch
+        # they run while the landmarker works on the next chunk.
+        pending = [runtime.worker.submit(self._detector_chip_stages, candidates, analysed, runtime)]
+        step = self.config.landmark_chunk
         try:
-            self._landmark(candidates, analysed, runtime, timings)
+            for start in range(0, len(candidates), step):
+                chunk = candidates[start : start + step]
+                self._landmark(chunk, analysed, runtime, timings)
+                pending.append(runtime.worker.submit(self._age_gender_stage, chunk, analysed, runtime))
         finally:
-            outputs, grey_chips, chip_timings = pending.result()
+            results_of = [future.result() for future in pending]
+        outputs, grey_chips, chip_timings = results_of[0]
         timings.update(chip_timings)
-        self._age_gender_stage(candidates, analysed, runtime, outputs, timings)
+        for key in ("age", "gender"):
+            parts = [part[0][key] for part in results_of[1:]]
+            outputs[key] = np.concatenate(parts) if parts else np.zeros((0,), dtype=np.float32)
+            timings[key] = sum(part[1][key] for part in results_of[1:])
         faces = [
             (candidate.frame, self._face(candidate, row, grey_chips, outputs))
             for row, candidate in enumerate(candidates)
@@ -196,7 +206,7 @@ class Engine:
             candidate.landmarks = np.column_stack([xy, points[:, 2] * (side / size)])
             candidate.blendshapes = {c.category_name: float(c.score) for c in result.face_blendshapes[0]}
             candidate.matrix = np.asarray(result.facial_transformation_matrixes[0], dtype=np.float64)
-        timings["landmarker"] = spent * 1000.0
+        timings["landmarker"] = timings.get("landmarker", 0.0) + spent * 1000.0
 
     def _detector_chip_stages(
         self, candidates: list[_Candidate], images: list[np.ndarray], runtime: Runtime
@@ -225,14 +235,9 @@ class Engine:
         return outputs, grey_chips, timings
 
     def _age_gender_stage(
-        self,
-        candidates: list[_Candidate],
-        images: list[np.ndarray],
-        runtime: Runtime,
-        outputs: dict[str, np.ndarray],
-        timings: dict[str, float],
-    ) -> None:
-        """Age and gender over every landmarked face, on dlib-style chips, one run per model."""
+        self, candidates: list[_Candidate], images: list[np.ndarray], runtime: Runtime
+    ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+        """Age and gender over landmarked faces, on dlib-style chips, one run per model."""
         count = len(candidates)
         age_input = np.zeros((count, 3, 64, 64), dtype=np.float32)
         gender_input = np.zeros((count, 3, 32, 32), dtype=np.float32)
@@ -245,8 +250,11 @@ class Engine:
             # 64 px one is that up to resampling.
             gender_chip = cv2.resize(age_chip, (32, 32), interpolation=cv2.INTER_AREA)
             gender_input[row] = ((gender_chip - _AGE_GENDER_MEANS) * np.float32(1 / 256.0)).transpose(2, 0, 1)
+        outputs: dict[str, np.ndarray] = {}
+        timings: dict[str, float] = {}
         self._run_batched(runtime, "age", age_input, outputs, timings)
         self._run_batched(runtime, "gender", gender_input, outputs, timings)
+        return outputs, timings
 
     def _run_batched(
         self,
