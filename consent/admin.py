@@ -61,6 +61,18 @@ class RetentionPolicyAdmin(TenantAdmin):
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
+    def save_model(self, request: HttpRequest, obj: RetentionPolicy, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        published = notice_list_published(organization=obj.organization)
+        stale = [notice for notice in published if notice.retention_snapshot != obj.snapshot()]
+        if stale:
+            self.message_user(
+                request,
+                f"{len(stale)} published notice(s) still state the previous schedule, and grants under them "
+                "follow it. Publish new versions (action 'New draft from selected versions', then publish).",
+                messages.WARNING,
+            )
+
 
 class NoticeForm(forms.ModelForm):
     """Purposes as checkboxes on a new draft; stored as the canonical comma-separated set."""

@@ -269,9 +269,8 @@ def consent_grant(
     subject = Subject.objects.select_for_update().get(pk=subject.pk, organization=organization)
     if subject.erased_at is not None:
         raise ConsentError("This subject was erased.", code="subject_erased")
-    policy = RetentionPolicy.objects.filter(organization=organization).first()
-    validity_days = policy.grant_validity_days if policy else notice.retention_snapshot["grant_validity_days"]
-    validity = timedelta(days=validity_days)
+    # The person was told the schedule frozen into the notice; that, not today's policy, bounds the grant.
+    validity = timedelta(days=notice.retention_snapshot["grant_validity_days"])
     now = timezone.now()
     replaced = list(Grant.objects.filter(subject=subject, purpose__in=purposes, ended_at__isnull=True))
     for old in replaced:

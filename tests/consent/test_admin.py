@@ -167,3 +167,17 @@ def test_verify_view_points_at_the_first_tampered_row(org_a) -> None:
         cursor.execute("UPDATE consent_ledgerentry SET channel = 'admin_paper' WHERE id = %s", [entry.pk])
     page = _client(make_member(org_a, role="owner")).get("/admin/consent/ledgerentry/verify/").content.decode()
     assert f"Broken at sequence {entry.sequence}" in page and f"/admin/consent/ledgerentry/{entry.pk}/change/" in page
+
+
+def test_changing_the_retention_policy_warns_about_notices_stating_the_old_one(org_a) -> None:
+    make_notice(org_a)
+    from consent.models import RetentionPolicy
+
+    policy = RetentionPolicy.objects.get(organization=org_a)
+    client = _client(make_member(org_a, role="owner"))
+    response = client.post(
+        f"/admin/consent/retentionpolicy/{policy.pk}/change/",
+        {"feature_retention_days": 30, "grant_validity_days": 90},
+        follow=True,
+    )
+    assert "still state the previous schedule" in response.content.decode()

@@ -168,3 +168,15 @@ def test_ip_is_truncated_to_its_network(raw, truncated) -> None:
 )
 def test_user_agent_is_reduced_to_a_class(ua, klass) -> None:
     assert user_agent_class(ua) == klass
+
+
+def test_grant_lasts_as_long_as_the_notice_it_was_given_under_says(org_a) -> None:
+    from datetime import timedelta
+
+    from tests.factories import make_grant, make_subject
+
+    make_retention_policy(org_a, grant_days=30)
+    notice = make_notice(org_a)
+    retention_policy_set(organization=org_a, feature_retention_days=30, grant_validity_days=400)
+    grant = make_grant(make_subject(org_a), notice)
+    assert grant.expires_at - grant.granted_at == timedelta(days=30)
