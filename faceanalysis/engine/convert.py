@@ -15,12 +15,35 @@ _OPSET = 17
 _PRODUCER = "visage-faceanalysis-engine"
 
 
-def _save_deterministic(model: Any, target: Path) -> None:
+def _save_deterministic(model: Any, target: Path, *, ir_version: int | None = _IR_VERSION) -> None:
     """Serialize without any field that varies between runs or onnx releases."""
     model.producer_name = _PRODUCER
     model.producer_version = "1"
-    model.ir_version = _IR_VERSION
+    if ir_version is not None:
+        model.ir_version = ir_version
     target.write_bytes(model.SerializeToString(deterministic=True))
+
+
+def flush_denormal_weights(source: Path, target: Path) -> None:
+    """Set float32 weights below the normal range (|w| < 1.18e-38) to zero.
+
+    dlib's age and gender networks carry thousands of such weights; x86 cores compute with
+    denormals through slow microcode, which made the age network 4-7x slower on real faces
+    than on blank input. The outputs are bit-identical on the test faces (the products vanish
+    in float32 anyway), and the conversion keeps the graph and its IR version as they are.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(source))
+    tiny = np.finfo(np.float32).tiny
+    for tensor in model.graph.initializer:
+        value = numpy_helper.to_array(tensor)
+        if value.dtype == np.float32 and np.any((value != 0) & (np.abs(value) < tiny)):
+            flushed = np.where(np.abs(value) < tiny, np.float32(0), value).astype(np.float32)
+            tensor.CopyFrom(numpy_helper.from_array(flushed, tensor.name))
+    onnx.checker.check_model(model)
+    _save_deterministic(model, target, ir_version=None)
 
 
 def dequantize_initializers(source: Path, target: Path, *, batch_dynamic: bool) -> None:
@@ -239,4 +262,5 @@ CONVERTERS = {
     "yunet_dequantize": lambda s, t: dequantize_initializers(s, t, batch_dynamic=True),
     "sface_dequantize": lambda s, t: dequantize_initializers(s, t, batch_dynamic=False),
     "fer_hdf5_to_onnx": fer_hdf5_to_onnx,
+    "flush_denormal_weights": flush_denormal_weights,
 }

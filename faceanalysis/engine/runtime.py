@@ -105,8 +105,7 @@ def load_runtime(config: EngineConfig) -> Runtime:
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     options.log_severity_level = 3
 
-    def session(key: str, threads: int = threads) -> Any:
-        options.intra_op_num_threads = threads
+    def session(key: str) -> Any:
         return onnxruntime.InferenceSession(payloads[key], sess_options=options, providers=providers)
 
     landmarker = vision.FaceLandmarker.create_from_options(
@@ -127,7 +126,7 @@ def load_runtime(config: EngineConfig) -> Runtime:
         landmarker=landmarker,
         expression=session("expression"),
         # Age runs after the landmarker, when no other native work competes for the cores.
-        age=session("age", config.intra_op_threads or available_cpus()),
+        age=session("age"),
         gender=session("gender"),
         embedder=session("embedder") if config.compute_embedding else None,
         worker=ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceanalysis-onnx"),

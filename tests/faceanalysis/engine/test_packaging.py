@@ -58,7 +58,7 @@ def test_verify_models_names_missing_and_mismatched_files(models_dir: Path, tmp_
     with (tmp_path / models["gender"].file).open("ab") as handle:
         handle.write(b"tampered")
     problems = verify_models(tmp_path)
-    assert len(problems) == 1 and "gender-v1.onnx" in problems[0] and "sha256" in problems[0]
+    assert len(problems) == 1 and "gender-v1-ftz.onnx" in problems[0] and "sha256" in problems[0]
 
 
 def test_install_is_idempotent_without_touching_the_network(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
