@@ -22,6 +22,7 @@ def test_celery_is_json_only_and_acks_late() -> None:
     assert {q.name for q in app.conf.task_queues} >= {"default", "analysis", "analysis_gpu"}
 
 
+@pytest.mark.django_db
 def test_embedded_default_runs_tasks_in_process() -> None:
     if settings.REDIS_URL:
         pytest.skip("full stack: tasks go to the broker")
