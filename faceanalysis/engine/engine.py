@@ -96,19 +96,22 @@ class Engine:
         # they run while the landmarker works on the next chunk.
         pending = [runtime.worker.submit(self._detector_chip_stages, candidates, analysed, runtime)]
         step = self.config.landmark_chunk
+        chunks = [candidates[start : start + step] for start in range(0, len(candidates), step)] or [[]]
         try:
-            for start in range(0, len(candidates), step):
-                chunk = candidates[start : start + step]
+            for chunk in chunks[:-1]:
                 self._landmark(chunk, analysed, runtime, timings)
                 pending.append(runtime.worker.submit(self._age_gender_stage, chunk, analysed, runtime))
+            # Nothing is left to overlap the last chunk with: run it here, without a thread hand-off.
+            self._landmark(chunks[-1], analysed, runtime, timings)
+            last = self._age_gender_stage(chunks[-1], analysed, runtime)
         finally:
             results_of = [future.result() for future in pending]
         outputs, grey_chips, chip_timings = results_of[0]
         timings.update(chip_timings)
+        parts = [*results_of[1:], last]
         for key in ("age", "gender"):
-            parts = [part[0][key] for part in results_of[1:]]
-            outputs[key] = np.concatenate(parts) if parts else np.zeros((0,), dtype=np.float32)
-            timings[key] = sum(part[1][key] for part in results_of[1:])
+            outputs[key] = np.concatenate([part[0][key] for part in parts])
+            timings[key] = sum(part[1][key] for part in parts)
         faces = [
             (candidate.frame, self._face(candidate, row, grey_chips, outputs))
             for row, candidate in enumerate(candidates)
