@@ -41,7 +41,10 @@ class _Candidate:
 
 
 class Engine:
-    """Face analysis over decoded RGB images; sessions are created lazily in the calling process."""
+    """Face analysis over decoded RGB images; sessions are created lazily in the calling process.
+
+    Not thread-safe (MediaPipe's landmarker is not): use one Engine per thread or process.
+    """
 
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()

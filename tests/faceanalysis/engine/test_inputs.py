@@ -68,8 +68,8 @@ def test_engine_rejects_bad_input_with_a_clear_error(engine: Engine) -> None:
 
 
 @pytest.mark.slow
-def test_tiny_images_are_analysed_without_error(engine: Engine) -> None:
-    for shape in ((1, 1, 3), (3, 7, 3), (31, 33, 3)):
+def test_tiny_and_extreme_aspect_images_are_analysed_without_error(engine: Engine) -> None:
+    for shape in ((1, 1, 3), (3, 7, 3), (31, 33, 3), (1, 20000, 3), (20000, 2, 3)):
         assert engine.analyze(np.full(shape, 128, np.uint8)).faces == ()
 
 
