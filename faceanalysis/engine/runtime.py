@@ -125,7 +125,6 @@ def load_runtime(config: EngineConfig) -> Runtime:
         detector=session("detector"),
         landmarker=landmarker,
         expression=session("expression"),
-        # Age runs after the landmarker, when no other native work competes for the cores.
         age=session("age"),
         gender=session("gender"),
         embedder=session("embedder") if config.compute_embedding else None,
