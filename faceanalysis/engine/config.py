@@ -19,7 +19,9 @@ class EngineConfig:
     intra_op_threads: int | None = None
     use_gpu: bool = True  # CUDAExecutionProvider when onnxruntime offers it
     max_batch: int = 64  # faces per ONNX run in analyze_batch
-    landmark_chunk: int = 8  # faces landmarked before their age/gender run is queued beside the next
+    # Faces landmarked before their age/gender run is queued beside the next chunk. None: 8 on CPU,
+    # where overlap pays; max_batch on GPU, where one big run does.
+    landmark_chunk: int | None = None
 
     # Input handling.
     max_image_side: int = 1920  # larger images are downscaled first; coordinates stay in the original

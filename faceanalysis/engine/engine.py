@@ -98,7 +98,7 @@ class Engine:
         # need the landmarks: each chunk of landmarked faces is queued behind it, so in a batch
         # they run while the landmarker works on the next chunk.
         pending = [runtime.worker.submit(self._detector_chip_stages, candidates, analysed, runtime)]
-        step = self.config.landmark_chunk
+        step = self.config.landmark_chunk or (self.config.max_batch if runtime.on_gpu else 8)
         chunks = [candidates[start : start + step] for start in range(0, len(candidates), step)] or [[]]
         try:
             for chunk in chunks[:-1]:
