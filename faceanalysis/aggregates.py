@@ -56,30 +56,61 @@ def count_blinks(rows: list[FeatureRow]) -> int:
     return blinks
 
 
-def summarize(rows: Iterable[FeatureRow]) -> dict[str, object]:
-    """The aggregates of a set of analysed frames (see the module docstring)."""
-    ordered = sorted(rows, key=lambda r: r.t)
-    analysed = len(ordered)
-    counting = [r for r in ordered if r.face_count and r.quality_ok]
-    expressions = Counter(r.expression for r in counting if r.expression)
-    with_expression = sum(expressions.values())
-    scores = [r.attention_score for r in counting if r.attention_score is not None]
-    observed = (counting[-1].t - counting[0].t) if len(counting) > 1 else 0.0
-    blinks = count_blinks(counting)
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Counts over a set of analysed frames, from Python rows (`summarize`) or from SQL (the worker)."""
+
+    analysed: int
+    counted: int
+    looking: int
+    smiling: int
+    mean_attention_score: float | None
+    expressions: dict[str, int]
+
+
+def is_counting(row: FeatureRow) -> bool:
+    """The frame's largest face passed the quality gate (the SQL twin is in services.session_summary)."""
+    return bool(row.face_count and row.quality_ok)
+
+
+def compose(totals: Totals, counting_in_time_order: list[FeatureRow]) -> dict[str, object]:
+    """The aggregates from the totals and the counting frames in time order (for blinks)."""
+    with_expression = sum(totals.expressions.values())
+    observed = (
+        counting_in_time_order[-1].t - counting_in_time_order[0].t if len(counting_in_time_order) > 1 else 0.0
+    )
+    blinks = count_blinks(counting_in_time_order)
+    score = totals.mean_attention_score
     return {
-        "frames_analyzed": analysed,
-        "frames_counted": len(counting),
-        "attention_share": _share(sum(1 for r in counting if r.looking_at_screen), len(counting)),
-        "mean_attention_score": round(sum(scores) / len(scores), 4) if scores else None,
-        "smile_share": _share(sum(1 for r in counting if (r.smile or 0.0) >= SMILE_THRESHOLD), len(counting)),
+        "frames_analyzed": totals.analysed,
+        "frames_counted": totals.counted,
+        "attention_share": _share(totals.looking, totals.counted),
+        "mean_attention_score": round(score, 4) if score is not None else None,
+        "smile_share": _share(totals.smiling, totals.counted),
         "expression_distribution": {
-            label: _share(expressions[label], with_expression) or 0.0 for label in EXPRESSION_LABELS
+            label: _share(totals.expressions.get(label, 0), with_expression) or 0.0 for label in EXPRESSION_LABELS
         } if with_expression else {},
         "blinks": blinks,
         "seconds_observed": round(observed, 3),
         "blink_rate_per_minute": round(blinks * 60.0 / observed, 2) if observed >= MIN_OBSERVED_S else None,
-        "quality_rejection_share": _share(analysed - len(counting), analysed),
+        "quality_rejection_share": _share(totals.analysed - totals.counted, totals.analysed),
     }
+
+
+def summarize(rows: Iterable[FeatureRow]) -> dict[str, object]:
+    """The aggregates of a set of analysed frames (see the module docstring)."""
+    ordered = sorted(rows, key=lambda r: r.t)
+    counting = [r for r in ordered if is_counting(r)]
+    scores = [r.attention_score for r in counting if r.attention_score is not None]
+    totals = Totals(
+        analysed=len(ordered),
+        counted=len(counting),
+        looking=sum(1 for r in counting if r.looking_at_screen),
+        smiling=sum(1 for r in counting if (r.smile or 0.0) >= SMILE_THRESHOLD),
+        mean_attention_score=sum(scores) / len(scores) if scores else None,
+        expressions=dict(Counter(r.expression for r in counting if r.expression)),
+    )
+    return compose(totals, counting)
 
 
 def timeline(rows: Iterable[FeatureRow], *, bucket_seconds: float) -> list[dict[str, object]]:

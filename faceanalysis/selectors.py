@@ -43,8 +43,10 @@ def capture_session_for_token(*, token: str) -> CaptureSession | None:
     """The session a capture token opens, while the token is valid; None for unknown or expired tokens."""
     if not token or len(token) > 200:
         return None
+    # On every intake request: one indexed lookup, one join, without the aggregates snapshot.
     session = (
-        CaptureSession.objects.select_related("organization", "subject", "campaign")
+        CaptureSession.objects.select_related("organization")
+        .defer("aggregates")
         .filter(token_hash=hash_capture_token(token))
         .first()
     )

@@ -118,6 +118,16 @@ class RedisFrameStore:
         except self._errors as exc:
             raise FrameStoreUnavailable(type(exc).__name__) from None
 
+    def count_in_window(self, key: str, count: int, *, ttl_seconds: int) -> int:
+        """Add `count` to a short-lived counter (intake's frames-per-second bound) and return its new value."""
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.incrby(key, count)
+            pipe.expire(key, ttl_seconds)
+            return int(pipe.execute()[0])
+        except self._errors as exc:
+            raise FrameStoreUnavailable(type(exc).__name__) from None
+
 
 class MemoryFrameStore:
     """The embedded default: a dict with expiry times, for one process where tasks run in-process."""

@@ -240,3 +240,32 @@ def test_session_api_reads_aggregates_frames_and_timeline(analyze, org_a, fake_e
     ).json()
     assert timeline["media_ref"] == "video-42"
     assert [(b["start_s"], b["frames_analyzed"]) for b in timeline["buckets"]] == [(0.0, 2), (1.0, 2), (2.0, 2)]
+
+
+def test_database_counted_aggregates_match_the_pure_definitions(org_a, settings) -> None:
+    """The worker counts in SQL; `aggregates.summarize` is the definition. Mixed rows must agree."""
+    from django.utils import timezone
+
+    from faceanalysis.aggregates import summarize
+    from faceanalysis.services import session_feature_rows, session_summary
+
+    settings.VISAGE_CAPTURE_MAX_FPS = 1000
+    session, _ = make_capture_session(org_a)
+    frames = [f for _ in range(4) for f in queue_frames(session, 10, step_ms=250)]
+    for i, frame in enumerate(frames):
+        frame.media_time_ms = i * 250
+    now = timezone.now()
+    expressions = ["happy", "neutral", "", "surprise"]
+    FrameFeatures.objects.bulk_create([
+        FrameFeatures(
+            organization=org_a, frame=frame, session=session, subject=session.subject, grant=session.grant,
+            media_time_ms=frame.media_time_ms, face_count=0 if i % 7 == 0 else 1, quality_ok=i % 5 != 0,
+            looking_at_screen=i % 3 != 0, attention_score=(i % 10) / 10, eyes_open=i % 4 != 1,
+            smile=(i % 6) / 5, expression=expressions[i % 4], received_at=now, latency_ms=1.0,
+        )
+        for i, frame in enumerate(frames)
+    ])
+    expected = summarize(session_feature_rows(session))
+    actual = session_summary(session)
+    assert actual == expected
+    assert expected["blinks"] > 0 and 0 < expected["attention_share"] < 1
