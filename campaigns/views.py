@@ -1,4 +1,10 @@
-"""A campaign's public consent page: the notice, one unticked box per purpose, consent and refuse side by side."""
+"""A campaign's public consent page: the notice, one unticked box per purpose, consent and refuse side by side.
+
+After consent the visitor's browser session remembers who consented on this campaign (server side, in the Django
+session), so that the capture page can open a capture session for that subject without the "my data" token ever
+reaching page JavaScript."""
+
+from dataclasses import dataclass
 
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -15,6 +21,32 @@ from consent.notice_text import PURPOSE_DESCRIPTIONS
 from consent.pages import page_language
 from consent.selectors import notice_get_published, notice_languages_published
 from consent.services import ConsentError, consent_give_on_page, consent_refuse, consent_shown
+
+VISITOR_SESSION_KEY = "visage.visitors"
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """Who consented on a campaign page in this browser session: the subject and their "my data" token."""
+
+    subject_public_id: str
+    access_token: str
+
+
+def visitor_remember(request: HttpRequest, *, campaign: Campaign, subject_public_id: str, access_token: str) -> None:
+    """Remember, server side, the subject that just consented on this campaign's page in this browser."""
+    visitors = dict(request.session.get(VISITOR_SESSION_KEY, {}))
+    visitors[campaign.public_id] = {"subject": subject_public_id, "access": access_token}
+    request.session[VISITOR_SESSION_KEY] = visitors
+    request.session.cycle_key()  # a fresh session id for the consenting visitor
+
+
+def visitor_get(request: HttpRequest, *, campaign: Campaign) -> Visitor | None:
+    """The subject that consented on this campaign's page in this browser session, if any."""
+    entry = request.session.get(VISITOR_SESSION_KEY, {}).get(campaign.public_id)
+    if not isinstance(entry, dict) or not entry.get("subject"):
+        return None
+    return Visitor(subject_public_id=str(entry["subject"]), access_token=str(entry.get("access", "")))
 
 
 def _render_page(
@@ -90,7 +122,7 @@ def consent_page(request: HttpRequest, public_id: str) -> HttpResponse:
     if action != "consent":
         return HttpResponse(_("Choose consent or refuse."), status=400, content_type="text/plain")
     try:
-        _subject, token = consent_give_on_page(
+        subject, token = consent_give_on_page(
             organization=organization,
             notice=notice,
             purposes=ticked,
@@ -101,6 +133,11 @@ def consent_page(request: HttpRequest, public_id: str) -> HttpResponse:
     except ConsentError as error:
         message = _("Tick at least one purpose, or refuse.") if error.code == "no_purpose" else str(error)
         return _render_page(request, campaign, notice, languages, error=message, ticked=ticked, status=400)
-    url = reverse("consent:my-data", kwargs={"token": token})
+    visitor_remember(request, campaign=campaign, subject_public_id=str(subject.public_id), access_token=token)
+    if Purpose.FACE_ANALYSIS in ticked:
+        # On to the camera page, which thanks, shows the personal "my data" link, and starts nothing by itself.
+        url = reverse("capture:capture-page", kwargs={"public_id": campaign.public_id})
+    else:
+        url = reverse("consent:my-data", kwargs={"token": token})
     return HttpResponseRedirect(f"{url}?lang={language}&welcome=1", status=303)
 

@@ -27,6 +27,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "config.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "config.capture_cors.CaptureCorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -223,6 +224,13 @@ VISAGE_FRAME_MAX_PIXELS = env.int("VISAGE_FRAME_MAX_PIXELS", default=3840 * 2160
 VISAGE_FRAME_BATCH_MAX = env.int("VISAGE_FRAME_BATCH_MAX", default=10)
 VISAGE_CAPTURE_MAX_FPS = env.int("VISAGE_CAPTURE_MAX_FPS", default=15)
 VISAGE_CAPTURE_TOKEN_TTL_SECONDS = env.int("VISAGE_CAPTURE_TOKEN_TTL_SECONDS", default=2 * 3600)
+# The end user's capture page and the embeddable static/visage/capture.js: frames per second sent (at most
+# VISAGE_CAPTURE_MAX_FPS) and how long the camera stays on before the script stops by itself.
+VISAGE_CAPTURE_FPS = env.float("VISAGE_CAPTURE_FPS", default=2.0)
+VISAGE_CAPTURE_MAX_SECONDS = env.int("VISAGE_CAPTURE_MAX_SECONDS", default=120)
+# Partner page origins (e.g. https://shop.example) whose browsers may call the capture-token endpoints; empty:
+# same origin only. Only those endpoints answer CORS, never with credentials.
+VISAGE_CAPTURE_ALLOWED_ORIGINS = env.list("VISAGE_CAPTURE_ALLOWED_ORIGINS", default=[])
 VISAGE_VIDEO_MAX_BYTES = env.int("VISAGE_VIDEO_MAX_BYTES", default=DATA_UPLOAD_MAX_MEMORY_SIZE)
 VISAGE_VIDEO_SAMPLE_FPS = env.float("VISAGE_VIDEO_SAMPLE_FPS", default=2.0)
 VISAGE_VIDEO_MAX_SAMPLE_FPS = env.float("VISAGE_VIDEO_MAX_SAMPLE_FPS", default=10.0)

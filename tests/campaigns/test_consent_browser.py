@@ -1,26 +1,16 @@
 """End to end in a real browser: read the consent page in German and English, refuse, consent, open the
 "my data" link, withdraw with one click; the guard then refuses."""
 
-import os
-
 import pytest
 
 from consent.guards import ConsentDenied, DenialReason, require_consent
 from consent.ledger import ledger_verify
 from consent.models import Grant, LedgerEntry, Subject
+from tests.browser_support import launch_chromium, require_chromium
 from tests.factories import make_campaign, make_notice, make_organization
 
 pytestmark = [pytest.mark.browser]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PURPOSES = ("face_analysis", "personalization")
 
 
@@ -30,8 +20,7 @@ def test_refuse_consent_and_withdraw_in_a_real_browser(live_server, ledger_flush
     de = make_notice(organization, language="de", purposes=PURPOSES)
     campaign = make_campaign(organization, purposes=PURPOSES)
     url = f"{live_server.url}/c/{campaign.public_id}/"
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: run scripts/services (it installs Debian's chromium).")
+    require_chromium()
 
     # Playwright's sync API keeps an event loop around; Django's ORM refuses to run next to one, so the
     # browser part only talks HTTP and the database is checked after it closes.
@@ -39,7 +28,7 @@ def test_refuse_consent_and_withdraw_in_a_real_browser(live_server, ledger_flush
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = launch_chromium(playwright)
         page = browser.new_context(locale="de-DE").new_page()
         page.set_default_timeout(15_000)
 
@@ -66,9 +55,12 @@ def test_refuse_consent_and_withdraw_in_a_real_browser(live_server, ledger_flush
         page.goto(url + "?lang=en")
         page.get_by_label("Face analysis").check()
         page.get_by_role("button", name="I consent").click()
-        page.wait_for_url("**/consent/my-data/**")
-        seen["my_data"] = page.url.split("?")[0]
+        # Consent to face analysis leads to the camera page (camera off), which thanks and links "my data".
+        page.wait_for_url("**/capture/**")
         assert "Thank you" in page.locator("[role=status]").first.inner_text()
+        seen["my_data"] = page.get_by_role("link", name="My data", exact=True).get_attribute("href").split("?")[0]
+        assert seen["my_data"].startswith("/consent/my-data/")
+        seen["my_data"] = live_server.url + seen["my_data"]
 
         # Open the personal link afresh, as a bookmark would (the browser speaks German), and withdraw with
         # one click.

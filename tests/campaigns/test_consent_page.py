@@ -79,7 +79,11 @@ def test_consent_records_grants_with_the_notice_hash_and_leads_to_my_data(setup)
     client = Client()
     response = _post(client, campaign, de, "consent", purposes=("face_analysis",))
     assert response.status_code == 303
-    assert response["Location"].startswith("/consent/my-data/")
+    # Consent to face analysis leads to the camera page (camera off), which links "my data"
+    # (tests/browser/test_capture_page.py).
+    assert response["Location"].startswith(f"/c/{campaign.public_id}/capture/")
+    capture_page = client.get(response["Location"]).content.decode()
+    response["Location"] = re.search(r'href="(/consent/my-data/[^"]+)"', capture_page).group(1)
     subject = Subject.objects.get()
     grant = require_consent(organization_id=subject.organization_id, subject_id=subject.pk, purpose="face_analysis")
     assert grant.notice_hash == de.text_hash and grant.language == "de" and grant.channel == "consent_page"

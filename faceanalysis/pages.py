@@ -1,0 +1,91 @@
+"""The end user's capture page: after consent on a campaign's page, the webcam streams frames to a capture
+session through static/visage/capture.js (the same script partners embed).
+
+The page opens the capture session only when the consent guard allows face analysis for the subject this browser
+session consented as; otherwise it explains, links back to the consent page, and carries no camera code at all.
+The page gets the capture session's token (one session only), never the subject's "my data" token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from campaigns.models import Campaign
+from campaigns.selectors import campaign_get_public
+from campaigns.views import visitor_get
+from consent.guards import ConsentDenied, DenialReason, require_consent
+from consent.models import Purpose, Subject
+from consent.pages import SITE_LANGUAGES, page_language, private_page
+from consent.selectors import subject_get, subject_get_by_access_token
+from faceanalysis import services
+from faceanalysis.errors import FaceAnalysisError
+from faceanalysis.models import CaptureSession
+
+CAPTURE_MEDIA_REF = "capture-page"
+
+
+def capture_fps() -> float:
+    """Frames per second the page sends: VISAGE_CAPTURE_FPS, never above what intake accepts."""
+    return max(0.1, min(float(settings.VISAGE_CAPTURE_FPS), float(settings.VISAGE_CAPTURE_MAX_FPS)))
+
+
+def _refusal(request: HttpRequest, campaign: Campaign, reason: str, language: str) -> HttpResponse:
+    context = {
+        "campaign": campaign,
+        "organization": campaign.organization,
+        "reason": reason,
+        "language": language,
+        "languages": SITE_LANGUAGES,
+        "consent_url": reverse("campaigns:consent-page", kwargs={"public_id": campaign.public_id}),
+    }
+    return private_page(render(request, "faceanalysis/capture_no_consent.html", context, status=403))
+
+
+def _my_data_url(subject: Subject, access_token: str) -> str | None:
+    """The subject's "my data" page, while the remembered token is still theirs (a rotated one is not)."""
+    holder = subject_get_by_access_token(token=access_token) if access_token else None
+    if holder is None or holder.pk != subject.pk:
+        return None
+    return reverse("consent:my-data", kwargs={"token": access_token})
+
+
+@require_GET
+def capture_page(request: HttpRequest, public_id: str) -> HttpResponse:
+    """The camera page of a campaign: a fresh capture session for the consenting visitor, or a friendly 403."""
+    campaign = campaign_get_public(public_id=public_id)
+    if campaign is None:
+        raise Http404
+    language = page_language(request)
+    visitor = visitor_get(request, campaign=campaign)
+    subject = subject_get(organization=campaign.organization, public_id=visitor.subject_public_id) if visitor else None
+    if visitor is None or subject is None:
+        return _refusal(request, campaign, DenialReason.NO_GRANT.value, language)
+    try:
+        require_consent(organization_id=campaign.organization_id, subject_id=subject.pk,
+                        purpose=Purpose.FACE_ANALYSIS)
+        session, token = services.capture_session_start(
+            organization=campaign.organization, subject=subject, campaign=campaign,
+            source=CaptureSession.Source.BROWSER_STREAM, media_ref=CAPTURE_MEDIA_REF,
+        )
+    except ConsentDenied as denial:
+        return _refusal(request, campaign, denial.reason.value, language)
+    except FaceAnalysisError as error:  # withdrawn in between, or the campaign ended
+        return _refusal(request, campaign, str(error.details.get("reason", error.code)), language)
+    context: dict[str, Any] = {
+        "campaign": campaign,
+        "organization": campaign.organization,
+        "language": language,
+        "languages": SITE_LANGUAGES,
+        "session": session,
+        "capture_token": token,
+        "fps": capture_fps(),
+        "max_seconds": settings.VISAGE_CAPTURE_MAX_SECONDS,
+        "my_data_url": _my_data_url(subject, visitor.access_token),
+        "welcome": request.GET.get("welcome") == "1",
+    }
+    return private_page(render(request, "faceanalysis/capture.html", context))

@@ -1,0 +1,194 @@
+"""The end user's capture page in headless Chromium with a fake camera playing a real face: consent, stream,
+see the real engine's aggregates on the page, withdraw in another tab and watch the camera stop; and without
+consent the camera is never asked for."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from consent.guards import ConsentDenied, DenialReason, require_consent
+from consent.models import LedgerEntry, Subject
+from faceanalysis.models import CaptureSession, Frame, FrameFeatures
+from tests.browser_support import COUNT_GET_USER_MEDIA, LIVE_TRACKS, launch_chromium
+from tests.factories import make_campaign, make_notice, make_organization
+
+pytestmark = [pytest.mark.browser]
+
+PURPOSES = ("face_analysis",)
+SCREENSHOTS = os.environ.get("VISAGE_SCREENSHOT_DIR", "")  # set it to look at the page while developing
+
+# Posts one JPEG drawn in the page to the session the page holds, with the page's own capture token.
+POST_ONE_FRAME = """
+async () => {
+  const script = document.querySelector('script[data-visage-token]');
+  const canvas = document.createElement('canvas');
+  canvas.width = 64; canvas.height = 48;
+  canvas.getContext('2d').fillRect(0, 0, 64, 64);
+  const blob = await new Promise(r => canvas.toBlob(r, 'image/jpeg', 0.8));
+  const response = await fetch(`/api/v1/capture-sessions/${script.dataset.visageSession}/frames/`, {
+    method: 'POST', body: blob, credentials: 'omit',
+    headers: {'Authorization': 'Bearer ' + script.dataset.visageToken, 'Content-Type': 'image/jpeg'},
+  });
+  return {status: response.status, body: await response.json()};
+}
+"""
+
+
+def _shot(page, name: str) -> None:
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
+
+
+@pytest.mark.slow
+def test_consent_then_stream_shows_real_aggregates_and_withdrawal_stops_the_camera(
+    live_server, ledger_flushable, eager_tasks, clean_frame_store, warm_engine, face_video
+) -> None:
+    organization = make_organization(name="Camera Shop")
+    make_notice(organization, language="en", purposes=PURPOSES)
+    make_notice(organization, language="de", purposes=PURPOSES)
+    campaign = make_campaign(organization, purposes=PURPOSES)
+    seen: dict[str, object] = {}
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright, camera_video=face_video)
+        context = browser.new_context(locale="en-US")
+        context.add_init_script(COUNT_GET_USER_MEDIA)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+
+        # Consent on the campaign's page leads to the camera page, with the camera still off.
+        page.goto(f"{live_server.url}/c/{campaign.public_id}/?lang=en")
+        page.get_by_label("Face analysis").check()
+        page.get_by_role("button", name="I consent").click()
+        page.wait_for_url(f"**/c/{campaign.public_id}/capture/**")
+        widget = page.locator(".visage-capture")
+        expect(widget).to_have_attribute("data-state", "idle")
+        assert page.evaluate("window.__gumCalls") == 0  # nothing asked before the visitor presses start
+        assert "Thank you" in page.locator("main > [role=status]").inner_text()
+        script = page.locator("script[data-visage-token]")
+        token = script.get_attribute("data-visage-token")
+        assert token.startswith("vcs_")
+        my_data = page.locator("#my-data-link").get_attribute("href")
+        assert my_data.startswith("/consent/my-data/")
+        assert my_data.split("/")[3] not in page.locator("script").evaluate_all(
+            "nodes => nodes.map(n => n.outerHTML).join(' ')"
+        )  # the "my data" token is never handed to the script
+
+        # Start: the browser grants the fake camera, the red indicator and a focused stop button appear.
+        page.get_by_role("button", name="Start camera").click()
+        expect(widget).to_have_attribute("data-state", "recording")
+        expect(page.locator(".visage-rec")).to_be_visible()
+        expect(page.locator(".visage-rec")).to_contain_text("Recording")
+        stop = page.get_by_role("button", name="Stop camera")
+        expect(stop).to_be_focused()
+        assert page.evaluate(LIVE_TRACKS) == 1
+
+        # The real engine's aggregates reach the page: the astronaut looks at the screen and smiles.
+        page.wait_for_function(
+            "Number(document.querySelector('[data-field=frames_analyzed]').dataset.value || 0) >= 3",
+            timeout=120_000,
+        )
+        expect(page.locator("[data-field=expression]")).to_have_attribute("data-value", "happy")
+        seen["attention"] = float(page.locator("[data-field=attention]").get_attribute("data-value"))
+        seen["expression_text"] = page.locator("[data-field=expression]").inner_text()
+        seen["status"] = page.locator(".visage-status").inner_text()
+        _shot(page, "capture-recording")
+
+        # Withdraw in a second tab, on the "my data" page, with one click.
+        other = context.new_page()
+        other.goto(live_server.url + my_data)
+        other.get_by_role("button", name="Withdraw “Face analysis”").click()
+        expect(other.locator("td[data-state=withdrawn]")).to_have_count(1)
+        seen["withdrawn_at"] = timezone.now()
+
+        # The capture tab stops on its own: every track ended, the indicator gone, and it says why.
+        expect(widget).to_have_attribute("data-state", "stopped", timeout=20_000)
+        expect(widget).to_have_attribute("data-reason", "withdrawn")
+        expect(page.locator(".visage-rec")).to_be_hidden()
+        expect(stop).to_be_hidden()
+        assert page.evaluate(LIVE_TRACKS) == 0
+        assert "withdrawn" in page.locator(".visage-status").inner_text()
+        _shot(page, "capture-withdrawn")
+        sent_after_stop = page.locator(".visage-capture").get_attribute("data-frames-sent")
+        page.wait_for_timeout(1500)  # a few frame intervals: nothing more goes out
+        assert page.locator(".visage-capture").get_attribute("data-frames-sent") == sent_after_stop
+
+        # The server refuses a frame for that session now, with a consent error.
+        refused = page.evaluate(POST_ONE_FRAME)
+        seen["refused"] = refused
+
+        # Reloading the camera page opens nothing: a friendly 403 that explains, and no camera code.
+        calls = page.evaluate("window.__gumCalls")
+        response = page.reload()
+        assert response.status == 403
+        assert page.locator("[data-reason]").get_attribute("data-reason") == "withdrawn"
+        assert page.locator("script[src*='capture.js']").count() == 0
+        assert page.evaluate("window.__gumCalls") == 0 and calls == 1
+        browser.close()
+
+    assert seen["attention"] >= 0.8, seen
+    assert "happy" in str(seen["expression_text"]), seen
+    refused = seen["refused"]
+    assert refused["status"] in (403, 409), refused
+    assert refused["body"]["error"]["code"] in ("consent_required", "session_ended"), refused
+
+    subject = Subject.objects.get(organization=organization)
+    with pytest.raises(ConsentDenied) as denied:
+        require_consent(organization_id=organization.pk, subject_id=subject.pk, purpose="face_analysis")
+    assert denied.value.reason == DenialReason.WITHDRAWN
+    session = CaptureSession.objects.get(subject=subject)
+    assert session.source == "browser_stream" and session.end_reason == "consent_withdrawn"
+    withdrawn = LedgerEntry.objects.get(organization=organization, event="withdrawn").occurred_at
+    frames = Frame.objects.filter(session=session)
+    assert frames.filter(received_at__lt=withdrawn, status="analyzed").count() >= 3
+    # Nothing was accepted after the withdrawal, nothing analysed after it, and what was derived is gone.
+    assert not frames.filter(received_at__gt=withdrawn).exists()
+    assert not frames.filter(status="analyzed", finished_at__gt=withdrawn).exists()
+    assert not frames.filter(status="queued").exists()
+    assert not FrameFeatures.objects.filter(subject=subject).exists()
+    assert session.aggregates == {}
+
+
+def test_capture_page_without_consent_never_asks_for_the_camera(live_server, ledger_flushable) -> None:
+    organization = make_organization(name="No Consent Shop")
+    make_notice(organization, language="en", purposes=PURPOSES)
+    make_notice(organization, language="de", purposes=PURPOSES)
+    campaign = make_campaign(organization, purposes=PURPOSES)
+    url = f"{live_server.url}/c/{campaign.public_id}/capture/"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright, camera_video=None)
+        context = browser.new_context(locale="de-DE")
+        context.add_init_script(COUNT_GET_USER_MEDIA)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+
+        response = page.goto(url)
+        assert response.status == 403
+        assert page.locator("html").get_attribute("lang") == "de"
+        assert page.locator("h1").inner_text() == "Die Kamera bleibt aus"
+        link = page.get_by_role("link", name="Zum Hinweis und zur Einwilligung")
+        assert link.get_attribute("href").startswith(f"/c/{campaign.public_id}/")
+
+        response = page.goto(url + "?lang=en")
+        assert response.status == 403
+        assert page.locator("[role=alert]").inner_text().startswith("There is no consent to face analysis")
+        assert page.locator("script[src*='capture.js'], video, .visage-capture").count() == 0
+        page.wait_for_timeout(500)
+        assert page.evaluate("window.__gumCalls") == 0
+
+        # Refusing on the consent page does not open the camera page either.
+        page.goto(f"{live_server.url}/c/{campaign.public_id}/?lang=en")
+        page.get_by_role("button", name="I refuse").click()
+        assert page.goto(url).status == 403
+        assert page.evaluate("window.__gumCalls") == 0
+        browser.close()
+
+    assert not CaptureSession.objects.exists()
