@@ -370,3 +370,23 @@ def test_read_scope_key_cannot_post_frames(org_a) -> None:
     response = post_image(api_client(make_api_key(org_a, scopes=("read",))[1]), session, astronaut_jpeg())
     assert response.status_code == 403
     assert_nothing_queued(session)
+
+
+def test_real_redis_store_that_is_down_answers_503(org_a, settings) -> None:
+    import socket
+
+    from faceanalysis import store
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.VISAGE_FRAME_STORE_URL = f"redis://127.0.0.1:{port}/0"
+    store._store_for.cache_clear()
+    try:
+        session, token = make_capture_session(org_a)
+        response = post_image(token_client(token), session, astronaut_jpeg())
+    finally:
+        store._store_for.cache_clear()
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "frame_store_unavailable"
+    assert_nothing_queued(session)

@@ -311,3 +311,17 @@ def test_the_scan_finds_frame_bytes_where_they_are(org_a, clean_redis) -> None:
     CaptureSession.objects.filter(pk=session.pk).update(media_ref=base64.b64encode(data[:150]).decode())
     with pytest.raises(AssertionError, match="media_ref"):
         assert_no_frame_bytes_anywhere([data[:150]], clean_redis)
+
+
+def test_analysis_worker_refuses_to_start_without_its_models(tmp_path: Path) -> None:
+    worker = Worker(tmp_path, extra_env={"VISAGE_MODELS_DIR": str(tmp_path / "no-models")})
+    with worker.log_path.open("wb") as log:
+        result = subprocess.run(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "analysis", "--pool", "solo",
+             "--loglevel", "WARNING", "--hostname", worker.hostname, "--without-gossip", "--without-mingle",
+             "--without-heartbeat"],
+            cwd=ROOT, env=worker.env, stdout=log, stderr=subprocess.STDOUT, timeout=120,
+        )
+    assert result.returncode != 0
+    assert "Refusing to start an analysis worker" in worker.log()
+    assert "detector" in worker.log() and "landmarker" in worker.log()
