@@ -16,10 +16,11 @@ from django.views.decorators.http import require_http_methods
 from campaigns.models import Campaign
 from campaigns.selectors import campaign_get_public
 from consent.evidence import request_evidence
+from consent.guards import has_consent
 from consent.models import Channel, NoticeVersion, Purpose
 from consent.notice_text import PURPOSE_DESCRIPTIONS
 from consent.pages import page_language
-from consent.selectors import notice_get_published, notice_languages_published
+from consent.selectors import notice_get_published, notice_languages_published, subject_get
 from consent.services import ConsentError, consent_give_on_page, consent_refuse, consent_shown
 
 VISITOR_SESSION_KEY = "visage.visitors"
@@ -75,8 +76,20 @@ def _render_page(
         "purposes": purposes,
         "languages": languages,
         "error": error,
+        "capture_url": _capture_url_if_consented(request, campaign),
     }
     return render(request, "campaigns/consent_page.html", context, status=status)
+
+
+def _capture_url_if_consented(request: HttpRequest, campaign: Campaign) -> str | None:
+    """The camera page, when this browser session already consented to face analysis on this campaign."""
+    visitor = visitor_get(request, campaign=campaign)
+    subject = subject_get(organization=campaign.organization, public_id=visitor.subject_public_id) if visitor else None
+    if subject is None or not has_consent(
+        organization_id=campaign.organization_id, subject_id=subject.pk, purpose=Purpose.FACE_ANALYSIS
+    ):
+        return None
+    return reverse("capture:capture-page", kwargs={"public_id": campaign.public_id})
 
 
 @csrf_protect

@@ -26,11 +26,17 @@ CHROMIUM_ARGS = [
 FAKE_CAMERA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 
 # Counts getUserMedia calls and keeps the streams it hands out, so a test can prove the camera was never asked
-# for, or that every track it gave was stopped.
+# for, or that every track it gave was stopped; and counts the frame posts the page starts.
 COUNT_GET_USER_MEDIA = """
 (() => {
   window.__gumCalls = 0;
   window.__gumStreams = [];
+  window.__framePosts = 0;
+  const originalFetch = window.fetch.bind(window);
+  window.fetch = (resource, init) => {
+    if (String(resource).endsWith('/frames/') && init && init.method === 'POST') window.__framePosts += 1;
+    return originalFetch(resource, init);
+  };
   const md = navigator.mediaDevices;
   if (!md || !md.getUserMedia) return;
   const original = md.getUserMedia.bind(md);

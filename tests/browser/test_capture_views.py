@@ -54,6 +54,15 @@ def test_consent_to_face_analysis_hands_over_to_the_capture_page_with_a_capture_
     assert my_data_token not in str(attrs)  # the script never gets the "my data" token
 
 
+def test_consent_page_offers_the_camera_to_a_browser_that_consented(campaign) -> None:
+    client = Client()
+    assert "already-consented" not in client.get(f"/c/{campaign.public_id}/").content.decode()
+    _consent(client, campaign)
+    html = client.get(f"/c/{campaign.public_id}/").content.decode()
+    assert f'href="/c/{campaign.public_id}/capture/?lang=en"' in html
+    assert "already-consented" not in Client().get(f"/c/{campaign.public_id}/").content.decode()
+
+
 def test_consent_without_face_analysis_leads_to_my_data_and_the_capture_page_refuses(campaign) -> None:
     client = Client()
     response = _consent(client, campaign, purposes=("personalization",))
