@@ -124,10 +124,15 @@ class IncomingFrame:
         return f"IncomingFrame({len(self.data)} bytes, {self.declared_type!r})"
 
 
+def current_second() -> int:
+    """The wall-clock second the frame-rate bound counts in."""
+    return int(time.time())
+
+
 def _check_frame_rate(session: CaptureSession, count: int) -> None:
     """At most VISAGE_CAPTURE_MAX_FPS frames per session per wall-clock second, counted in the cache."""
     limit = settings.VISAGE_CAPTURE_MAX_FPS
-    key = f"faceanalysis:fps:{session.pk}:{int(time.time())}"
+    key = f"faceanalysis:fps:{session.pk}:{current_second()}"
     store = frame_store()
     try:
         if isinstance(store, RedisFrameStore):
@@ -449,7 +454,8 @@ def frame_analyze(*, frame_id: int, claim_more: int = 0) -> dict[str, int]:
             for session in (
                 CaptureSession.objects.select_for_update().defer("aggregates").filter(pk__in=latest).order_by("pk")
             ):
-                _refresh_session(session, grants[session.subject_id], latest[session.pk])  # type: ignore[arg-type]
+                if _refresh_due(session, now):
+                    _refresh_session(session, grants[session.subject_id], latest[session.pk])  # type: ignore[arg-type]
 
         discard = [i for ids in dropped.values() for i in ids if i not in taken]
         transaction.on_commit(lambda: store.release(taken))
@@ -519,6 +525,17 @@ def session_summary(session: CaptureSession) -> dict[str, object]:
         ),
         eye_rows,
     )
+
+
+def _refresh_due(session: CaptureSession, now: datetime) -> bool:
+    """Under a backlog, recount a session's aggregates at most every VISAGE_AGGREGATES_REFRESH_MS; the frame
+    that leaves no other frame of the session queued always recounts, so the final figures are exact. Called
+    under the session's row lock: of two workers finishing a session's last frames, the second to take the
+    lock sees the other's frame finished and recounts after its commit."""
+    interval = settings.VISAGE_AGGREGATES_REFRESH_MS / 1000.0
+    if session.aggregates_updated_at is None or (now - session.aggregates_updated_at).total_seconds() >= interval:
+        return True
+    return not Frame.objects.filter(session_id=session.pk, status=Frame.Status.QUEUED).exists()
 
 
 def _refresh_session(session: CaptureSession, grant: Grant, latest: FrameFeatures) -> None:

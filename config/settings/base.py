@@ -238,6 +238,8 @@ VISAGE_VIDEO_MAX_FRAMES = env.int("VISAGE_VIDEO_MAX_FRAMES", default=300)
 # "analysis" (CPU workers) or "analysis_gpu" (GPU workers, which batch frames across sessions).
 VISAGE_ANALYSIS_QUEUE = env("VISAGE_ANALYSIS_QUEUE", default="analysis")
 VISAGE_GPU_BATCH_MAX = env.int("VISAGE_GPU_BATCH_MAX", default=16)
+# Under a backlog a session's aggregates are recounted at most this often; exact again once it drains.
+VISAGE_AGGREGATES_REFRESH_MS = env.int("VISAGE_AGGREGATES_REFRESH_MS", default=1000)
 CELERY_BEAT_SCHEDULE["faceanalysis-expire-frames"] = {
     "task": "pipeline.expire_frames",
     "schedule": env.float("VISAGE_EXPIRE_SWEEP_SECONDS", default=60.0),

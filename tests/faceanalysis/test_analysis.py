@@ -269,3 +269,21 @@ def test_database_counted_aggregates_match_the_pure_definitions(org_a, settings)
     actual = session_summary(session)
     assert actual == expected
     assert expected["blinks"] > 0 and 0 < expected["attention_share"] < 1
+
+
+def test_under_a_backlog_aggregates_are_recounted_at_most_every_interval_and_exactly_at_the_end(
+    analyze, org_a, fake_engine, settings
+) -> None:
+    settings.VISAGE_AGGREGATES_REFRESH_MS = 60_000
+    session, _ = make_capture_session(org_a)
+    frames = queue_frames(session, 4)
+    analyze(frame_id=frames[0].pk)
+    session.refresh_from_db()
+    assert session.aggregates["frames_analyzed"] == 1  # first frame: nothing counted yet, so it counts
+    analyze(frame_id=frames[1].pk)
+    analyze(frame_id=frames[2].pk)
+    session.refresh_from_db()
+    assert session.aggregates["frames_analyzed"] == 1  # backlog within the interval: not recounted
+    analyze(frame_id=frames[3].pk)
+    session.refresh_from_db()
+    assert session.aggregates["frames_analyzed"] == 4  # the last queued frame recounts exactly

@@ -218,13 +218,21 @@ def test_consent_guard_runs_at_intake(org_a, settings) -> None:
     assert_nothing_queued(session)
 
 
-def test_frame_rate_bound_answers_429(org_a, settings, fake_engine, eager) -> None:
+def test_frame_rate_bound_answers_429(org_a, settings, monkeypatch) -> None:
+    from faceanalysis import services
+
     settings.VISAGE_CAPTURE_MAX_FPS = 2
+    now = services.current_second()
+    monkeypatch.setattr(services, "current_second", lambda: now)  # every request in the same second
     session, token = make_capture_session(org_a)
     client = token_client(token)
-    codes = [post_image(client, session, astronaut_jpeg()).status_code for _ in range(4)]
-    assert 429 in codes
-    assert Frame.objects.filter(session=session).count() == codes.count(202) <= 4
+    codes = [post_image(client, session, astronaut_jpeg()).status_code for _ in range(3)]
+    assert codes == [202, 202, 429]
+    assert Frame.objects.filter(session=session).count() == 2
+    refused = post_image(client, session, astronaut_jpeg())
+    assert refused.json()["error"]["code"] == "frame_rate_exceeded" and refused["Retry-After"] == "1"
+    monkeypatch.setattr(services, "current_second", lambda: now + 1)  # the next second has its own budget
+    assert post_image(client, session, astronaut_jpeg()).status_code == 202
 
 
 def _png_header_only(width: int, height: int) -> bytes:
