@@ -69,3 +69,22 @@ def test_worker_of_other_queues_does_not_need_models(settings, tmp_path) -> None
 
 def test_installed_models_pass_the_start_up_check() -> None:
     check_models_or_exit(["analysis", "analysis_gpu"])
+
+
+def test_loading_the_worker_app_creates_no_engine_and_no_native_session() -> None:
+    """What a prefork parent imports must hold no onnxruntime or MediaPipe state for children to inherit."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import os, sys; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings.test';"
+        "import django; django.setup();"
+        "from config.celery import app; app.loader.import_default_modules();"
+        "import faceanalysis.tasks; from faceanalysis import inference;"
+        "print(inference._engine is None, 'onnxruntime' in sys.modules, 'mediapipe' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "False", "False"]
