@@ -22,11 +22,13 @@ from consent.guards import ConsentDenied, DenialReason, require_consent
 from consent.models import Purpose, Subject
 from consent.pages import SITE_LANGUAGES, page_language, private_page
 from consent.selectors import subject_get, subject_get_by_access_token
-from faceanalysis import services
+from faceanalysis import selectors, services
 from faceanalysis.errors import FaceAnalysisError
 from faceanalysis.models import CaptureSession
 
 CAPTURE_MEDIA_REF = "capture-page"
+# The capture session this browser's page last opened, per campaign: a reload ends it before opening the next.
+PAGE_SESSIONS_KEY = "visage.capture_sessions"
 
 
 def capture_fps() -> float:
@@ -54,6 +56,18 @@ def _my_data_url(subject: Subject, access_token: str) -> str | None:
     return reverse("consent:my-data", kwargs={"token": access_token})
 
 
+def _replace_page_session(request: HttpRequest, campaign: Campaign, session: CaptureSession) -> None:
+    """End the session this browser's page opened before (a reload, a second tab), and remember the new one."""
+    opened = dict(request.session.get(PAGE_SESSIONS_KEY, {}))
+    previous = selectors.capture_session_get(
+        organization=campaign.organization, public_id=opened.get(campaign.public_id)
+    )
+    if previous is not None and previous.is_open and previous.subject_id == session.subject_id:
+        services.capture_session_end(session=previous)
+    opened[campaign.public_id] = str(session.public_id)
+    request.session[PAGE_SESSIONS_KEY] = opened
+
+
 @require_GET
 def capture_page(request: HttpRequest, public_id: str) -> HttpResponse:
     """The camera page of a campaign: a fresh capture session for the consenting visitor, or a friendly 403."""
@@ -76,6 +90,7 @@ def capture_page(request: HttpRequest, public_id: str) -> HttpResponse:
         return _refusal(request, campaign, denial.reason.value, language)
     except FaceAnalysisError as error:  # withdrawn in between, or the campaign ended
         return _refusal(request, campaign, str(error.details.get("reason", error.code)), language)
+    _replace_page_session(request, campaign, session)
     context: dict[str, Any] = {
         "campaign": campaign,
         "organization": campaign.organization,

@@ -89,6 +89,16 @@ def test_capture_page_refuses_after_withdrawal_and_drops_a_rotated_my_data_link(
     assert CaptureSession.objects.count() == 2
 
 
+def test_reloading_the_capture_page_ends_the_session_it_opened_before(campaign) -> None:
+    client = Client()
+    _consent(client, campaign)
+    first = _script_attrs(client.get(f"/c/{campaign.public_id}/capture/").content.decode())
+    second = _script_attrs(client.get(f"/c/{campaign.public_id}/capture/").content.decode())
+    sessions = {str(s.public_id): s for s in CaptureSession.objects.all()}
+    assert sessions[first["data-visage-session"]].end_reason == "client"
+    assert sessions[second["data-visage-session"]].is_open
+
+
 def test_another_browser_session_gets_no_capture_session(campaign) -> None:
     _consent(Client(), campaign)
     page = Client().get(f"/c/{campaign.public_id}/capture/")
