@@ -377,6 +377,24 @@
       setState('starting');
       say(t.asking);
       startButton.disabled = true;
+      // Ask the server first: an unknown or expired token, or a session ended (consent withdrawn meanwhile),
+      // never gets as far as the camera.
+      request('', {method: 'GET', headers: headers()}).then(function (response) {
+        if (response.status === 401 || response.status === 404) return 'expired';
+        if (!response.ok) return 'error';
+        return response.json().then(function (detail) {
+          render(detail);
+          if (!detail.ended_at) return '';
+          return detail.end_reason === 'consent_withdrawn' ? 'withdrawn' : 'ended';
+        });
+      }, function () { return 'error'; }).then(function (refusal) {
+        if (state !== 'starting') return;
+        if (refusal) return finish(refusal);
+        openCamera();
+      });
+    }
+
+    function openCamera() {
       navigator.mediaDevices.getUserMedia({
         video: {width: {ideal: 640}, height: {ideal: 480}, facingMode: 'user'}, audio: false
       }).then(function (media) {
@@ -403,6 +421,7 @@
         clock();
         poll();
       }, function () {
+        if (state !== 'starting') return;
         stopTracks();
         startButton.hidden = true;
         setState('stopped', 'denied');

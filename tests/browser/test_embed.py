@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from consent.services import consent_withdraw
 from faceanalysis.models import CaptureSession, Frame
 from tests.browser_support import COUNT_GET_USER_MEDIA, LIVE_TRACKS, launch_chromium
 from tests.conftest import api_client
@@ -128,24 +129,28 @@ def test_embedded_script_streams_from_a_partner_page_with_a_partner_api_token(
     assert session.aggregates["expression_distribution"]["happy"] >= 0.8
 
 
-def test_embedded_script_refuses_without_a_token_and_stops_at_its_time_limit(
-    live_server, ledger_flushable, face_video, partner_site
+def test_embedded_script_never_opens_the_camera_without_a_live_session_and_stops_at_its_time_limit(
+    live_server, ledger_flushable, face_video, partner_site, settings
 ) -> None:
-    """No token: no camera. With a token but an origin Visage does not allow, every post is blocked by CORS and
-    the script stops the camera; and it stops by itself at its time limit. (No frame reaches the engine.)"""
+    """No token, a session whose consent was withdrawn, or an origin Visage does not allow: the camera is never
+    asked for. A live session on an allowed origin records and stops by itself at its time limit."""
     origin, root = partner_site
+    settings.VISAGE_CAPTURE_ALLOWED_ORIGINS = [origin]
+    blocked_origin = origin.replace("127.0.0.1", "localhost")  # the same files, an origin not on the list
     session, token = _partner_session()
-    (root / "none.html").write_text(
-        SCRIPTED_PAGE.format(api=live_server.url, token="", session="", max_seconds=60, fps=2), encoding="utf-8"
-    )
-    (root / "short.html").write_text(
-        SCRIPTED_PAGE.format(api=live_server.url, token=token, session=session.public_id, max_seconds=1, fps=0.2),
-        encoding="utf-8",
-    )
-    (root / "blocked.html").write_text(
-        SCRIPTED_PAGE.format(api=live_server.url, token=token, session=session.public_id, max_seconds=60, fps=2),
-        encoding="utf-8",
-    )
+    withdrawn, withdrawn_token = _partner_session()
+    consent_withdraw(organization=withdrawn.organization, subject=withdrawn.subject, channel="my_data_page")
+    pages = {
+        "none.html": ("", "", 60, 2),
+        "withdrawn.html": (withdrawn_token, withdrawn.public_id, 60, 2),
+        "short.html": (token, session.public_id, 1, 0.2),  # the time limit comes before the first frame
+    }
+    for name, (page_token, page_session, max_seconds, fps) in pages.items():
+        (root / name).write_text(
+            SCRIPTED_PAGE.format(api=live_server.url, token=page_token, session=page_session,
+                                 max_seconds=max_seconds, fps=fps),
+            encoding="utf-8",
+        )
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
@@ -163,20 +168,27 @@ def test_embedded_script_refuses_without_a_token_and_stops_at_its_time_limit(
         page.evaluate("window.widget.start()")
         assert page.evaluate("window.__gumCalls") == 0
 
-        # Not an allowed origin: the browser blocks every post, the script gives up and stops the camera.
-        page.goto(f"{origin}/blocked.html")
+        page.goto(f"{origin}/withdrawn.html")
         page.get_by_role("button", name="Kamera starten").click()
-        expect(widget).to_have_attribute("data-state", "stopped")
-        expect(widget).to_have_attribute("data-reason", "error")
-        assert page.evaluate(LIVE_TRACKS) == 0
+        expect(widget).to_have_attribute("data-reason", "withdrawn")
+        expect(page.locator(".visage-status")).to_contain_text("widerrufen")
+        assert page.evaluate("window.__gumCalls") == 0
+
+        page.goto(f"{blocked_origin}/short.html")
+        page.get_by_role("button", name="Kamera starten").click()
+        expect(widget).to_have_attribute("data-reason", "error")  # the browser blocked the call to Visage
+        assert page.evaluate("window.__gumCalls") == 0
 
         page.goto(f"{origin}/short.html")
         page.get_by_role("button", name="Kamera starten").click()
         expect(widget).to_have_attribute("data-state", "stopped", timeout=10_000)
         expect(widget).to_have_attribute("data-reason", "time")
         assert page.evaluate(LIVE_TRACKS) == 0 and page.evaluate("window.__gumCalls") == 1
-        assert page.evaluate("window.updates")[-1] == "stopped:time"
-        assert "recording:" in page.evaluate("window.updates")
+        updates = page.evaluate("window.updates")
+        assert "recording:" in updates and updates[-1] == "stopped:time"
+        expect(page.locator(".visage-rec")).to_be_hidden()
+        page.wait_for_timeout(500)  # the end request goes out after the tracks stop
         browser.close()
 
-    assert not Frame.objects.filter(session=session).exists()  # CORS kept every frame out
+    session.refresh_from_db()
+    assert session.end_reason == "client" and not Frame.objects.filter(session=session).exists()
