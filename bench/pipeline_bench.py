@@ -3,8 +3,8 @@
 python bench/pipeline_bench.py [--intake-frames 2000] [--streams 10] [--fps 5] [--seconds 20] [--json]
 
 Full stack, all on this machine: PostgreSQL (a database of its own, `visage_bench`, migrated here), Redis
-(database 13, emptied), gunicorn with ONE process (gthread, 4 threads) serving the API, and real Celery
-workers (`--pool solo`, one process each) running the real engine.
+(database 11, emptied; VISAGE_BENCH_REDIS picks another), gunicorn with ONE process (gthread, 4 threads)
+serving the API, and real Celery workers (`--pool solo`, one process each) running the real engine.
 
 1. Intake: client threads post 640x480 JPEG frames of a real face (the astronaut) as raw bodies with
    capture tokens, no worker running; frames accepted (202) per second, and the client-side latency.
@@ -40,7 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 BENCH_DB = os.environ.get("VISAGE_BENCH_DB", "visage_bench")
 PG = os.environ.get("VISAGE_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-REDIS = os.environ.get("VISAGE_BENCH_REDIS", "redis://127.0.0.1:6379/13")
+# A Redis database of its own: the bench empties it.
+REDIS = os.environ.get("VISAGE_BENCH_REDIS", "redis://127.0.0.1:6379/11")
 ENV = {
     "DJANGO_SETTINGS_MODULE": "config.settings.local",
     "DJANGO_DEBUG": "false",

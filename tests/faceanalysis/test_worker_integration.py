@@ -90,11 +90,21 @@ class Worker:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
+PIPELINE_KEYS = ("analysis", "analysis_gpu", "unacked", "unacked_index", "unacked_mutex")
+
+
+def clear_pipeline_keys(client: redis.Redis) -> None:
+    """Queued and unacknowledged messages and frames left over from other tests; the rest of the database (other
+    apps' keys, the broker's bindings) is left alone."""
+    stale = [*PIPELINE_KEYS, *client.scan_iter(match="visage:frame:*"), *client.scan_iter(match="faceanalysis:*")]
+    client.delete(*stale)
+
+
 @pytest.fixture
 def clean_redis() -> redis.Redis:
-    """The test Redis database, emptied: no messages or frames left over from other tests."""
+    """The test Redis database without leftover analysis messages or frames."""
     client = redis.Redis.from_url(settings.REDIS_URL)
-    client.flushdb()
+    clear_pipeline_keys(client)
     return client
 
 
@@ -306,7 +316,7 @@ def test_the_scan_finds_frame_bytes_where_they_are(org_a, clean_redis) -> None:
     clean_redis.set("stray", b"prefix" + data)
     with pytest.raises(AssertionError, match="Redis key"):
         assert_no_frame_bytes_anywhere([data], clean_redis)
-    clean_redis.flushdb()
+    clean_redis.delete("stray")
     session, _ = make_capture_session(org_a)
     CaptureSession.objects.filter(pk=session.pk).update(media_ref=base64.b64encode(data[:150]).decode())
     with pytest.raises(AssertionError, match="media_ref"):
