@@ -353,15 +353,16 @@ def _features_from(frame: Frame, grant: Grant, analysis: Any, now: datetime) -> 
 
 
 def _run_engine(images: list[np.ndarray]) -> list[Any]:
-    """The engine over a batch; one bad image must not sink the others, so a failed batch runs one by one."""
+    """The engine over a batch: a result or the exception per image. One bad image must not sink the others,
+    so a failed batch runs one by one; an exception fails its frame (never retried, never left queued)."""
     from faceanalysis.inference import get_engine
 
     engine = get_engine()
     try:
         return engine.analyze_batch(images)
-    except Exception:
+    except Exception as exc:
         if len(images) == 1:
-            raise
+            return [exc]
     results: list[Any] = []
     for image in images:
         try:
@@ -461,7 +462,7 @@ def frame_analyze(*, frame_id: int, claim_more: int = 0) -> dict[str, int]:
         transaction.on_commit(lambda: store.release(taken))
         if discard:
             transaction.on_commit(lambda: _discard_quietly(discard))
-    return dict(outcome)
+    return {str(status): count for status, count in outcome.items() if count}
 
 
 def _discard_quietly(frame_ids: list[int]) -> None:

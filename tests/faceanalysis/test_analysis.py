@@ -287,3 +287,24 @@ def test_under_a_backlog_aggregates_are_recounted_at_most_every_interval_and_exa
     analyze(frame_id=frames[3].pk)
     session.refresh_from_db()
     assert session.aggregates["frames_analyzed"] == 4  # the last queued frame recounts exactly
+
+
+def test_engine_error_fails_the_frame_instead_of_leaving_it_queued(analyze, org_a) -> None:
+    from faceanalysis import inference
+
+    class BrokenEngine:
+        """A FAKE engine that raises, as a model or driver fault would."""
+
+        def analyze_batch(self, images, timestamps=None):
+            raise RuntimeError("driver fault")
+
+    session, _ = make_capture_session(org_a)
+    (frame,) = queue_frames(session)
+    inference.set_engine(BrokenEngine())
+    try:
+        assert analyze(frame_id=frame.pk) == {"failed": 1}
+    finally:
+        inference.set_engine(None)
+    frame.refresh_from_db()
+    assert (frame.status, frame.reason) == (Frame.Status.FAILED, "engine_error")
+    assert not frame_store().exists(frame.pk)
