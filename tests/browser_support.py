@@ -49,6 +49,14 @@ COUNT_GET_USER_MEDIA = """
 LIVE_TRACKS = "() => window.__gumStreams.flatMap(s => s.getTracks()).filter(t => t.readyState === 'live').length"
 
 
+def screenshot(page: Any, name: str) -> None:
+    """Save a full-page PNG under $VISAGE_SCREENSHOT_DIR when set (to look at a page while developing)."""
+    directory = os.environ.get("VISAGE_SCREENSHOT_DIR", "")
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=True)
+
+
 def require_chromium() -> None:
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: run scripts/services (it installs Debian's chromium).")

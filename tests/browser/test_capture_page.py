@@ -4,22 +4,18 @@ consent the camera is never asked for."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from django.utils import timezone
 
 from consent.guards import ConsentDenied, DenialReason, require_consent
 from consent.models import LedgerEntry, Subject
 from faceanalysis.models import CaptureSession, Frame, FrameFeatures
-from tests.browser_support import COUNT_GET_USER_MEDIA, LIVE_TRACKS, launch_chromium
+from tests.browser_support import COUNT_GET_USER_MEDIA, LIVE_TRACKS, launch_chromium, screenshot
 from tests.factories import make_campaign, make_notice, make_organization
 
 pytestmark = [pytest.mark.browser]
 
 PURPOSES = ("face_analysis",)
-SCREENSHOTS = os.environ.get("VISAGE_SCREENSHOT_DIR", "")  # set it to look at the page while developing
 
 # Posts one JPEG drawn in the page to the session the page holds, with the page's own capture token.
 POST_ONE_FRAME = """
@@ -36,12 +32,6 @@ async () => {
   return {status: response.status, body: await response.json()};
 }
 """
-
-
-def _shot(page, name: str) -> None:
-    if SCREENSHOTS:
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
 
 
 @pytest.mark.slow
@@ -98,7 +88,7 @@ def test_consent_then_stream_shows_real_aggregates_and_withdrawal_stops_the_came
         seen["attention"] = float(page.locator("[data-field=attention]").get_attribute("data-value"))
         seen["expression_text"] = page.locator("[data-field=expression]").inner_text()
         seen["status"] = page.locator(".visage-status").inner_text()
-        _shot(page, "capture-recording")
+        screenshot(page, "capture-recording")
 
         # Withdraw in a second tab, on the "my data" page, with one click.
         other = context.new_page()
@@ -114,7 +104,7 @@ def test_consent_then_stream_shows_real_aggregates_and_withdrawal_stops_the_came
         expect(stop).to_be_hidden()
         assert page.evaluate(LIVE_TRACKS) == 0
         assert "withdrawn" in page.locator(".visage-status").inner_text()
-        _shot(page, "capture-withdrawn")
+        screenshot(page, "capture-withdrawn")
         posts_at_stop = page.evaluate("window.__framePosts")
         page.wait_for_timeout(1500)  # a few frame intervals: nothing more goes out
         assert page.evaluate("window.__framePosts") == posts_at_stop > 0
@@ -175,7 +165,7 @@ def test_capture_page_without_consent_never_asks_for_the_camera(live_server, led
         assert response.status == 403
         assert page.locator("html").get_attribute("lang") == "de"
         assert page.locator("h1").inner_text() == "Die Kamera bleibt aus"
-        _shot(page, "capture-no-consent-de")
+        screenshot(page, "capture-no-consent-de")
         link = page.get_by_role("link", name="Zum Hinweis und zur Einwilligung")
         assert link.get_attribute("href").startswith(f"/c/{campaign.public_id}/")
 

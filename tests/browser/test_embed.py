@@ -13,7 +13,7 @@ import pytest
 
 from consent.services import consent_withdraw
 from faceanalysis.models import CaptureSession, Frame
-from tests.browser_support import COUNT_GET_USER_MEDIA, LIVE_TRACKS, launch_chromium
+from tests.browser_support import COUNT_GET_USER_MEDIA, LIVE_TRACKS, launch_chromium, screenshot
 from tests.conftest import api_client
 from tests.factories import make_api_key, make_campaign, make_grant, make_notice, make_organization, make_subject
 
@@ -104,6 +104,7 @@ def test_embedded_script_streams_from_a_partner_page_with_a_partner_api_token(
         page.get_by_role("button", name="Start camera").click()
         expect(widget).to_have_attribute("data-state", "recording")
         expect(page.locator(".visage-rec")).to_be_visible()
+        screenshot(page, "embed-recording")
         page.wait_for_function(
             "Number(document.querySelector('[data-field=frames_analyzed]').dataset.value || 0) >= 2",
             timeout=120_000,
@@ -172,6 +173,7 @@ def test_embedded_script_never_opens_the_camera_without_a_live_session_and_stops
         page.get_by_role("button", name="Kamera starten").click()
         expect(widget).to_have_attribute("data-reason", "withdrawn")
         expect(page.locator(".visage-status")).to_contain_text("widerrufen")
+        screenshot(page, "embed-withdrawn-de")
         assert page.evaluate("window.__gumCalls") == 0
 
         page.goto(f"{blocked_origin}/short.html")
