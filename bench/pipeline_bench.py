@@ -191,7 +191,7 @@ class Processes:
             self.stop(child)
 
 
-def start_api(processes: Processes) -> tuple[subprocess.Popen[bytes], int]:
+def start_api(processes: Processes, threads: int) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     api = processes.start(
         [
@@ -446,7 +446,8 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=10)
     parser.add_argument("--fps", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts to run")
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts to run ('' for none)")
+    parser.add_argument("--api-threads", type=int, default=4, help="threads of the one gunicorn process")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -457,9 +458,10 @@ def main() -> None:
     report: dict = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "frame": {"width": 640, "height": 480, "jpeg_bytes": len(body)},
+        "api": {"processes": 1, "threads": args.api_threads},
     }
     try:
-        _, port = start_api(processes)
+        _, port = start_api(processes, args.api_threads)
         sessions = make_sessions(max(args.streams, 40))
         report["intake"] = [
             {
@@ -471,7 +473,7 @@ def main() -> None:
         reset_pipeline_tables(sessions=False)
         report["end_to_end"] = [
             bench_end_to_end(port, sessions[: args.streams], body, args.fps, args.seconds, int(n), processes)
-            for n in args.workers.split(",")
+            for n in args.workers.split(",") if n.strip()
         ]
     finally:
         processes.stop_all()
@@ -484,8 +486,9 @@ def main() -> None:
     print(f"frame: 640x480 JPEG, {len(body)} bytes, one real face")
     for intake in report["intake"]:
         print(
-            f"\nintake, {intake['frames_per_request']} frame(s) per request (1 gunicorn process, "
-            f"{intake['client_threads']} client threads, no worker running, load {intake['load_average_before']}):"
+            f"\nintake, {intake['frames_per_request']} frame(s) per request (1 gunicorn process with "
+            f"{args.api_threads} threads, {intake['client_threads']} client threads, no worker running, "
+            f"load {intake['load_average_before']}):"
         )
         print(f"  {intake['accepted_per_second']} frames accepted/s  (target >= 300)  statuses {intake['statuses']}")
         print(f"  request ms {intake['request_ms']}")
