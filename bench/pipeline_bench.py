@@ -138,7 +138,7 @@ def make_sessions(count: int) -> list[tuple[str, str]]:
             organization=organization,
             subject=subject,
             campaign=campaign,
-            source="browser_stream",
+            source="partner",
         )
         sessions.append((str(session.public_id), token))
     return sessions

@@ -152,9 +152,24 @@ def _check_frame_rate(session: CaptureSession, count: int) -> None:
         )
 
 
+# Frames already in flight when the page's own timer stops the camera still count.
+STREAM_TIME_LIMIT_GRACE_SECONDS = 10
+
+
 def _check_open(session: CaptureSession) -> None:
     if session.ended_at is not None:
+        if session.end_reason == CaptureSession.EndReason.CONSENT_WITHDRAWN:
+            # A withdrawal is a consent answer, not a session detail: pages stop the camera on it.
+            raise ConsentRequired(
+                "Consent to face analysis was withdrawn; no more frames are accepted.",
+                details={"reason": "withdrawn"},
+            )
         raise SessionEnded("This capture session has ended; start a new one.")
+    if session.source == CaptureSession.Source.BROWSER_STREAM:
+        limit = settings.VISAGE_CAPTURE_MAX_SECONDS
+        if timezone.now() > session.started_at + timedelta(seconds=limit + STREAM_TIME_LIMIT_GRACE_SECONDS):
+            # The page stops itself at the limit; the server holds the same line for any other client.
+            raise SessionEnded(f"This browser capture session reached its time limit of {limit} seconds.")
 
 
 def frame_intake(*, session: CaptureSession, frames: Sequence[IncomingFrame]) -> list[Frame]:

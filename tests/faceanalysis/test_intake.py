@@ -201,8 +201,27 @@ def test_withdrawn_consent_refuses_frames_with_403(org_a) -> None:
     session, token = make_capture_session(org_a)
     withdraw(session.subject)
     response = post_image(token_client(token), session, astronaut_jpeg())
-    # The withdrawal ended the session, so the answer is about the session; either way nothing is queued.
-    assert response.status_code in (403, 409)
+    # The withdrawal ended the session; the answer still speaks of consent, so pages stop the camera.
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "consent_required"
+    assert response.json()["error"]["details"]["reason"] == "withdrawn"
+    assert_nothing_queued(session)
+
+
+def test_browser_stream_past_its_time_limit_refuses_frames(org_a, settings) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from faceanalysis.models import CaptureSession
+
+    session, token = make_capture_session(org_a)
+    assert session.source == CaptureSession.Source.BROWSER_STREAM
+    settings.VISAGE_CAPTURE_MAX_SECONDS = 60
+    CaptureSession.objects.filter(pk=session.pk).update(started_at=timezone.now() - timedelta(seconds=75))
+    response = post_image(token_client(token), session, astronaut_jpeg())
+    assert response.status_code == 409
+    assert "time limit of 60 seconds" in response.json()["error"]["message"]
     assert_nothing_queued(session)
 
 
