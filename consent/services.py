@@ -57,6 +57,33 @@ def retention_policy_set(
     return policy
 
 
+def retention_days_for(*, organization: Organization) -> int:
+    """Days the organization keeps derived face features: its policy, else the policy's default."""
+    policy = RetentionPolicy.objects.filter(organization=organization).only("feature_retention_days").first()
+    if policy is not None:
+        return policy.feature_retention_days
+    return RetentionPolicy._meta.get_field("feature_retention_days").get_default()
+
+
+def purge_receipt_record(
+    *,
+    organization: Organization,
+    reason: str,
+    counts: dict[str, int],
+    subject: Subject | None = None,
+    purposes: Iterable[str] = (Purpose.FACE_ANALYSIS,),
+) -> LedgerEntry:
+    """Write a deletion receipt to the ledger: why and how much was purged, never what. Call it inside the
+    transaction that deletes, so the receipt and the deletion commit together."""
+    return ledger_append(
+        organization=organization,
+        event=LedgerEntry.Event.PURGED,
+        subject_ref=str(subject.public_id) if subject is not None else "",
+        purposes=purposes_key(list(purposes)),
+        payload={"reason": reason, **{name: int(count) for name, count in counts.items()}},
+    )
+
+
 # --- Notices ----------------------------------------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ from accounts.models import Organization
 from campaigns.models import Campaign
 from consent.guards import ConsentDenied, has_consent, require_consent
 from consent.models import Grant, Purpose, Subject, purposes_key
+from consent.services import purge_receipt_record, retention_days_for
 from faceanalysis import aggregates
 from faceanalysis.errors import (
     ConsentRequired,
@@ -627,6 +628,31 @@ def subject_face_data_purge(
         CaptureSession.objects.filter(organization_id=organization_id, subject_id=subject_id).update(
             aggregates={}, aggregates_updated_at=now
         )
+        counts = {"frames_dropped": dropped, "features_purged": features, "contexts_purged": contexts,
+                  "sessions_ended": ended}
+        subject = Subject.objects.filter(organization_id=organization_id, pk=subject_id).first()
+        if subject is not None:
+            purge_receipt_record(organization=subject.organization, subject=subject, reason=reason, counts=counts)
     _discard_quietly(pending)
-    return {"frames_dropped": dropped, "features_purged": features, "contexts_purged": contexts,
-            "sessions_ended": ended}
+    return counts
+
+
+def face_features_retention_purge(*, now: datetime | None = None) -> dict[int, dict[str, int]]:
+    """Delete what was derived from faces once the organization's retention period has passed (BIPA: the
+    public schedule is kept), and write a receipt to the ledger for each organization that had any."""
+    now = now or timezone.now()
+    purged: dict[int, dict[str, int]] = {}
+    for organization in Organization.objects.all().iterator():
+        cutoff = now - timedelta(days=retention_days_for(organization=organization))
+        with transaction.atomic():
+            features, _ = FrameFeatures.objects.filter(organization=organization, analyzed_at__lt=cutoff).delete()
+            contexts, _ = FaceContext.objects.filter(organization=organization, updated_at__lt=cutoff).delete()
+            # A purged session keeps aggregates_updated_at NULL, so the next sweep does not count it again.
+            sessions = CaptureSession.objects.filter(
+                organization=organization, started_at__lt=cutoff, aggregates_updated_at__isnull=False
+            ).update(aggregates={}, aggregates_updated_at=None)
+            counts = {"features_purged": features, "contexts_purged": contexts, "session_aggregates_purged": sessions}
+            if any(counts.values()):
+                purge_receipt_record(organization=organization, reason="retention_period_ended", counts=counts)
+                purged[organization.pk] = counts
+    return purged

@@ -240,6 +240,8 @@ VISAGE_ANALYSIS_QUEUE = env("VISAGE_ANALYSIS_QUEUE", default="analysis")
 VISAGE_GPU_BATCH_MAX = env.int("VISAGE_GPU_BATCH_MAX", default=16)
 # Under a backlog a session's aggregates are recounted at most this often; exact again once it drains.
 VISAGE_AGGREGATES_REFRESH_MS = env.int("VISAGE_AGGREGATES_REFRESH_MS", default=1000)
+# Retention: derived face features are deleted once the organization's published period has passed.
+CELERY_BEAT_SCHEDULE["retention-purge-face-features"] = {"task": "retention.purge_face_features", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["faceanalysis-expire-frames"] = {
     "task": "pipeline.expire_frames",
     "schedule": env.float("VISAGE_EXPIRE_SWEEP_SECONDS", default=60.0),

@@ -193,6 +193,13 @@ def test_withdrawal_cascade_drops_pending_frames_purges_features_and_ends_sessio
     for frame in pending:
         assert analyze(frame_id=frame.pk) == {"already_finished": 1}
     assert fake_engine.images == 1
+    # The ledger holds the deletion receipt: why and how much, under the subject's pseudonym.
+    from consent.models import LedgerEntry
+
+    receipt = LedgerEntry.objects.filter(organization=org_a, event=LedgerEntry.Event.PURGED).get()
+    assert receipt.subject_ref == str(session.subject.public_id)
+    assert receipt.payload == {"reason": "consent_withdrawn", "frames_dropped": 4, "features_purged": 1,
+                               "contexts_purged": 1, "sessions_ended": 1}
 
 
 def test_withdrawing_only_personalization_keeps_features_but_hides_the_face_context(
@@ -308,3 +315,42 @@ def test_engine_error_fails_the_frame_instead_of_leaving_it_queued(analyze, org_
     frame.refresh_from_db()
     assert (frame.status, frame.reason) == (Frame.Status.FAILED, "engine_error")
     assert not frame_store().exists(frame.pk)
+
+
+def test_retention_purge_deletes_features_past_the_organizations_period_and_writes_a_receipt(
+    analyze, org_a, org_b, fake_engine
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from consent.models import LedgerEntry
+    from consent.services import retention_policy_set
+    from faceanalysis.services import face_features_retention_purge
+
+    retention_policy_set(organization=org_a, feature_retention_days=30, grant_validity_days=365)
+    old_session, _ = make_capture_session(org_a)
+    new_session, _ = make_capture_session(org_a)
+    other_session, _ = make_capture_session(org_b)  # org B keeps the default period (365 days)
+    for session in (old_session, new_session, other_session):
+        (frame,) = queue_frames(session)
+        analyze(frame_id=frame.pk)
+    long_ago = timezone.now() - timedelta(days=31)
+    FrameFeatures.objects.filter(session__in=[old_session, other_session]).update(analyzed_at=long_ago)
+    FaceContext.objects.filter(subject__in=[old_session.subject, other_session.subject]).update(updated_at=long_ago)
+    CaptureSession.objects.filter(pk__in=[old_session.pk, other_session.pk]).update(started_at=long_ago)
+
+    purged = face_features_retention_purge()
+
+    assert purged == {org_a.pk: {"features_purged": 1, "contexts_purged": 1, "session_aggregates_purged": 1}}
+    assert not FrameFeatures.objects.filter(session=old_session).exists()
+    assert FrameFeatures.objects.filter(session=new_session).exists()
+    assert FrameFeatures.objects.filter(session=other_session).exists()
+    old_session.refresh_from_db()
+    assert old_session.aggregates == {}
+    receipt = LedgerEntry.objects.filter(organization=org_a, event=LedgerEntry.Event.PURGED).get()
+    assert receipt.payload["reason"] == "retention_period_ended"
+    assert not LedgerEntry.objects.filter(organization=org_b, event=LedgerEntry.Event.PURGED).exists()
+    # A second sweep finds nothing more and writes no receipt.
+    assert face_features_retention_purge() == {}
+    assert LedgerEntry.objects.filter(event=LedgerEntry.Event.PURGED).count() == 1
