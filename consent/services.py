@@ -128,16 +128,7 @@ def _next_notice_version(*, organization: Organization, language: str, purposes:
 
 def notice_draft_copy(*, notice: NoticeVersion) -> NoticeVersion:
     """A new draft with the content of an existing version, to edit and publish as the next version."""
-    return notice_draft_create(
-        organization=notice.organization,
-        language=notice.language,
-        purposes=notice.purpose_list,
-        controller_name=notice.controller_name,
-        controller_contact=notice.controller_contact,
-        recipients=notice.recipients,
-        introduction=notice.introduction,
-        analyses_expressions=notice.analyses_expressions,
-    )
+    return notice_draft_create(organization=notice.organization, **_notice_content(notice))
 
 
 def notice_preview_text(*, notice: NoticeVersion) -> str:
@@ -146,18 +137,22 @@ def notice_preview_text(*, notice: NoticeVersion) -> str:
     return _compose(notice, policy.snapshot(), timezone.now())
 
 
+def _notice_content(notice: NoticeVersion) -> dict[str, Any]:
+    """What a marketer writes in a notice: the fields a copy carries over and the text is composed from."""
+    return {
+        "language": notice.language,
+        "purposes": notice.purpose_list,
+        "controller_name": notice.controller_name,
+        "controller_contact": notice.controller_contact,
+        "recipients": notice.recipients,
+        "introduction": notice.introduction,
+        "analyses_expressions": notice.analyses_expressions,
+    }
+
+
 def _compose(notice: NoticeVersion, retention: dict[str, int], at: datetime) -> str:
     return compose_notice_text(
-        language=notice.language,
-        version=notice.version,
-        purposes=notice.purpose_list,
-        controller_name=notice.controller_name,
-        controller_contact=notice.controller_contact,
-        recipients=notice.recipients,
-        introduction=notice.introduction,
-        analyses_expressions=notice.analyses_expressions,
-        retention=retention,
-        published_at=at,
+        version=notice.version, retention=retention, published_at=at, **_notice_content(notice)
     )
 
 

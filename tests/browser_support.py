@@ -71,6 +71,18 @@ def launch_chromium(playwright: Any, *, camera_video: Path | None = None) -> Any
     return playwright.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
 
 
+def open_counting_page(
+    playwright: Any, *, camera_video: Path | None, locale: str = "en-US"
+) -> tuple[Any, Any, Any]:
+    """Browser, context and page, with every getUserMedia call counted in `window.__gumCalls`."""
+    browser = launch_chromium(playwright, camera_video=camera_video)
+    context = browser.new_context(locale=locale)
+    context.add_init_script(COUNT_GET_USER_MEDIA)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    return browser, context, page
+
+
 def astronaut_frame(width: int = 640, height: int = 480) -> np.ndarray:
     """skimage's astronaut (a real smiling face) letterboxed into width x height, RGB uint8."""
     from skimage.data import astronaut

@@ -10,7 +10,7 @@ from django.utils import timezone
 from consent.guards import ConsentDenied, DenialReason, require_consent
 from consent.models import LedgerEntry, Subject
 from faceanalysis.models import CaptureSession, Frame, FrameFeatures
-from tests.browser_support import COUNT_GET_USER_MEDIA, LIVE_TRACKS, launch_chromium, screenshot
+from tests.browser_support import LIVE_TRACKS, open_counting_page, screenshot
 from tests.factories import make_campaign, make_notice, make_organization
 
 pytestmark = [pytest.mark.browser]
@@ -46,11 +46,7 @@ def test_consent_then_stream_shows_real_aggregates_and_withdrawal_stops_the_came
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
-        browser = launch_chromium(playwright, camera_video=face_video)
-        context = browser.new_context(locale="en-US")
-        context.add_init_script(COUNT_GET_USER_MEDIA)
-        page = context.new_page()
-        page.set_default_timeout(20_000)
+        browser, context, page = open_counting_page(playwright, camera_video=face_video)
 
         # Consent on the campaign's page leads to the camera page, with the camera still off.
         page.goto(f"{live_server.url}/c/{campaign.public_id}/?lang=en")
@@ -155,11 +151,7 @@ def test_capture_page_without_consent_never_asks_for_the_camera(live_server, led
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = launch_chromium(playwright, camera_video=None)
-        context = browser.new_context(locale="de-DE")
-        context.add_init_script(COUNT_GET_USER_MEDIA)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
+        browser, context, page = open_counting_page(playwright, camera_video=None, locale="de-DE")
 
         response = page.goto(url)
         assert response.status == 403

@@ -13,7 +13,7 @@ import pytest
 
 from consent.services import consent_withdraw
 from faceanalysis.models import CaptureSession, Frame
-from tests.browser_support import COUNT_GET_USER_MEDIA, LIVE_TRACKS, launch_chromium, screenshot
+from tests.browser_support import LIVE_TRACKS, open_counting_page, screenshot
 from tests.conftest import api_client
 from tests.factories import make_api_key, make_campaign, make_grant, make_notice, make_organization, make_subject
 
@@ -91,11 +91,7 @@ def test_embedded_script_streams_from_a_partner_page_with_a_partner_api_token(
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
-        browser = launch_chromium(playwright, camera_video=face_video)
-        context = browser.new_context(locale="en-US")
-        context.add_init_script(COUNT_GET_USER_MEDIA)
-        page = context.new_page()
-        page.set_default_timeout(20_000)
+        browser, context, page = open_counting_page(playwright, camera_video=face_video)
         page.goto(f"{origin}/index.html")
         widget = page.locator("#camera .visage-capture")
         expect(widget).to_have_attribute("data-state", "idle")
@@ -155,11 +151,7 @@ def test_embedded_script_never_opens_the_camera_without_a_live_session_and_stops
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
-        browser = launch_chromium(playwright, camera_video=face_video)
-        context = browser.new_context(locale="de-DE")
-        context.add_init_script(COUNT_GET_USER_MEDIA)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
+        browser, context, page = open_counting_page(playwright, camera_video=face_video, locale="de-DE")
 
         page.goto(f"{origin}/none.html")
         widget = page.locator(".visage-capture")
