@@ -2,6 +2,7 @@
 
 import ipaddress
 
+from django.conf import settings
 from django.http import HttpRequest
 
 
@@ -40,9 +41,20 @@ def user_agent_class(user_agent: str | None) -> str:
     return "other"
 
 
+def client_address(request: HttpRequest) -> str:
+    """The client's address. Behind VISAGE_TRUSTED_PROXY_HOPS reverse proxies it is the entry they appended
+    to X-Forwarded-For; entries further left are the client's own word and never trusted."""
+    hops = settings.VISAGE_TRUSTED_PROXY_HOPS
+    if hops > 0:
+        forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        if len(forwarded) >= hops:
+            return forwarded[-hops]
+    return request.META.get("REMOTE_ADDR", "")
+
+
 def request_evidence(request: HttpRequest) -> dict[str, str]:
-    """Truncated IP and user-agent class of a request. REMOTE_ADDR only: a proxy sets it correctly or not at all."""
+    """Truncated IP and user-agent class of a request."""
     return {
-        "ip_prefix": truncate_ip(request.META.get("REMOTE_ADDR")),
+        "ip_prefix": truncate_ip(client_address(request)),
         "user_agent_class": user_agent_class(request.META.get("HTTP_USER_AGENT")),
     }

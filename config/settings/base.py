@@ -212,6 +212,8 @@ LOGGING = {
 }
 
 # --- Visage ------------------------------------------------------------------------------------
+# Reverse proxies in front of the app that append to X-Forwarded-For (0: use REMOTE_ADDR as it is).
+VISAGE_TRUSTED_PROXY_HOPS = env.int("VISAGE_TRUSTED_PROXY_HOPS", default=0)
 VISAGE_MODELS_DIR = env("VISAGE_MODELS_DIR", default=str(BASE_DIR / "var" / "models"))
 
 # Frame intake and the ephemeral frame store (faceanalysis). Empty store URL: in-memory, in-process only.
