@@ -3,7 +3,6 @@ that makes an analysis worker refuse to run with missing or mismatched models.""
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -43,8 +42,6 @@ def get_engine() -> AnalysisEngine:
 
                 _engine = Engine(EngineConfig(models_dir=settings.VISAGE_MODELS_DIR))
                 _engine_pid = os.getpid()
-                # MediaPipe's landmarker prints a traceback when left for the interpreter to tear down.
-                atexit.register(_engine.close)
     return _engine
 
 

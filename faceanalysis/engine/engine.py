@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -62,6 +63,9 @@ class Engine:
         if self._runtime is None or self._runtime.pid != os.getpid():
             # A runtime inherited through fork holds native threads that did not survive it.
             self._runtime = load_runtime(self.config)
+            # MediaPipe closes its graph through a thread pool that is gone by the time plain atexit handlers
+            # or __del__ run, and prints a traceback; threading's own exit hooks run while the pool is alive.
+            threading._register_atexit(self.close)
         return self._runtime
 
     def warm_up(self) -> None:
