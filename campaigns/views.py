@@ -6,6 +6,7 @@ reaching page JavaScript."""
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -24,6 +25,11 @@ from consent.selectors import notice_get_published, notice_languages_published, 
 from consent.services import ConsentError, consent_give_on_page, consent_refuse, consent_shown
 
 VISITOR_SESSION_KEY = "visage.visitors"
+# The "my data" token is the visitor's own secret: it stays in their browser (a signed, HttpOnly cookie per
+# campaign), never in the server-side session table, where anyone reading the database could collect them.
+ACCESS_COOKIE_PREFIX = "visage_my_data_"
+ACCESS_COOKIE_SALT = "campaigns.visitor.access"
+ACCESS_COOKIE_MAX_AGE = 14 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -34,12 +40,25 @@ class Visitor:
     access_token: str
 
 
-def visitor_remember(request: HttpRequest, *, campaign: Campaign, subject_public_id: str, access_token: str) -> None:
-    """Remember, server side, the subject that just consented on this campaign's page in this browser."""
+def visitor_remember(
+    request: HttpRequest, response: HttpResponse, *, campaign: Campaign, subject_public_id: str, access_token: str
+) -> HttpResponse:
+    """Remember the subject that just consented on this campaign's page in this browser: its pseudonymous id in
+    the session, its "my data" token in a signed cookie only this browser holds."""
     visitors = dict(request.session.get(VISITOR_SESSION_KEY, {}))
-    visitors[campaign.public_id] = {"subject": subject_public_id, "access": access_token}
+    visitors[campaign.public_id] = {"subject": subject_public_id}
     request.session[VISITOR_SESSION_KEY] = visitors
     request.session.cycle_key()  # a fresh session id for the consenting visitor
+    response.set_signed_cookie(
+        f"{ACCESS_COOKIE_PREFIX}{campaign.public_id}",
+        access_token,
+        salt=ACCESS_COOKIE_SALT,
+        max_age=ACCESS_COOKIE_MAX_AGE,
+        httponly=True,
+        secure=settings.SESSION_COOKIE_SECURE,
+        samesite="Lax",
+    )
+    return response
 
 
 def visitor_get(request: HttpRequest, *, campaign: Campaign) -> Visitor | None:
@@ -47,7 +66,11 @@ def visitor_get(request: HttpRequest, *, campaign: Campaign) -> Visitor | None:
     entry = request.session.get(VISITOR_SESSION_KEY, {}).get(campaign.public_id)
     if not isinstance(entry, dict) or not entry.get("subject"):
         return None
-    return Visitor(subject_public_id=str(entry["subject"]), access_token=str(entry.get("access", "")))
+    access_token = request.get_signed_cookie(
+        f"{ACCESS_COOKIE_PREFIX}{campaign.public_id}", default="", salt=ACCESS_COOKIE_SALT,
+        max_age=ACCESS_COOKIE_MAX_AGE,
+    )
+    return Visitor(subject_public_id=str(entry["subject"]), access_token=access_token)
 
 
 def _render_page(
@@ -146,11 +169,16 @@ def consent_page(request: HttpRequest, public_id: str) -> HttpResponse:
     except ConsentError as error:
         message = _("Tick at least one purpose, or refuse.") if error.code == "no_purpose" else str(error)
         return _render_page(request, campaign, notice, languages, error=message, ticked=ticked, status=400)
-    visitor_remember(request, campaign=campaign, subject_public_id=str(subject.public_id), access_token=token)
     if Purpose.FACE_ANALYSIS in ticked:
         # On to the camera page, which thanks, shows the personal "my data" link, and starts nothing by itself.
         url = reverse("capture:capture-page", kwargs={"public_id": campaign.public_id})
     else:
         url = reverse("consent:my-data", kwargs={"token": token})
-    return HttpResponseRedirect(f"{url}?lang={language}&welcome=1", status=303)
+    return visitor_remember(
+        request,
+        HttpResponseRedirect(f"{url}?lang={language}&welcome=1", status=303),
+        campaign=campaign,
+        subject_public_id=str(subject.public_id),
+        access_token=token,
+    )
 

@@ -54,6 +54,23 @@ def test_consent_to_face_analysis_hands_over_to_the_capture_page_with_a_capture_
     assert my_data_token not in str(attrs)  # the script never gets the "my data" token
 
 
+def test_my_data_token_stays_in_the_visitors_browser_not_in_the_session_table(campaign) -> None:
+    from django.contrib.sessions.models import Session
+
+    client = Client()
+    _consent(client, campaign)
+    html = client.get(f"/c/{campaign.public_id}/capture/").content.decode()
+    my_data_token = re.search(r'href="/consent/my-data/([^/"]+)/', html).group(1)
+    stored = " ".join(str(s.get_decoded()) + s.session_data for s in Session.objects.all())
+    assert stored and my_data_token not in stored
+    cookie = client.cookies[f"visage_my_data_{campaign.public_id}"]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+    # A tampered cookie is worth nothing: the page still works, without the link.
+    client.cookies[f"visage_my_data_{campaign.public_id}"] = cookie.value[:-2] + "xx"
+    html = client.get(f"/c/{campaign.public_id}/capture/").content.decode()
+    assert "/consent/my-data/" not in html and 'data-visage-token="vcs_' in html
+
+
 def test_consent_page_offers_the_camera_to_a_browser_that_consented(campaign) -> None:
     client = Client()
     assert "already-consented" not in client.get(f"/c/{campaign.public_id}/").content.decode()
