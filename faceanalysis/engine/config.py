@@ -19,6 +19,11 @@ class EngineConfig:
     intra_op_threads: int | None = None
     use_gpu: bool = True  # CUDAExecutionProvider when onnxruntime offers it
     max_batch: int = 64  # faces per ONNX run in analyze_batch
+    # On CPU, runs of at least batch_min_rows faces go through age/gender/expression sessions with
+    # batch_intra_op_threads threads (None: every core): a batch has enough work to split across cores,
+    # a single face does not. Set it to 1 when several worker processes share the cores.
+    batch_intra_op_threads: int | None = None
+    batch_min_rows: int = 8
     # Faces landmarked before their age/gender run is queued beside the next chunk. None: 8 on CPU,
     # where overlap pays; max_batch on GPU, where one big run does.
     landmark_chunk: int | None = None

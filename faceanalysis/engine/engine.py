@@ -275,7 +275,7 @@ class Engine:
         timings: dict[str, float],
     ) -> None:
         """One session over a batch, in chunks of max_batch; records the time spent in run()."""
-        session = getattr(runtime, key)
+        session = runtime.session_for(key, len(batch))
         name = session.get_inputs()[0].name
         step = self.config.max_batch
         began = time.perf_counter()

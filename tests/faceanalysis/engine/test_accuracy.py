@@ -226,3 +226,21 @@ def test_result_is_json_with_model_versions_and_no_biometric_raw_data_by_default
     }
     forbidden = ("race", "ethnic", "religio", "politic", "orientation", "skin")
     assert not any(word in json.dumps(payload).lower() for word in forbidden)
+
+
+def test_big_batches_run_on_many_threaded_sessions_with_the_same_answers(engine: Engine, astronaut: np.ndarray) -> None:
+    from faceanalysis.engine.runtime import available_cpus
+
+    images = [make_scaled(astronaut, scale) for scale in np.linspace(0.5, 1.0, engine.config.batch_min_rows + 2)]
+    batch = engine.analyze_batch(images)
+    runtime = engine.runtime
+    if available_cpus() > 1:
+        assert runtime.session_for("age", len(images)) is runtime.batch_sessions["age"]
+        assert runtime.session_for("age", 1) is runtime.age
+    for together, image in zip(batch, images, strict=True):
+        alone = engine.analyze(image).faces[0]
+        face = together.faces[0]
+        assert face.expression.top == alone.expression.top == "happy"
+        assert abs(face.expression.confidence - alone.expression.confidence) < 1e-3
+        assert abs(face.age.years - alone.age.years) < 0.05
+        assert face.gender.label == alone.gender.label
