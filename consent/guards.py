@@ -49,6 +49,11 @@ def require_consent(
         raise ConsentDenied(DenialReason.UNKNOWN_PURPOSE, purpose=str(purpose), subject_id=subject_id)
     if not organization_id or not subject_id:
         raise ConsentDenied(DenialReason.UNKNOWN_SUBJECT, purpose=purpose, subject_id=subject_id)
+    if not for_update:
+        # The common answer, yes, in one query; any doubt goes through the checks below, which name the reason.
+        live = _live_grant(organization_id=organization_id, subject_id=subject_id, purpose=purpose, now=now)
+        if live is not None:
+            return live
     subjects = Subject.objects.filter(organization_id=organization_id, pk=subject_id)
     if for_update:
         subjects = subjects.select_for_update()
@@ -80,6 +85,24 @@ def require_consent(
     if grant.notice.status not in (NoticeVersion.Status.PUBLISHED, NoticeVersion.Status.SUPERSEDED):
         raise ConsentDenied(DenialReason.NOTICE_RETIRED, purpose=purpose, subject_id=subject_id)
     return grant
+
+
+def _live_grant(*, organization_id: int, subject_id: int, purpose: str, now: datetime) -> Grant | None:
+    """The grant that passes every check of `require_consent` at `now`, or None."""
+    return (
+        Grant.objects.filter(
+            organization_id=organization_id,
+            subject_id=subject_id,
+            subject__organization_id=organization_id,
+            subject__erased_at__isnull=True,
+            purpose=purpose,
+            ended_at__isnull=True,
+            expires_at__gt=now,
+            notice__status__in=(NoticeVersion.Status.PUBLISHED, NoticeVersion.Status.SUPERSEDED),
+        )
+        .order_by()
+        .first()
+    )
 
 
 def has_consent(*, organization_id: int | None, subject_id: int | None, purpose: str) -> bool:

@@ -136,3 +136,15 @@ def test_every_denial_reason_is_covered_by_a_test() -> None:
     source = inspect.getsource(sys.modules[__name__])
     missing = [reason.name for reason in DenialReason if f"DenialReason.{reason.name}" not in source]
     assert not missing, missing
+
+
+def test_one_query_answers_a_live_grant_and_a_refusal_still_names_its_reason(
+    org_a, django_assert_num_queries
+) -> None:
+    """The common yes costs one query; every no goes through the checks that name the reason."""
+    subject = make_subject(org_a)
+    grant = make_grant(subject, make_notice(org_a))
+    with django_assert_num_queries(1):
+        assert _require(subject).pk == grant.pk
+    Subject.objects.filter(pk=subject.pk).update(erased_at=timezone.now())
+    assert _reason(lambda: _require(subject)) == DenialReason.SUBJECT_ERASED
