@@ -54,6 +54,12 @@ def retention_policy_get(*, organization: Organization | None) -> RetentionPolic
     return RetentionPolicy.objects.for_organization(organization).first()
 
 
+def feature_retention_days(*, organization: Organization | None) -> int:
+    """Days the organization keeps derived face features: its policy, else the policy's default."""
+    policy = retention_policy_get(organization=organization) or RetentionPolicy()
+    return policy.feature_retention_days
+
+
 def subject_list(*, organization: Organization | None) -> QuerySet[Subject]:
     """The organization's subjects, newest first."""
     return Subject.objects.for_organization(organization)

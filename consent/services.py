@@ -57,14 +57,6 @@ def retention_policy_set(
     return policy
 
 
-def retention_days_for(*, organization: Organization) -> int:
-    """Days the organization keeps derived face features: its policy, else the policy's default."""
-    policy = RetentionPolicy.objects.filter(organization=organization).only("feature_retention_days").first()
-    if policy is not None:
-        return policy.feature_retention_days
-    return RetentionPolicy._meta.get_field("feature_retention_days").get_default()
-
-
 def purge_receipt_record(
     *,
     organization: Organization,

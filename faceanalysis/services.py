@@ -26,7 +26,8 @@ from accounts.models import Organization
 from campaigns.models import Campaign
 from consent.guards import ConsentDenied, has_consent, require_consent
 from consent.models import Grant, Purpose, Subject, purposes_key
-from consent.services import purge_receipt_record, retention_days_for
+from consent.selectors import feature_retention_days
+from consent.services import purge_receipt_record
 from faceanalysis import aggregates
 from faceanalysis.errors import (
     ConsentRequired,
@@ -643,7 +644,7 @@ def face_features_retention_purge(*, now: datetime | None = None) -> dict[int, d
     now = now or timezone.now()
     purged: dict[int, dict[str, int]] = {}
     for organization in Organization.objects.all().iterator():
-        cutoff = now - timedelta(days=retention_days_for(organization=organization))
+        cutoff = now - timedelta(days=feature_retention_days(organization=organization))
         with transaction.atomic():
             features, _ = FrameFeatures.objects.filter(organization=organization, analyzed_at__lt=cutoff).delete()
             contexts, _ = FaceContext.objects.filter(organization=organization, updated_at__lt=cutoff).delete()
