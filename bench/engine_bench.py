@@ -1,6 +1,6 @@
 """Latency and throughput of the face analysis engine on this machine.
 
-python bench/engine_bench.py [--runs N] [--json]
+python bench/engine_bench.py [--runs N] [--cpu] [--json]
 
 Prints p50/p95/p99 per stage and for the whole pipeline on one 640x480 frame with one face,
 the pipeline's cost over the sum of the raw model inference times measured in the same run,
@@ -133,12 +133,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--cpu", action="store_true", help="keep the ONNX stages off the GPU (a baseline there)")
     args = parser.parse_args()
 
     if verify_models():
         install_models(log=lambda _: None)
     load_before = os.getloadavg()
-    engine = Engine(EngineConfig())
+    engine = Engine(EngineConfig(use_gpu=not args.cpu))
     frame = test_frame()
     engine.warm_up()
     assert len(engine.analyze(frame).faces) == 1, "the benchmark frame must hold exactly one face"  # noqa: S101

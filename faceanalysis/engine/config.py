@@ -27,6 +27,9 @@ class EngineConfig:
     # Faces landmarked before their age/gender run is queued beside the next chunk. None: 8 on CPU,
     # where overlap pays; max_batch on GPU, where one big run does.
     landmark_chunk: int | None = None
+    # Same-sized detector inputs share one YuNet run. None: on GPU only, where one big run pays; on CPU it
+    # gains nothing and costs memory (True there lets tests check the GPU path's batching on any machine).
+    batch_detector: bool | None = None
 
     # Input handling.
     max_image_side: int = 1920  # larger images are downscaled first; coordinates stay in the original

@@ -162,8 +162,8 @@ class Engine:
                 small = cv2.copyMakeBorder(small, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=0)
             groups.setdefault(small.shape[:2], []).append((index, small, scale))
 
-        # Batching big detector inputs gains nothing on CPU and costs memory; on GPU it is the point.
-        step = config.max_batch if runtime.on_gpu else 1
+        batched = runtime.on_gpu if config.batch_detector is None else config.batch_detector
+        step = config.max_batch if batched else 1
         candidates: list[_Candidate] = []
         spent = 0.0
         for (padded_h, padded_w), members in groups.items():

@@ -67,6 +67,27 @@ def test_real_engine_analyses_the_astronaut_and_writes_features(analyze, org_a, 
 
 
 @pytest.mark.slow
+def test_gpu_queue_analyses_frames_of_several_sessions_with_the_real_engine(analyze, org_a, real_engine, settings):
+    """The GPU worker's service path with the real engine (on CUDA where onnxruntime offers it). On
+    PostgreSQL the first task claims every queued frame into one engine batch; SQLite has no SKIP LOCKED,
+    so there each task takes its own frame."""
+    from django.db import connection
+
+    settings.VISAGE_ANALYSIS_QUEUE = services.GPU_QUEUE
+    frames = [frame for _ in range(3) for frame in queue_frames(make_capture_session(org_a)[0], 2)]
+    outcomes = [analyze(frame_id=frame.pk, claim_more=15) for frame in frames]
+    if connection.features.has_select_for_update_skip_locked:
+        assert outcomes == [{"analyzed": 6}] + [{"already_finished": 1}] * 5
+    else:
+        assert outcomes == [{"analyzed": 1}] * 6
+    features = FrameFeatures.objects.filter(frame__in=frames)
+    assert features.count() == 6
+    assert {(f.face_count, f.expression, f.looking_at_screen) for f in features} == {(1, "happy", True)}
+    assert all(f.grant_id == Frame.objects.get(pk=f.frame_id).grant_id for f in features)
+    assert not any(frame_store().exists(frame.pk) for frame in frames)
+
+
+@pytest.mark.slow
 def test_real_engine_finds_no_face_in_a_blank_frame_and_counts_a_quality_rejection(
     analyze, org_a, real_engine
 ) -> None:
