@@ -1,6 +1,7 @@
 """Throughput of frame intake and end-to-end latency of the analysis pipeline on this machine.
 
 python bench/pipeline_bench.py [--intake-frames 2000] [--streams 10] [--fps 5] [--seconds 20] [--json]
+python bench/pipeline_bench.py --intake-batches 1 --workers ''    # phase 1 only, one frame per request
 
 Full stack, all on this machine: PostgreSQL (a database of its own, `visage_bench`, migrated here), Redis
 (database 11, emptied; VISAGE_BENCH_REDIS picks another), gunicorn with ONE process (gthread, 4 threads)
@@ -204,7 +205,7 @@ def start_api(processes: Processes, threads: int) -> tuple[subprocess.Popen[byte
             "--worker-class",
             "gthread",
             "--threads",
-            "4",
+            str(threads),
             "--log-level",
             "warning",
         ],
@@ -448,6 +449,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts to run ('' for none)")
     parser.add_argument("--api-threads", type=int, default=4, help="threads of the one gunicorn process")
+    parser.add_argument(
+        "--intake-batches", default="1,10", help="comma-separated frames per request for phase 1 ('' skips it)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -468,7 +472,7 @@ def main() -> None:
                 "load_average_before": load_average(),
                 **bench_intake(port, sessions, body, args.intake_frames, args.intake_threads, batch),
             }
-            for batch in (1, 10)
+            for batch in (int(n) for n in args.intake_batches.split(",") if n.strip())
         ]
         reset_pipeline_tables(sessions=False)
         report["end_to_end"] = [
