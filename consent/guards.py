@@ -5,6 +5,7 @@ worker right before inference) and keeps the returned Grant's id on every row it
 It reads the database every time and fails closed.
 """
 
+import functools
 from datetime import datetime
 from enum import StrEnum
 
@@ -87,22 +88,30 @@ def require_consent(
     return grant
 
 
-def _live_grant(*, organization_id: int, subject_id: int, purpose: str, now: datetime) -> Grant | None:
-    """The grant that passes every check of `require_consent` at `now`, or None."""
+@functools.cache
+def _live_grant_sql() -> str:
+    grant, subject, notice = Grant._meta.db_table, Subject._meta.db_table, NoticeVersion._meta.db_table
+    columns = ", ".join(f"g.{f.column}" for f in Grant._meta.concrete_fields)
     return (
-        Grant.objects.filter(
-            organization_id=organization_id,
-            subject_id=subject_id,
-            subject__organization_id=organization_id,
-            subject__erased_at__isnull=True,
-            purpose=purpose,
-            ended_at__isnull=True,
-            expires_at__gt=now,
-            notice__status__in=(NoticeVersion.Status.PUBLISHED, NoticeVersion.Status.SUPERSEDED),
-        )
-        .order_by()
-        .first()
+        f"SELECT {columns} FROM {grant} g"  # noqa: S608 - names from the models, values as parameters
+        f" INNER JOIN {subject} s ON s.id = g.subject_id INNER JOIN {notice} n ON n.id = g.notice_id"
+        " WHERE g.organization_id = %s AND g.subject_id = %s AND s.organization_id = %s AND s.erased_at IS NULL"
+        " AND g.purpose = %s AND g.ended_at IS NULL AND g.expires_at > %s AND n.status IN (%s, %s)"
+        " ORDER BY g.id LIMIT 1"
     )
+
+
+def _live_grant(*, organization_id: int, subject_id: int, purpose: str, now: datetime) -> Grant | None:
+    """The grant that passes every check of `require_consent` at `now`, or None.
+
+    Every intake request and every analysis task asks this, so its SQL is written once rather than built by the
+    ORM each time (building cost more than running it). The same conditions as the checks below, in one query.
+    """
+    params = [
+        organization_id, subject_id, organization_id, purpose, now,
+        NoticeVersion.Status.PUBLISHED.value, NoticeVersion.Status.SUPERSEDED.value,
+    ]
+    return next(iter(Grant.objects.raw(_live_grant_sql(), params)), None)
 
 
 def has_consent(*, organization_id: int | None, subject_id: int | None, purpose: str) -> bool:

@@ -148,3 +148,24 @@ def test_one_query_answers_a_live_grant_and_a_refusal_still_names_its_reason(
         assert _require(subject).pk == grant.pk
     Subject.objects.filter(pk=subject.pk).update(erased_at=timezone.now())
     assert _reason(lambda: _require(subject)) == DenialReason.SUBJECT_ERASED
+
+
+def test_live_grant_comes_back_whole_with_every_field_loaded(org_a, django_assert_num_queries) -> None:
+    """The one-query yes is written as SQL: it must return the same row, nothing deferred (no lazy query later)."""
+    subject = make_subject(org_a)
+    grant = make_grant(subject, make_notice(org_a))
+    with django_assert_num_queries(1):
+        found = _require(subject)
+        assert found.get_deferred_fields() == set()
+        loaded = {f.attname: getattr(found, f.attname) for f in Grant._meta.concrete_fields}
+    assert loaded == {f.attname: getattr(grant, f.attname) for f in Grant._meta.concrete_fields}
+    assert not found._state.adding and found._state.db == "default"
+
+
+def test_live_grant_of_another_subject_or_organization_is_not_returned(org_a, org_b) -> None:
+    subject, other = make_subject(org_a), make_subject(org_a)
+    make_grant(other, make_notice(org_a))
+    assert _reason(lambda: _require(subject)) == DenialReason.NO_GRANT
+    assert _reason(
+        lambda: require_consent(organization_id=org_b.pk, subject_id=other.pk, purpose="face_analysis")
+    ) == DenialReason.UNKNOWN_SUBJECT

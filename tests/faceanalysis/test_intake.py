@@ -168,6 +168,23 @@ def test_capture_token_opens_only_its_own_session(org_a) -> None:
     assert_nothing_queued(other)
 
 
+def test_capture_token_finds_its_session_in_one_query_with_only_the_aggregates_deferred(
+    org_a, django_assert_num_queries
+) -> None:
+    from faceanalysis.selectors import capture_session_for_token
+
+    session, token = make_capture_session(org_a)
+    with django_assert_num_queries(1):
+        found = capture_session_for_token(token=token)
+        assert found is not None and found.pk == session.pk
+        assert found.get_deferred_fields() == {"aggregates"}
+        assert (found.public_id, found.subject_id, found.organization_id, found.source, found.started_at) == (
+            session.public_id, session.subject_id, session.organization_id, session.source, session.started_at
+        )
+    assert capture_session_for_token(token=token + "x") is None
+    assert capture_session_for_token(token="") is None
+
+
 def test_expired_capture_token_is_refused(org_a) -> None:
     from django.utils import timezone
 
