@@ -249,22 +249,28 @@ def _enqueue(
         )
         for frame, info in zip(frames, infos, strict=True)
     ]
+    # No transaction around the rows: one frame is one INSERT in autocommit (bulk_create would add BEGIN and
+    # COMMIT round trips of its own), and a store that refuses has the rows deleted again below. Nothing is
+    # dispatched before the bytes are stored, so no worker can see such a row; one left by a crash in between
+    # holds no bytes and is counted as expired.
+    if len(rows) == 1:
+        rows[0].save(force_insert=True)
+    else:
+        Frame.objects.bulk_create(rows)
+    ids = [row.pk for row in rows]
     try:
-        with transaction.atomic():
-            created = Frame.objects.bulk_create(rows)
-            # Inside the transaction: if the store refuses, the rows roll back and nothing is half-written.
-            frame_store().put_many(
-                {row.pk: frame.data for row, frame in zip(created, frames, strict=True)},
-                settings.VISAGE_FRAME_TTL_SECONDS,
-            )
-            ids = [row.pk for row in created]
-            transaction.on_commit(
-                lambda: _dispatch(ids, organization_id=session.organization_id, subject_id=session.subject_id,
-                                  queue=queue)
-            )
+        frame_store().put_many(
+            {frame_id: frame.data for frame_id, frame in zip(ids, frames, strict=True)},
+            settings.VISAGE_FRAME_TTL_SECONDS,
+        )
     except FrameStoreUnavailable:
+        Frame.objects.filter(pk__in=ids).delete()
         raise ServiceUnavailable("The frame store is unavailable; nothing was accepted. Try again shortly.") from None
-    return created
+    # After commit when a caller holds a transaction; at once otherwise.
+    transaction.on_commit(
+        lambda: _dispatch(ids, organization_id=session.organization_id, subject_id=session.subject_id, queue=queue)
+    )
+    return rows
 
 
 def _dispatch(frame_ids: list[int], *, organization_id: int, subject_id: int, queue: str) -> None:

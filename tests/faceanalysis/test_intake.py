@@ -434,3 +434,53 @@ def test_real_redis_store_that_is_down_answers_503(org_a, settings) -> None:
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "frame_store_unavailable"
     assert_nothing_queued(session)
+
+
+def test_single_frame_intake_costs_three_queries(org_a, django_assert_num_queries) -> None:
+    """The capture token's session, the consent guard and one INSERT: no transaction, no savepoint, no other
+    read. A new query on this path shows here before it shows in the intake benchmark."""
+    session, token = make_capture_session(org_a)
+    client = token_client(token)
+    with django_assert_num_queries(3) as captured:
+        response = post_image(client, session, astronaut_jpeg())
+    assert response.status_code == 202, response.content
+    sql = [query["sql"].split()[0].upper() for query in captured.captured_queries]
+    assert sql == ["SELECT", "SELECT", "INSERT"]
+    assert "consent_grant" in captured.captured_queries[1]["sql"]
+
+
+def test_consent_guard_is_asked_on_every_intake_request(org_a, monkeypatch) -> None:
+    from consent import guards
+    from faceanalysis import services
+
+    calls = []
+    real = guards.require_consent
+
+    def counting(**kwargs):
+        calls.append(kwargs["subject_id"])
+        return real(**kwargs)
+
+    session, token = make_capture_session(org_a)
+    client = token_client(token)
+    monkeypatch.setattr(services, "require_consent", counting)
+    assert [post_image(client, session, astronaut_jpeg()).status_code for _ in range(3)] == [202, 202, 202]
+    assert calls == [session.subject_id] * 3
+
+
+def test_store_down_during_a_batch_writes_none_of_its_frames(client_a, org_a, monkeypatch) -> None:
+    from faceanalysis import services
+    from faceanalysis.store import FrameStoreUnavailable
+
+    class DownStore:
+        """A FAKE store whose Redis is down."""
+
+        def put_many(self, frames, ttl_seconds):
+            raise FrameStoreUnavailable("ConnectionError")
+
+    monkeypatch.setattr(services, "frame_store", lambda: DownStore())
+    session, _ = make_capture_session(org_a)
+    good = base64.b64encode(astronaut_jpeg()).decode()
+    response = client_a.post(frames_url(session), {"frames": [{"data": good}] * 3}, format="json")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "frame_store_unavailable"
+    assert_nothing_queued(session)
