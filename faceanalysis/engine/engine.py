@@ -162,8 +162,8 @@ class Engine:
                 small = cv2.copyMakeBorder(small, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=0)
             groups.setdefault(small.shape[:2], []).append((index, small, scale))
 
-        batched = runtime.on_gpu if config.batch_detector is None else config.batch_detector
-        step = config.max_batch if batched else 1
+        step = config.detector_rows or (8 if runtime.on_gpu else 1)
+        pad = self._pads_rows(runtime)
         candidates: list[_Candidate] = []
         spent = 0.0
         for (padded_h, padded_w), members in groups.items():
@@ -171,6 +171,8 @@ class Engine:
                 chunk = members[start : start + step]
                 # YuNet was trained on BGR input in 0-255.
                 blob = cv2.dnn.blobFromImages([small for _, small, _ in chunk], swapRB=True)
+                if pad:
+                    blob = _padded(blob, step)
                 began = time.perf_counter()
                 outputs = runtime.detector.run(None, {"input": blob})
                 spent += time.perf_counter() - began
@@ -266,6 +268,9 @@ class Engine:
         self._run_batched(runtime, "gender", gender_input, outputs, timings)
         return outputs, timings
 
+    def _pads_rows(self, runtime: Runtime) -> bool:
+        return runtime.on_gpu if self.config.pad_rows is None else self.config.pad_rows
+
     def _run_batched(
         self,
         runtime: Runtime,
@@ -278,8 +283,12 @@ class Engine:
         session = runtime.session_for(key, len(batch))
         name = session.get_inputs()[0].name
         step = self.config.max_batch
+        pad = self._pads_rows(runtime)
         began = time.perf_counter()
-        rows = [session.run(None, {name: batch[start : start + step]})[0] for start in range(0, len(batch), step)]
+        rows = []
+        for start in range(0, len(batch), step):
+            chunk = batch[start : start + step]
+            rows.append(session.run(None, {name: _padded(chunk, step) if pad else chunk})[0][: len(chunk)])
         timings[key] = (time.perf_counter() - began) * 1000.0
         outputs[key] = np.concatenate(rows) if rows else np.zeros((0,), dtype=np.float32)
 
@@ -370,3 +379,11 @@ class Engine:
         if face.landmarks is not None:
             landmarks = tuple((x * inverse, y * inverse, z * inverse) for x, y, z in face.landmarks)
         return replace(face, box=box, quality=quality, landmarks=landmarks)
+
+
+def _padded(batch: np.ndarray, rows: int) -> np.ndarray:
+    """batch with zero rows appended up to `rows` (the models score each row on its own)."""
+    if len(batch) >= rows:
+        return batch
+    return np.concatenate([batch, np.zeros((rows - len(batch), *batch.shape[1:]), dtype=batch.dtype)])
+

@@ -1,8 +1,8 @@
 """The GPU path: batching changes no result, and the ONNX stages on CUDA give what they give on the CPU.
 
-The batching checks run on every machine (the batched detector is the GPU's default, switched on here by
-config). The CUDA checks need onnxruntime-gpu and a GPU; elsewhere they skip, and the README says where they
-last ran.
+The batching checks run on every machine (batched detector runs and rows padded to a fixed count are the
+GPU's defaults, switched on here by config). The CUDA checks need onnxruntime-gpu and a GPU; elsewhere they
+skip, and the README says where they last ran.
 """
 
 from __future__ import annotations
@@ -76,8 +76,10 @@ def cpu_engine(models_dir) -> Iterator[Engine]:
     built.close()
 
 
-def test_the_batched_detector_finds_what_one_run_per_frame_finds(models_dir, cpu_engine, frames) -> None:
-    batched = Engine(EngineConfig(models_dir=models_dir, use_gpu=False, batch_detector=True, max_batch=4))
+def test_runs_batched_and_padded_to_fixed_rows_as_on_gpu_find_what_one_run_per_frame_finds(
+    models_dir, cpu_engine, frames
+) -> None:
+    batched = Engine(EngineConfig(models_dir=models_dir, use_gpu=False, detector_rows=4, pad_rows=True, max_batch=4))
     try:
         one_by_one = [cpu_engine.analyze(frame) for frame in frames]
         assert_same_results(one_by_one, batched.analyze_batch(frames))
@@ -93,6 +95,8 @@ def test_the_engine_runs_its_onnx_stages_on_cuda_when_offered(models_dir) -> Non
         engine.warm_up()
         assert engine.runtime.on_gpu
         assert engine.runtime.detector.get_providers()[0] == "CUDAExecutionProvider"
+        options = engine.runtime.expression.get_provider_options()["CUDAExecutionProvider"]
+        assert options["cudnn_conv_algo_search"] == "HEURISTIC"
     finally:
         engine.close()
 
