@@ -335,7 +335,7 @@ def start_workers(processes: Processes, count: int) -> list[subprocess.Popen[byt
                     "config",
                     "worker",
                     "-Q",
-                    "analysis",
+                    "analysis,default",  # as scripts/worker: the trailing aggregate refreshes go to default
                     "--pool",
                     "solo",
                     "--loglevel",

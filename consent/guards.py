@@ -9,6 +9,7 @@ import functools
 from datetime import datetime
 from enum import StrEnum
 
+from django.db import connection
 from django.utils import timezone
 
 from consent.models import Grant, NoticeVersion, Purpose, Subject
@@ -38,12 +39,14 @@ class ConsentDenied(Exception):
 
 def require_consent(
     *, organization_id: int | None, subject_id: int | None, purpose: str, for_update: bool = False,
-    at: datetime | None = None,
+    share_lock: bool = False, at: datetime | None = None,
 ) -> Grant:
     """Return the live Grant that allows processing `subject_id` for `purpose`, or raise ConsentDenied.
 
     `for_update=True` (inside a transaction) locks the subject row until commit, so a withdrawal that races
-    with the caller waits for it and then purges what it wrote.
+    with the caller waits for it and then purges what it wrote. `share_lock=True` does the same with a shared
+    lock on PostgreSQL, so callers that only process (analysis workers) run side by side, and the common yes
+    stays one query.
     """
     now = at or timezone.now()
     if purpose not in Purpose.values:
@@ -52,12 +55,16 @@ def require_consent(
         raise ConsentDenied(DenialReason.UNKNOWN_SUBJECT, purpose=purpose, subject_id=subject_id)
     if not for_update:
         # The common answer, yes, in one query; any doubt goes through the checks below, which name the reason.
-        live = _live_grant(organization_id=organization_id, subject_id=subject_id, purpose=purpose, now=now)
+        live = _live_grant(
+            organization_id=organization_id, subject_id=subject_id, purpose=purpose, now=now, share_lock=share_lock
+        )
         if live is not None:
             return live
     subjects = Subject.objects.filter(organization_id=organization_id, pk=subject_id)
     if for_update:
         subjects = subjects.select_for_update()
+    elif share_lock:  # rare (a grant that went live just now): a stronger lock here costs nothing in practice
+        subjects = subjects.select_for_update(no_key=True)
     subject = subjects.first()
     if subject is None:
         raise ConsentDenied(DenialReason.UNKNOWN_SUBJECT, purpose=purpose, subject_id=subject_id)
@@ -89,7 +96,7 @@ def require_consent(
 
 
 @functools.cache
-def _live_grant_sql() -> str:
+def _live_grant_sql(share_lock: bool = False) -> str:
     grant, subject, notice = Grant._meta.db_table, Subject._meta.db_table, NoticeVersion._meta.db_table
     columns = ", ".join(f"g.{f.column}" for f in Grant._meta.concrete_fields)
     return (
@@ -98,10 +105,13 @@ def _live_grant_sql() -> str:
         " WHERE g.organization_id = %s AND g.subject_id = %s AND s.organization_id = %s AND s.erased_at IS NULL"
         " AND g.purpose = %s AND g.ended_at IS NULL AND g.expires_at > %s AND n.status IN (%s, %s)"
         " ORDER BY g.id LIMIT 1"
+        + (" FOR SHARE OF s" if share_lock else "")
     )
 
 
-def _live_grant(*, organization_id: int, subject_id: int, purpose: str, now: datetime) -> Grant | None:
+def _live_grant(
+    *, organization_id: int, subject_id: int, purpose: str, now: datetime, share_lock: bool = False
+) -> Grant | None:
     """The grant that passes every check of `require_consent` at `now`, or None.
 
     Every intake request and every analysis task asks this, so its SQL is written once rather than built by the
@@ -111,7 +121,8 @@ def _live_grant(*, organization_id: int, subject_id: int, purpose: str, now: dat
         organization_id, subject_id, organization_id, purpose, now,
         NoticeVersion.Status.PUBLISHED.value, NoticeVersion.Status.SUPERSEDED.value,
     ]
-    return next(iter(Grant.objects.raw(_live_grant_sql(), params)), None)
+    sql = _live_grant_sql(share_lock=share_lock and connection.vendor == "postgresql")
+    return next(iter(Grant.objects.raw(sql, params)), None)
 
 
 def has_consent(*, organization_id: int | None, subject_id: int | None, purpose: str) -> bool:

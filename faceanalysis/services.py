@@ -317,18 +317,6 @@ def _mark(frame_ids: Iterable[int], status: str, reason: str = "") -> int:
     )
 
 
-def _lock_subjects_for_share(subject_ids: Sequence[int]) -> None:
-    """FOR SHARE on the subjects: workers analyse side by side, while consent_withdraw (which takes FOR
-    UPDATE on the subject) waits for every analysis in flight and no analysis starts after it commits."""
-    if connection.vendor != "postgresql" or not subject_ids:
-        return  # SQLite serializes writers; the embedded default runs tasks in-process
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id FROM {Subject._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR SHARE",  # noqa: S608
-            [list(subject_ids)],
-        )
-
-
 def _decode(data: bytes) -> np.ndarray:
     """RGB pixels of a stored frame; OpenCV applies the EXIF orientation and is the fastest decoder here."""
     import cv2
@@ -414,18 +402,19 @@ def frame_analyze(*, frame_id: int, claim_more: int = 0) -> dict[str, int]:
                 .exclude(pk=frame_id)
                 .order_by("received_at")[:claim_more]
             )
-        subject_ids = sorted({f.subject_id for f in frames})
-        _lock_subjects_for_share(subject_ids)
+        # Each subject's consent under a shared lock, in id order: workers analyse side by side, while
+        # consent_withdraw (FOR UPDATE on the subject) waits for every analysis in flight, and none starts after
+        # it commits.
         grants: dict[int, Grant | ConsentDenied] = {}
-        for frame in frames:
-            if frame.subject_id not in grants:
-                try:
-                    grants[frame.subject_id] = require_consent(
-                        organization_id=frame.organization_id, subject_id=frame.subject_id,
-                        purpose=Purpose.FACE_ANALYSIS,
-                    )
-                except ConsentDenied as denial:
-                    grants[frame.subject_id] = denial
+        subjects = {f.subject_id: f.organization_id for f in frames}
+        for subject_id, organization_id in sorted(subjects.items()):
+            try:
+                grants[subject_id] = require_consent(
+                    organization_id=organization_id, subject_id=subject_id, purpose=Purpose.FACE_ANALYSIS,
+                    share_lock=True,
+                )
+            except ConsentDenied as denial:
+                grants[subject_id] = denial
 
         ready: list[tuple[Frame, Grant, np.ndarray]] = []
         dropped: dict[str, list[int]] = defaultdict(list)
@@ -475,11 +464,13 @@ def frame_analyze(*, frame_id: int, claim_more: int = 0) -> dict[str, int]:
             for reason, ids in failed.items():
                 outcome[Frame.Status.FAILED] += _mark(ids, Frame.Status.FAILED, reason)
             latest = {f.session_id: f for f in features}  # the batch's last frame of each session
-            for session in (
-                CaptureSession.objects.select_for_update().defer("aggregates").filter(pk__in=latest).order_by("pk")
-            ):
-                if _refresh_due(session, now):
-                    _refresh_session(session, grants[session.subject_id], latest[session.pk])  # type: ignore[arg-type]
+            for session_id in sorted(latest):
+                frame = latest[session_id].frame
+                claimed = _claim_refresh(session_id, now)
+                if claimed is not None:
+                    _refresh_session(claimed, grants[frame.subject_id], latest[session_id], now=now)  # type: ignore[arg-type]
+                else:
+                    _schedule_trailing_refresh(frame)
 
         discard = [i for ids in dropped.values() for i in ids if i not in taken]
         transaction.on_commit(lambda: store.release(taken))
@@ -551,21 +542,68 @@ def session_summary(session: CaptureSession) -> dict[str, object]:
     )
 
 
-def _refresh_due(session: CaptureSession, now: datetime) -> bool:
-    """Under a backlog, recount a session's aggregates at most every VISAGE_AGGREGATES_REFRESH_MS; the frame
-    that leaves no other frame of the session queued always recounts, so the final figures are exact. Called
-    under the session's row lock: of two workers finishing a session's last frames, the second to take the
-    lock sees the other's frame finished and recounts after its commit."""
-    interval = settings.VISAGE_AGGREGATES_REFRESH_MS / 1000.0
-    if session.aggregates_updated_at is None or (now - session.aggregates_updated_at).total_seconds() >= interval:
-        return True
-    return not Frame.objects.filter(session_id=session.pk, status=Frame.Status.QUEUED).exists()
+_REFRESH_FIELDS = ("public_id", "started_at", "media_ref", "organization_id", "subject_id", "campaign_id")
 
 
-def _refresh_session(session: CaptureSession, grant: Grant, latest: FrameFeatures) -> None:
-    """Recompute the session's aggregates and push them to the subject's face context for the campaign.
-    Runs under the session's row lock, so concurrent workers never overwrite each other's counts."""
-    now = timezone.now()
+def _claim_refresh(session_id: int, now: datetime) -> CaptureSession | None:
+    """Lock the session's row and claim its recount if none ran in the last VISAGE_AGGREGATES_REFRESH_MS. Every
+    frame takes the lock, so a trailing refresh that starts while a frame is being finished waits for that
+    frame's commit and counts it."""
+    session = (
+        CaptureSession.objects.select_for_update().only(*_REFRESH_FIELDS, "aggregates_updated_at").get(pk=session_id)
+    )
+    last = session.aggregates_updated_at
+    due = last is None or (now - last).total_seconds() * 1000.0 >= settings.VISAGE_AGGREGATES_REFRESH_MS
+    return session if due else None
+
+
+def _trailing_refresh_key(session_id: int) -> str:
+    return f"faceanalysis:trailing-refresh:{session_id}"
+
+
+def _schedule_trailing_refresh(frame: Frame) -> None:
+    """A frame that could not claim a recount leaves one scheduled an interval later (one per session at a
+    time), so the figures catch up when frames stop arriving: the trailing edge of the throttle."""
+    delay = settings.VISAGE_AGGREGATES_REFRESH_MS / 1000.0
+    if not cache.add(_trailing_refresh_key(frame.session_id), 1, timeout=max(1, round(delay))):
+        return
+    from faceanalysis import tasks
+
+    kwargs = {"organization_id": frame.organization_id, "subject_id": frame.subject_id, "session_id": frame.session_id}
+    transaction.on_commit(lambda: _send_quietly(tasks.refresh_session_aggregates, kwargs, countdown=delay))
+
+
+def _send_quietly(task: Any, kwargs: dict[str, int], *, countdown: float) -> None:
+    """Queue a bookkeeping task; a broker that refuses costs freshness only (the next frame schedules again)."""
+    from kombu.exceptions import OperationalError
+
+    try:
+        task.apply_async(kwargs=kwargs, countdown=countdown)
+    except (OperationalError, *_redis_errors()):
+        cache.delete(_trailing_refresh_key(kwargs["session_id"]))
+        logger.warning("broker unavailable; a session's aggregates refresh was not queued")
+
+
+def session_aggregates_refresh(*, session_id: int, grant: Grant) -> bool:
+    """The trailing recount, exact for every frame committed before it took the session's lock (a frame being
+    finished meanwhile holds the lock, so it is waited for and counted). A frame finished after it schedules
+    the next one. False if the session or its features are gone."""
+    cache.delete(_trailing_refresh_key(session_id))
+    with transaction.atomic():
+        session = CaptureSession.objects.select_for_update().only(*_REFRESH_FIELDS).filter(pk=session_id).first()
+        if session is None:
+            return False
+        latest = FrameFeatures.objects.filter(session_id=session_id).order_by("-analyzed_at", "-pk").first()
+        if latest is None:
+            return False
+        _refresh_session(session, grant, latest, now=timezone.now())
+    return True
+
+
+def _refresh_session(session: CaptureSession, grant: Grant, latest: FrameFeatures, *, now: datetime) -> None:
+    """Recompute the session's aggregates and push them to the subject's face context for the campaign. Runs
+    with the session's row locked (by the claim or the trailing refresh), so workers never overwrite each
+    other's counts."""
     summary = session_summary(session)
     CaptureSession.objects.filter(pk=session.pk).update(aggregates=summary, aggregates_updated_at=now)
     context = {

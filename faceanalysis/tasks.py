@@ -54,6 +54,16 @@ def analyze_frame_gpu(*, organization_id: int, subject_id: int, frame_id: int, g
     return services.frame_analyze(frame_id=frame_id, claim_more=max(0, settings.VISAGE_GPU_BATCH_MAX - 1))
 
 
+@shared_task(name="faceanalysis.refresh_session_aggregates", acks_late=True, time_limit=60, soft_time_limit=50,
+             ignore_result=True,
+             autoretry_for=TRANSIENT, retry_backoff=1, max_retries=5)
+@consent_guarded(purpose=Purpose.FACE_ANALYSIS)
+def refresh_session_aggregates(*, organization_id: int, subject_id: int, session_id: int, grant: Grant) -> bool:
+    """The trailing recount of a session's aggregates once its frames stop arriving (derived features only; a
+    withdrawn subject's were purged, and the guard skips them)."""
+    return services.session_aggregates_refresh(session_id=session_id, grant=grant)
+
+
 @shared_task(name="pipeline.expire_frames", acks_late=True, time_limit=120, ignore_result=True)
 def expire_frames() -> int:
     """Periodic: count queued frames whose bytes expired unclaimed (their messages were lost)."""

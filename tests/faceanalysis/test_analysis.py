@@ -250,10 +250,11 @@ def test_face_context_is_scoped_to_the_organization(analyze, org_a, org_b, fake_
     assert face_context_for_decision(organization=None, subject=session.subject, campaign=session.campaign) is None
 
 
-def test_session_api_reads_aggregates_frames_and_timeline(analyze, org_a, fake_engine) -> None:
+def test_session_api_reads_aggregates_frames_and_timeline(analyze, org_a, fake_engine, settings) -> None:
     from django.urls import reverse
     from rest_framework.test import APIClient
 
+    settings.VISAGE_AGGREGATES_REFRESH_MS = 0  # every frame recounts (the throttle is tested on its own)
     session, token = make_capture_session(org_a)
     for frame in queue_frames(session, 6, step_ms=500):
         analyze(frame_id=frame.pk)
@@ -299,22 +300,87 @@ def test_database_counted_aggregates_match_the_pure_definitions(org_a, settings)
     assert expected["blinks"] > 0 and 0 < expected["attention_share"] < 1
 
 
-def test_under_a_backlog_aggregates_are_recounted_at_most_every_interval_and_exactly_at_the_end(
-    analyze, org_a, fake_engine, settings
+@pytest.fixture
+def trailing(monkeypatch):
+    """The trailing refreshes frames schedule, recorded instead of sent (a broker's countdown is not the
+    subject here); `run_all()` runs them through the real guarded task."""
+    from faceanalysis import tasks
+
+    sent: list[dict] = []
+    def record(kwargs, countdown):
+        sent.append({**kwargs, "in": countdown})
+
+    monkeypatch.setattr(tasks.refresh_session_aggregates, "apply_async", record)
+
+    def run_all() -> list[bool]:
+        pending = [dict(call) for call in sent]
+        sent.clear()
+        task = tasks.refresh_session_aggregates
+        return [task.run(**{k: v for k, v in call.items() if k != "in"}) for call in pending]
+
+    return sent, run_all
+
+
+def test_aggregates_are_recounted_at_most_every_interval_and_a_trailing_refresh_makes_them_exact(
+    analyze, org_a, fake_engine, settings, trailing, django_capture_on_commit_callbacks
 ) -> None:
+    sent, run_all = trailing
     settings.VISAGE_AGGREGATES_REFRESH_MS = 60_000
     session, _ = make_capture_session(org_a)
     frames = queue_frames(session, 4)
     analyze(frame_id=frames[0].pk)
     session.refresh_from_db()
-    assert session.aggregates["frames_analyzed"] == 1  # first frame: nothing counted yet, so it counts
+    assert session.aggregates["frames_analyzed"] == 1  # the first frame claims the recount
+    assert sent == []
     analyze(frame_id=frames[1].pk)
     analyze(frame_id=frames[2].pk)
     session.refresh_from_db()
-    assert session.aggregates["frames_analyzed"] == 1  # backlog within the interval: not recounted
-    analyze(frame_id=frames[3].pk)
+    assert session.aggregates["frames_analyzed"] == 1  # within the interval: not recounted
+    # One trailing refresh for the session, an interval later, however many frames stood back.
+    assert sent == [{"organization_id": org_a.pk, "subject_id": session.subject_id, "session_id": session.pk,
+                     "in": 60.0}]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_all() == [True]
     session.refresh_from_db()
-    assert session.aggregates["frames_analyzed"] == 4  # the last queued frame recounts exactly
+    assert session.aggregates["frames_analyzed"] == 3
+    context = FaceContext.objects.get(subject=session.subject, campaign=session.campaign)
+    assert context.features["aggregates"]["frames_analyzed"] == 3
+    assert sent == []
+
+    analyze(frame_id=frames[3].pk)  # finished after the trailing refresh: it schedules the next one
+    assert [call["session_id"] for call in sent] == [session.pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_all() == [True]
+    session.refresh_from_db()
+    assert session.aggregates["frames_analyzed"] == 4  # exact once the frames stopped
+    assert sent == []
+
+
+def test_trailing_refresh_of_a_withdrawn_subject_does_nothing(analyze, org_a, fake_engine, settings, trailing) -> None:
+    sent, run_all = trailing
+    settings.VISAGE_AGGREGATES_REFRESH_MS = 60_000
+    session, _ = make_capture_session(org_a)
+    frames = queue_frames(session, 2)
+    analyze(frame_id=frames[0].pk)
+    analyze(frame_id=frames[1].pk)
+    assert len(sent) == 1
+    withdraw(session.subject)
+    assert run_all() == [{"status": "dropped", "reason": "withdrawn"}]  # the guard answers, the body never runs
+    session.refresh_from_db()
+    assert session.aggregates["frames_analyzed"] == 1
+
+
+def test_a_steady_frame_costs_few_queries(analyze, org_a, fake_engine, settings, trailing,
+                                          django_assert_max_num_queries) -> None:
+    """The worker's hot path, pinned: claim the frame, consent under a lock, features, status, the refresh
+    claim, and the transaction's begin and commit. Each is a round trip that ten streams pay 50 times a second."""
+    settings.VISAGE_AGGREGATES_REFRESH_MS = 60_000
+    session, _ = make_capture_session(org_a)
+    frames = queue_frames(session, 2)
+    analyze(frame_id=frames[0].pk)
+    with django_assert_max_num_queries(7):
+        assert analyze(frame_id=frames[1].pk) == {"analyzed": 1}
 
 
 def test_engine_error_fails_the_frame_instead_of_leaving_it_queued(analyze, org_a) -> None:

@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Worker:
-    """A real `celery worker` subprocess on the analysis queue, solo pool, against the test database."""
+    """A real `celery worker` subprocess on the analysis and default queues (as `scripts/worker`), solo pool,
+    against the test database."""
 
     def __init__(self, log_dir: Path, *, extra_env: dict[str, str] | None = None) -> None:
         db = connection.settings_dict
@@ -57,7 +58,7 @@ class Worker:
     def start(self) -> Worker:
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "analysis", "--pool", "solo",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "analysis,default", "--pool", "solo",
              "--loglevel", "WARNING", "--hostname", self.hostname, "--without-gossip", "--without-mingle",
              "--without-heartbeat"],
             cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
@@ -218,6 +219,10 @@ def test_upload_path_real_worker_real_engine_and_no_bytes_remain(org_a, workers,
     assert len(features) == 3
     assert {f.expression for f in features} == {"happy"} and all(f.looking_at_screen for f in features)
     assert all(f.grant_id == session.grant_id and f.model_versions for f in features)
+    # Frames that arrive within VISAGE_AGGREGATES_REFRESH_MS of a recount are counted by the trailing refresh,
+    # a task the worker runs an interval later.
+    wait_for(lambda: CaptureSession.objects.get(pk=session.pk).aggregates.get("frames_analyzed") == 3,
+             what="aggregates of all 3 frames")
     detail = client.get(reverse("api:capture-session-detail", kwargs={"session_id": session.public_id})).json()
     assert detail["aggregates"]["frames_analyzed"] == 3 and detail["aggregates"]["smile_share"] == 1.0
     worker.stop()
@@ -327,7 +332,7 @@ def test_analysis_worker_refuses_to_start_without_its_models(tmp_path: Path) -> 
     worker = Worker(tmp_path, extra_env={"VISAGE_MODELS_DIR": str(tmp_path / "no-models")})
     with worker.log_path.open("wb") as log:
         result = subprocess.run(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "analysis", "--pool", "solo",
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "analysis,default", "--pool", "solo",
              "--loglevel", "WARNING", "--hostname", worker.hostname, "--without-gossip", "--without-mingle",
              "--without-heartbeat"],
             cwd=ROOT, env=worker.env, stdout=log, stderr=subprocess.STDOUT, timeout=120,
