@@ -50,3 +50,35 @@ def test_a_real_worker_answers_over_redis() -> None:
     finally:
         worker.terminate()
         worker.wait(timeout=20)
+
+
+class _WorkerTask:
+    """What Celery's task signals pass as `sender` for a task run by a worker (not eagerly)."""
+
+    class request:  # noqa: N801 - mirrors Task.request
+        is_eager = False
+
+
+@pytest.mark.services  # PostgreSQL: an in-memory SQLite test database is never closed
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_keeps_its_database_connection_between_tasks_and_closes_it_as_django_would() -> None:
+    import time
+
+    from celery.fixups.django import DjangoWorkerFixup
+    from django.db import connection
+
+    from config.celery import app, close_old_database_connections
+
+    fixup = DjangoWorkerFixup(app)
+    connection.ensure_connection()
+    opened = connection.connection
+    for _ in range(3):  # what a worker does around each task
+        fixup.on_task_prerun(sender=_WorkerTask)
+        close_old_database_connections(sender=_WorkerTask)
+        fixup.on_task_postrun(sender=_WorkerTask)
+        close_old_database_connections(sender=_WorkerTask)
+    assert connection.connection is opened  # no new connection per task
+
+    connection.close_at = time.monotonic() - 1  # past CONN_MAX_AGE
+    close_old_database_connections(sender=_WorkerTask)
+    assert connection.connection is None
