@@ -463,14 +463,9 @@ def frame_analyze(*, frame_id: int, claim_more: int = 0) -> dict[str, int]:
             )
             for reason, ids in failed.items():
                 outcome[Frame.Status.FAILED] += _mark(ids, Frame.Status.FAILED, reason)
-            latest = {f.session_id: f for f in features}  # the batch's last frame of each session
-            for session_id in sorted(latest):
-                frame = latest[session_id].frame
-                claimed = _claim_refresh(session_id, now)
-                if claimed is not None:
-                    _refresh_session(claimed, grants[frame.subject_id], latest[session_id], now=now)  # type: ignore[arg-type]
-                else:
-                    _schedule_trailing_refresh(frame)
+            # Aggregates and the face context are recounted off this path, at most once per interval per session.
+            sessions = {f.session_id: f.frame for f in features}
+            transaction.on_commit(lambda: [_schedule_refresh(frame) for frame in sessions.values()])
 
         discard = [i for ids in dropped.values() for i in ids if i not in taken]
         transaction.on_commit(lambda: store.release(taken))
@@ -545,50 +540,38 @@ def session_summary(session: CaptureSession) -> dict[str, object]:
 _REFRESH_FIELDS = ("public_id", "started_at", "media_ref", "organization_id", "subject_id", "campaign_id")
 
 
-def _claim_refresh(session_id: int, now: datetime) -> CaptureSession | None:
-    """Lock the session's row and claim its recount if none ran in the last VISAGE_AGGREGATES_REFRESH_MS. Every
-    frame takes the lock, so a trailing refresh that starts while a frame is being finished waits for that
-    frame's commit and counts it."""
-    session = (
-        CaptureSession.objects.select_for_update().only(*_REFRESH_FIELDS, "aggregates_updated_at").get(pk=session_id)
-    )
-    last = session.aggregates_updated_at
-    due = last is None or (now - last).total_seconds() * 1000.0 >= settings.VISAGE_AGGREGATES_REFRESH_MS
-    return session if due else None
+def _refresh_key(session_id: int) -> str:
+    return f"faceanalysis:refresh-scheduled:{session_id}"
 
 
-def _trailing_refresh_key(session_id: int) -> str:
-    return f"faceanalysis:trailing-refresh:{session_id}"
-
-
-def _schedule_trailing_refresh(frame: Frame) -> None:
-    """A frame that could not claim a recount leaves one scheduled an interval later (one per session at a
-    time), so the figures catch up when frames stop arriving: the trailing edge of the throttle."""
+def _schedule_refresh(frame: Frame) -> None:
+    """After a frame's commit: make sure a recount of its session is scheduled, at most one at a time, an
+    interval from the first frame that asked. Asking after the commit is what makes it exact: if a recount
+    is already scheduled it has not started (it clears the mark first), so it will see this frame."""
     delay = settings.VISAGE_AGGREGATES_REFRESH_MS / 1000.0
-    if not cache.add(_trailing_refresh_key(frame.session_id), 1, timeout=max(1, round(delay))):
+    try:
+        if not cache.add(_refresh_key(frame.session_id), 1, timeout=max(1, round(delay * 10))):
+            return
+    except _redis_errors():  # the cache is away: freshness waits for the next frame, nothing else does
+        logger.warning("cache unavailable; a session's aggregates refresh was not scheduled")
         return
+    from kombu.exceptions import OperationalError
+
     from faceanalysis import tasks
 
     kwargs = {"organization_id": frame.organization_id, "subject_id": frame.subject_id, "session_id": frame.session_id}
-    transaction.on_commit(lambda: _send_quietly(tasks.refresh_session_aggregates, kwargs, countdown=delay))
-
-
-def _send_quietly(task: Any, kwargs: dict[str, int], *, countdown: float) -> None:
-    """Queue a bookkeeping task; a broker that refuses costs freshness only (the next frame schedules again)."""
-    from kombu.exceptions import OperationalError
-
     try:
-        task.apply_async(kwargs=kwargs, countdown=countdown)
+        tasks.refresh_session_aggregates.apply_async(kwargs=kwargs, countdown=delay)
     except (OperationalError, *_redis_errors()):
-        cache.delete(_trailing_refresh_key(kwargs["session_id"]))
+        cache.delete(_refresh_key(frame.session_id))
         logger.warning("broker unavailable; a session's aggregates refresh was not queued")
 
 
 def session_aggregates_refresh(*, session_id: int, grant: Grant) -> bool:
-    """The trailing recount, exact for every frame committed before it took the session's lock (a frame being
-    finished meanwhile holds the lock, so it is waited for and counted). A frame finished after it schedules
-    the next one. False if the session or its features are gone."""
-    cache.delete(_trailing_refresh_key(session_id))
+    """Recount a session's aggregates and push them to the face context: exact for every frame committed
+    before it started. Refreshes of one session run one after the other (row lock), so the last word is the
+    latest count. False if the session or its features are gone."""
+    cache.delete(_refresh_key(session_id))  # first: a frame committed from now on schedules the next one
     with transaction.atomic():
         session = CaptureSession.objects.select_for_update().only(*_REFRESH_FIELDS).filter(pk=session_id).first()
         if session is None:
@@ -601,9 +584,7 @@ def session_aggregates_refresh(*, session_id: int, grant: Grant) -> bool:
 
 
 def _refresh_session(session: CaptureSession, grant: Grant, latest: FrameFeatures, *, now: datetime) -> None:
-    """Recompute the session's aggregates and push them to the subject's face context for the campaign. Runs
-    with the session's row locked (by the claim or the trailing refresh), so workers never overwrite each
-    other's counts."""
+    """Recompute the session's aggregates and push them to the subject's face context for the campaign."""
     summary = session_summary(session)
     CaptureSession.objects.filter(pk=session.pk).update(aggregates=summary, aggregates_updated_at=now)
     context = {

@@ -59,8 +59,8 @@ def analyze_frame_gpu(*, organization_id: int, subject_id: int, frame_id: int, g
              autoretry_for=TRANSIENT, retry_backoff=1, max_retries=5)
 @consent_guarded(purpose=Purpose.FACE_ANALYSIS)
 def refresh_session_aggregates(*, organization_id: int, subject_id: int, session_id: int, grant: Grant) -> bool:
-    """The trailing recount of a session's aggregates once its frames stop arriving (derived features only; a
-    withdrawn subject's were purged, and the guard skips them)."""
+    """Recount a session's aggregates and face context, an interval after a frame asked (derived features
+    only; a withdrawn subject's were purged, and the guard skips them)."""
     return services.session_aggregates_refresh(session_id=session_id, grant=grant)
 
 

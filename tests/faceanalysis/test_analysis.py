@@ -15,9 +15,14 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def analyze(django_capture_on_commit_callbacks):
-    """`services.frame_analyze` with its after-commit hooks (store cleanup) run at once: the test's own
-    transaction never commits."""
+def analyze(django_capture_on_commit_callbacks, monkeypatch):
+    """`services.frame_analyze` with its after-commit hooks (store cleanup, the aggregates refresh) run at once:
+    the test's own transaction never commits. The refresh a frame schedules runs at once too, through the real
+    guarded task, as on the embedded default (`trailing` below holds it back instead)."""
+    from faceanalysis import tasks
+
+    task = tasks.refresh_session_aggregates
+    monkeypatch.setattr(task, "apply_async", lambda kwargs, countdown: task.apply(kwargs=kwargs))
 
     def run(**kwargs):
         with django_capture_on_commit_callbacks(execute=True):
@@ -250,11 +255,10 @@ def test_face_context_is_scoped_to_the_organization(analyze, org_a, org_b, fake_
     assert face_context_for_decision(organization=None, subject=session.subject, campaign=session.campaign) is None
 
 
-def test_session_api_reads_aggregates_frames_and_timeline(analyze, org_a, fake_engine, settings) -> None:
+def test_session_api_reads_aggregates_frames_and_timeline(analyze, org_a, fake_engine) -> None:
     from django.urls import reverse
     from rest_framework.test import APIClient
 
-    settings.VISAGE_AGGREGATES_REFRESH_MS = 0  # every frame recounts (the throttle is tested on its own)
     session, token = make_capture_session(org_a)
     for frame in queue_frames(session, 6, step_ms=500):
         analyze(frame_id=frame.pk)
@@ -301,9 +305,9 @@ def test_database_counted_aggregates_match_the_pure_definitions(org_a, settings)
 
 
 @pytest.fixture
-def trailing(monkeypatch):
-    """The trailing refreshes frames schedule, recorded instead of sent (a broker's countdown is not the
-    subject here); `run_all()` runs them through the real guarded task."""
+def trailing(analyze, monkeypatch):
+    """The refreshes frames schedule, recorded instead of run (a broker's countdown is not the subject here);
+    `run_all()` runs them through the real guarded task."""
     from faceanalysis import tasks
 
     sent: list[dict] = []
@@ -321,24 +325,20 @@ def trailing(monkeypatch):
     return sent, run_all
 
 
-def test_aggregates_are_recounted_at_most_every_interval_and_a_trailing_refresh_makes_them_exact(
+def test_aggregates_are_recounted_an_interval_after_a_frame_asks_one_at_a_time_and_exactly(
     analyze, org_a, fake_engine, settings, trailing, django_capture_on_commit_callbacks
 ) -> None:
     sent, run_all = trailing
     settings.VISAGE_AGGREGATES_REFRESH_MS = 60_000
     session, _ = make_capture_session(org_a)
     frames = queue_frames(session, 4)
-    analyze(frame_id=frames[0].pk)
-    session.refresh_from_db()
-    assert session.aggregates["frames_analyzed"] == 1  # the first frame claims the recount
-    assert sent == []
-    analyze(frame_id=frames[1].pk)
-    analyze(frame_id=frames[2].pk)
-    session.refresh_from_db()
-    assert session.aggregates["frames_analyzed"] == 1  # within the interval: not recounted
-    # One trailing refresh for the session, an interval later, however many frames stood back.
+    for frame in frames[:3]:
+        analyze(frame_id=frame.pk)
+    # One refresh for the session, an interval after the first frame, however many frames asked.
     assert sent == [{"organization_id": org_a.pk, "subject_id": session.subject_id, "session_id": session.pk,
                      "in": 60.0}]
+    session.refresh_from_db()
+    assert session.aggregates == {}  # nothing recounted on the frames' own path
 
     with django_capture_on_commit_callbacks(execute=True):
         assert run_all() == [True]
@@ -346,9 +346,8 @@ def test_aggregates_are_recounted_at_most_every_interval_and_a_trailing_refresh_
     assert session.aggregates["frames_analyzed"] == 3
     context = FaceContext.objects.get(subject=session.subject, campaign=session.campaign)
     assert context.features["aggregates"]["frames_analyzed"] == 3
-    assert sent == []
 
-    analyze(frame_id=frames[3].pk)  # finished after the trailing refresh: it schedules the next one
+    analyze(frame_id=frames[3].pk)  # finished after that refresh started: it schedules the next one
     assert [call["session_id"] for call in sent] == [session.pk]
     with django_capture_on_commit_callbacks(execute=True):
         assert run_all() == [True]
@@ -368,18 +367,18 @@ def test_trailing_refresh_of_a_withdrawn_subject_does_nothing(analyze, org_a, fa
     withdraw(session.subject)
     assert run_all() == [{"status": "dropped", "reason": "withdrawn"}]  # the guard answers, the body never runs
     session.refresh_from_db()
-    assert session.aggregates["frames_analyzed"] == 1
+    assert session.aggregates == {}
 
 
 def test_a_steady_frame_costs_few_queries(analyze, org_a, fake_engine, settings, trailing,
                                           django_assert_max_num_queries) -> None:
-    """The worker's hot path, pinned: claim the frame, consent under a lock, features, status, the refresh
-    claim, and the transaction's begin and commit. Each is a round trip that ten streams pay 50 times a second."""
+    """The worker's hot path, pinned: claim the frame, consent under a lock, features, status, and the
+    transaction's begin and commit. Each is a round trip that ten streams pay 50 times a second."""
     settings.VISAGE_AGGREGATES_REFRESH_MS = 60_000
     session, _ = make_capture_session(org_a)
     frames = queue_frames(session, 2)
     analyze(frame_id=frames[0].pk)
-    with django_assert_max_num_queries(7):
+    with django_assert_max_num_queries(6):
         assert analyze(frame_id=frames[1].pk) == {"analyzed": 1}
 
 
