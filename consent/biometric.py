@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import transaction
+
 from consent.guards import ConsentDenied, require_consent
 
 logger = logging.getLogger(__name__)
@@ -43,9 +45,15 @@ def _default_on_denied(denial: ConsentDenied, kwargs: dict[str, Any]) -> dict[st
 
 
 def consent_guarded(
-    *, purpose: str, on_denied: Callable[[ConsentDenied, dict[str, Any]], Any] | None = None
+    *, purpose: str, on_denied: Callable[[ConsentDenied, dict[str, Any]], Any] | None = None,
+    locked: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorate a biometric task body: `require_consent` runs first, the body gets `grant=` when allowed."""
+    """Decorate a biometric task body: `require_consent` runs first, the body gets `grant=` when allowed.
+
+    `locked=True` runs the check and the body in one transaction, the subject held with a shared lock until
+    it commits: a withdrawal waits for the body to finish, and no body starts after a withdrawal commits. The
+    body then needs no check of its own for that subject.
+    """
 
     def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(body)
@@ -55,19 +63,26 @@ def consent_guarded(
             if needed not in signature.parameters:
                 raise TypeError(f"{body.__qualname__} must take '{needed}' so the guard can check consent.")
 
-        @functools.wraps(body)
-        def guarded(*args: Any, **kwargs: Any) -> Any:
+        def checked(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             bound = signature.bind_partial(*args, **kwargs).arguments
             try:
                 grant = require_consent(
                     organization_id=bound.get("organization_id"),
                     subject_id=bound.get("subject_id"),
                     purpose=purpose,
+                    share_lock=locked,
                 )
             except ConsentDenied as denial:
                 logger.info("consent guard refused %s: %s", body.__qualname__, denial.reason.value)
                 return (on_denied or _default_on_denied)(denial, dict(bound))
             return body(*args, grant=grant, **kwargs)
+
+        @functools.wraps(body)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            if not locked:
+                return checked(args, kwargs)
+            with transaction.atomic():
+                return checked(args, kwargs)
 
         # Celery checks call arguments against the signature; `grant` is the guard's to give, not the caller's.
         guarded.__signature__ = signature.replace(

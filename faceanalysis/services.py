@@ -383,15 +383,20 @@ def _run_engine(images: list[np.ndarray]) -> list[Any]:
     return results
 
 
-def frame_analyze(*, frame_id: int, claim_more: int = 0) -> dict[str, int]:
+def frame_analyze(*, frame_id: int, claim_more: int = 0, consented: Grant | None = None) -> dict[str, int]:
     """Analyse a queued frame, at most once, and up to `claim_more` other queued frames of its queue (GPU
     batching across sessions). Consent is checked again under a shared lock on each subject right before the
     bytes are taken; a frame whose consent is gone is dropped unanalysed. Features, aggregates and the face
     context are written in the same transaction as the frame's new status, so a redelivered or retried
-    message finds the frame finished and does nothing."""
+    message finds the frame finished and does nothing.
+
+    `consented` is a grant the caller checked with the subject locked for share in the transaction this runs
+    in (the task's guard, `consent_guarded(locked=True)`); a frame of that subject needs no second check.
+    """
     store = frame_store()
     outcome: Counter[str] = Counter()
-    with transaction.atomic():
+    # Inside the guard's transaction when the task runs it: no savepoint, the task is one unit.
+    with transaction.atomic(savepoint=False):
         frames = list(Frame.objects.select_for_update(of=("self",)).filter(pk=frame_id, status=Frame.Status.QUEUED))
         if not frames:
             return {"already_finished": 1}
@@ -407,7 +412,14 @@ def frame_analyze(*, frame_id: int, claim_more: int = 0) -> dict[str, int]:
         # it commits.
         grants: dict[int, Grant | ConsentDenied] = {}
         subjects = {f.subject_id: f.organization_id for f in frames}
+        if (
+            consented is not None and consented.purpose == Purpose.FACE_ANALYSIS
+            and subjects.get(consented.subject_id) == consented.organization_id
+        ):
+            grants[consented.subject_id] = consented
         for subject_id, organization_id in sorted(subjects.items()):
+            if subject_id in grants:
+                continue
             try:
                 grants[subject_id] = require_consent(
                     organization_id=organization_id, subject_id=subject_id, purpose=Purpose.FACE_ANALYSIS,

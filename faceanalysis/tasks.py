@@ -40,18 +40,20 @@ def _drop_denied(denial: ConsentDenied, kwargs: dict[str, Any]) -> dict[str, Any
 
 
 @shared_task(name="faceanalysis.analyze_frame", **ANALYSIS_OPTIONS)
-@consent_guarded(purpose=Purpose.FACE_ANALYSIS, on_denied=_drop_denied)
+@consent_guarded(purpose=Purpose.FACE_ANALYSIS, on_denied=_drop_denied, locked=True)
 def analyze_frame(*, organization_id: int, subject_id: int, frame_id: int, grant: Grant) -> dict[str, int]:
-    """Analyse one queued frame on a CPU worker."""
-    return services.frame_analyze(frame_id=frame_id)
+    """Analyse one queued frame on a CPU worker, in the guard's transaction (the subject locked for share)."""
+    return services.frame_analyze(frame_id=frame_id, consented=grant)
 
 
 @shared_task(name="faceanalysis.analyze_frame_gpu", **ANALYSIS_OPTIONS)
-@consent_guarded(purpose=Purpose.FACE_ANALYSIS, on_denied=_drop_denied)
+@consent_guarded(purpose=Purpose.FACE_ANALYSIS, on_denied=_drop_denied, locked=True)
 def analyze_frame_gpu(*, organization_id: int, subject_id: int, frame_id: int, grant: Grant) -> dict[str, int]:
     """Analyse a queued frame on a GPU worker, batched with other queued frames of any session (each checked
     against its own subject's consent); their own messages then find them finished."""
-    return services.frame_analyze(frame_id=frame_id, claim_more=max(0, settings.VISAGE_GPU_BATCH_MAX - 1))
+    return services.frame_analyze(
+        frame_id=frame_id, claim_more=max(0, settings.VISAGE_GPU_BATCH_MAX - 1), consented=grant
+    )
 
 
 @shared_task(name="faceanalysis.refresh_session_aggregates", acks_late=True, time_limit=60, soft_time_limit=50,

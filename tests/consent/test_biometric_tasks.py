@@ -130,3 +130,30 @@ def test_expiry_task_is_scheduled_and_ends_expired_grants(org_a) -> None:
     assert grant.end_reason == "expired"
     assert LedgerEntry.objects.filter(event="expired").count() == 1
     assert task.apply().get() == 0
+
+
+@pytest.mark.django_db
+def test_a_locked_guard_checks_consent_once_and_runs_the_body_in_the_same_transaction(org_a) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    grant = make_grant(make_subject(org_a), make_notice(org_a))
+    seen: list[tuple[int, int]] = []
+    outside = len(connection.atomic_blocks)  # the test's own transaction
+
+    @consent_guarded(purpose=Purpose.FACE_ANALYSIS, locked=True)
+    def body(*, organization_id: int, subject_id: int, grant: Grant) -> str:
+        seen.append((len(connection.atomic_blocks), grant.pk))
+        return "ran"
+
+    with CaptureQueriesContext(connection) as queries:
+        assert body(organization_id=org_a.pk, subject_id=grant.subject_id) == "ran"
+    assert seen == [(outside + 1, grant.pk)]  # the guard's transaction, still open around the body
+    checks = [q["sql"] for q in queries.captured_queries if "consent_grant" in q["sql"]]
+    assert len(checks) == 1
+    if connection.vendor == "postgresql":  # the subject stays locked for share until the body's commit
+        assert checks[0].rstrip().endswith("FOR SHARE OF s")
+
+    consent_withdraw(organization=org_a, subject=grant.subject, channel="page")
+    assert body(organization_id=org_a.pk, subject_id=grant.subject_id) == {"status": "dropped", "reason": "withdrawn"}
+    assert len(seen) == 1

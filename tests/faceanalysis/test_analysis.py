@@ -371,15 +371,25 @@ def test_trailing_refresh_of_a_withdrawn_subject_does_nothing(analyze, org_a, fa
 
 
 def test_a_steady_frame_costs_few_queries(analyze, org_a, fake_engine, settings, trailing,
-                                          django_assert_max_num_queries) -> None:
-    """The worker's hot path, pinned: claim the frame, consent under a lock, features, status, and the
-    transaction's begin and commit. Each is a round trip that ten streams pay 50 times a second."""
+                                          django_capture_on_commit_callbacks) -> None:
+    """The worker's hot path through the real task, pinned: the transaction's begin and commit, consent once
+    (the subject locked for share), claim the frame, features, status. Each is a round trip that ten streams
+    pay 50 times a second."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from faceanalysis import tasks
+
     settings.VISAGE_AGGREGATES_REFRESH_MS = 60_000
     session, _ = make_capture_session(org_a)
     frames = queue_frames(session, 2)
     analyze(frame_id=frames[0].pk)
-    with django_assert_max_num_queries(6):
-        assert analyze(frame_id=frames[1].pk) == {"analyzed": 1}
+    ids = {"organization_id": org_a.pk, "subject_id": session.subject_id, "frame_id": frames[1].pk}
+    with django_capture_on_commit_callbacks(execute=True), CaptureQueriesContext(connection) as queries:
+        assert tasks.analyze_frame.run(**ids) == {"analyzed": 1}
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert len(statements) <= 6, statements
+    assert sum("consent_grant" in sql for sql in statements) == 1
 
 
 def test_engine_error_fails_the_frame_instead_of_leaving_it_queued(analyze, org_a) -> None:
