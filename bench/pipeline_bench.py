@@ -319,8 +319,8 @@ def bench_intake_wrk(port: int, sessions: list[tuple[str, str]], body: bytes, se
         before = Frame.objects.count()
         began = time.perf_counter()
         result = subprocess.run(  # noqa: S603 - our own command
-            [shutil.which("wrk") or "wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency",
-             "-s", str(script), f"http://127.0.0.1:{port}"],
+            [shutil.which("wrk") or "wrk", "-t", str(min(2, connections)), "-c", str(connections),
+             "-d", f"{seconds}s", "--latency", "-s", str(script), f"http://127.0.0.1:{port}"],
             env={**os.environ, "VISAGE_BENCH_SESSIONS": str(listing), "VISAGE_BENCH_JPEG": str(jpeg)},
             capture_output=True, text=True, check=True,
         )
