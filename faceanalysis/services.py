@@ -399,6 +399,9 @@ def frame_analyze(*, frame_id: int, claim_more: int = 0, consented: Grant | None
     with transaction.atomic(savepoint=False):
         frames = list(Frame.objects.select_for_update(of=("self",)).filter(pk=frame_id, status=Frame.Status.QUEUED))
         if not frames:
+            # Finished before (dropped by a withdrawal while its bytes were still on their way to the store,
+            # say): whatever bytes are left have no analysis to wait for.
+            transaction.on_commit(lambda: _discard_quietly([frame_id]))
             return {"already_finished": 1}
         if claim_more > 0 and connection.features.has_select_for_update_skip_locked:
             frames += list(

@@ -121,6 +121,18 @@ def test_redelivered_frame_is_analysed_once(analyze, org_a, fake_engine) -> None
     assert fake_engine.images == 1
 
 
+def test_a_finished_frame_whose_bytes_arrived_late_leaves_none_behind(analyze, org_a, fake_engine) -> None:
+    """A withdrawal can drop a frame between its row and its bytes reaching the store (intake writes the row
+    first); the message that follows finds it finished and deletes the bytes, not only the TTL."""
+    session, _ = make_capture_session(org_a)
+    (frame,) = queue_frames(session)
+    services._mark([frame.pk], Frame.Status.DROPPED, "consent_withdrawn")
+    assert frame_store().exists(frame.pk)
+    assert analyze(frame_id=frame.pk) == {"already_finished": 1}
+    assert not frame_store().exists(frame.pk)
+    assert fake_engine.images == 0
+
+
 def test_worker_that_died_after_taking_the_bytes_leaves_them_for_the_redelivery(analyze, org_a, fake_engine) -> None:
     session, _ = make_capture_session(org_a)
     (frame,) = queue_frames(session)
