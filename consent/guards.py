@@ -12,6 +12,7 @@ from enum import StrEnum
 from django.db import connection
 from django.utils import timezone
 
+from config.rawsql import fetch_one, select_columns
 from consent.models import Grant, NoticeVersion, Purpose, Subject
 
 
@@ -98,7 +99,7 @@ def require_consent(
 @functools.cache
 def _live_grant_sql(share_lock: bool = False) -> str:
     grant, subject, notice = Grant._meta.db_table, Subject._meta.db_table, NoticeVersion._meta.db_table
-    columns = ", ".join(f"g.{f.column}" for f in Grant._meta.concrete_fields)
+    columns = select_columns(Grant, alias="g")
     return (
         f"SELECT {columns} FROM {grant} g"  # noqa: S608 - names from the models, values as parameters
         f" INNER JOIN {subject} s ON s.id = g.subject_id INNER JOIN {notice} n ON n.id = g.notice_id"
@@ -122,7 +123,7 @@ def _live_grant(
         NoticeVersion.Status.PUBLISHED.value, NoticeVersion.Status.SUPERSEDED.value,
     ]
     sql = _live_grant_sql(share_lock=share_lock and connection.vendor == "postgresql")
-    return next(iter(Grant.objects.raw(sql, params)), None)
+    return fetch_one(Grant, sql, params)
 
 
 def has_consent(*, organization_id: int | None, subject_id: int | None, purpose: str) -> bool:

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from campaigns.models import Campaign
+from config.rawsql import fetch_one, select_columns
 from consent.guards import has_consent
 from consent.models import Purpose, Subject
 from faceanalysis import aggregates
@@ -42,10 +43,8 @@ def capture_session_get(*, organization: Organization | None, public_id: Any) ->
 
 @functools.cache
 def _session_by_token_sql() -> str:
+    columns = select_columns(CaptureSession, exclude=["aggregates"])
     table = CaptureSession._meta.db_table
-    columns = ", ".join(
-        f.column for f in CaptureSession._meta.concrete_fields if f.name != "aggregates"
-    )
     return f"SELECT {columns} FROM {table} WHERE token_hash = %s LIMIT 1"  # noqa: S608 - names from the model
 
 
@@ -55,7 +54,7 @@ def capture_session_for_token(*, token: str) -> CaptureSession | None:
         return None
     # On every intake request: one indexed lookup, without the aggregates snapshot, in SQL written once (the
     # ORM's query building cost more than the query). The organization loads only where a view reads it.
-    session = next(iter(CaptureSession.objects.raw(_session_by_token_sql(), [hash_capture_token(token)])), None)
+    session = fetch_one(CaptureSession, _session_by_token_sql(), [hash_capture_token(token)], exclude=["aggregates"])
     if session is None or session.token_expires_at is None or session.token_expires_at <= timezone.now():
         return None
     return session
