@@ -283,12 +283,16 @@ def _dispatch(frame_ids: list[int], *, organization_id: int, subject_id: int, qu
     task = tasks.analyze_frame_gpu if queue == GPU_QUEUE else tasks.analyze_frame
     sent = 0
     try:
-        # One producer (one broker connection) for the whole batch.
+        # One producer (one broker connection) for the whole batch. This runs on every intake request, so:
+        # the kwargs' repr for monitoring is plain repr (Celery's default saferepr costs more than the rest
+        # of the message), and no retry loop around the publish (redis-py reconnects by itself; a broker that
+        # stays down fails the frames below).
         with task.app.producer_or_acquire() as producer:
             for frame_id in frame_ids:
+                kwargs = {"organization_id": organization_id, "subject_id": subject_id, "frame_id": frame_id}
                 task.apply_async(
-                    kwargs={"organization_id": organization_id, "subject_id": subject_id, "frame_id": frame_id},
-                    queue=queue, producer=producer,
+                    kwargs=kwargs, queue=queue, producer=producer, argsrepr="()", kwargsrepr=repr(kwargs),
+                    retry=False,
                 )
                 sent += 1
     except (OperationalError, *_redis_errors()):

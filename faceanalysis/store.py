@@ -81,6 +81,10 @@ class RedisFrameStore:
 
     def put_many(self, frames: Mapping[int, bytes], ttl_seconds: int) -> None:
         try:
+            if len(frames) == 1:  # the common case, one frame a request: no MULTI/EXEC around one SET
+                ((frame_id, data),) = frames.items()
+                self.client.set(_queued_key(self.prefix, frame_id), data, ex=ttl_seconds)
+                return
             pipe = self.client.pipeline(transaction=True)
             for frame_id, data in frames.items():
                 pipe.set(_queued_key(self.prefix, frame_id), data, ex=ttl_seconds)
