@@ -49,3 +49,30 @@ def fetch_one(
     if converters:
         row = next(compiler.apply_converters([row], converters))
     return model.from_db(using, [f.attname for f in fields], row)
+
+
+@functools.cache
+def _insert_sql(model: type[models.Model], using: str) -> tuple[str, tuple[models.Field, ...], bool]:
+    connection = connections[using]
+    fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key and not f.generated)
+    quote = connection.ops.quote_name
+    returning = connection.features.can_return_columns_from_insert
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"  # noqa: S608
+        f" VALUES ({', '.join(['%s'] * len(fields))})"
+        + (f" RETURNING {quote(model._meta.pk.column)}" if returning else "")
+    )
+    return sql, fields, returning
+
+
+def insert_one(instance: models.Model, *, using: str = "default") -> None:
+    """INSERT a new instance (auto primary key) with SQL built once per model, and set its key. Like
+    `bulk_create`, no save signals are sent; values go through the fields' own preparation."""
+    connection = connections[using]
+    sql, fields, returning = _insert_sql(type(instance), using)
+    values = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        instance.pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+    instance._state.adding = False
+    instance._state.db = using

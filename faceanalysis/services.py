@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from campaigns.models import Campaign
+from config.rawsql import insert_one
 from consent.guards import ConsentDenied, has_consent, require_consent
 from consent.models import Grant, Purpose, Subject, purposes_key
 from consent.selectors import feature_retention_days
@@ -254,7 +255,7 @@ def _enqueue(
     # dispatched before the bytes are stored, so no worker can see such a row; one left by a crash in between
     # holds no bytes and is counted as expired.
     if len(rows) == 1:
-        rows[0].save(force_insert=True)
+        insert_one(rows[0])  # the ORM's save() cost more CPU than the INSERT on every request
     else:
         Frame.objects.bulk_create(rows)
     ids = [row.pk for row in rows]
