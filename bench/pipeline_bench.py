@@ -4,7 +4,7 @@ python bench/pipeline_bench.py [--intake-frames 2000] [--streams 10] [--fps 5] [
 python bench/pipeline_bench.py --intake-batches 1 --workers ''    # phase 1 only, one frame per request
 
 Full stack, all on this machine: PostgreSQL (a database of its own, `visage_bench`, migrated here), Redis
-(database 11, emptied; VISAGE_BENCH_REDIS picks another), gunicorn with ONE process (gthread, 4 threads)
+(database 11, emptied; VISAGE_BENCH_REDIS picks another), granian with ONE process (4 blocking threads)
 serving the API, and real Celery workers (`--pool solo`, one process each) running the real engine.
 
 1. Intake: client threads post 640x480 JPEG frames of a real face (the astronaut) as raw bodies with
@@ -173,10 +173,10 @@ class Processes:
     def __init__(self) -> None:
         self.children: list[subprocess.Popen[bytes]] = []
 
-    def start(self, args: list[str], name: str) -> subprocess.Popen[bytes]:
+    def start(self, args: list[str], name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (ROOT / "var" / f"bench-{name}.log").open("wb")
         child = subprocess.Popen(  # noqa: S603 - our own commands
-            args, cwd=ROOT, env={**os.environ, **ENV}, stdout=log, stderr=subprocess.STDOUT
+            args, cwd=ROOT, env={**os.environ, **ENV, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
         )
         self.children.append(child)
         return child
@@ -196,23 +196,12 @@ class Processes:
 
 
 def start_api(processes: Processes, threads: int) -> tuple[subprocess.Popen[bytes], int]:
+    """The web server as scripts/fullstack runs it, with one worker process of `threads` blocking threads."""
     port = free_port()
     api = processes.start(
-        [
-            str(ROOT / ".venv" / "bin" / "gunicorn"),
-            "config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(threads),
-            "--log-level",
-            "warning",
-        ],
+        [str(ROOT / "scripts" / "web"), "--log-level", "warning"],
         "api",
+        env={"VISAGE_BIND": f"127.0.0.1:{port}", "GRANIAN_WORKERS": "1", "GRANIAN_BLOCKING_THREADS": str(threads)},
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -223,7 +212,7 @@ def start_api(processes: Processes, threads: int) -> tuple[subprocess.Popen[byte
                 return api, port
         except OSError:
             time.sleep(0.2)
-    raise RuntimeError("gunicorn did not come up; see var/bench-api.log")
+    raise RuntimeError("the web server did not come up; see var/bench-api.log")
 
 
 class Client:
@@ -524,7 +513,7 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts to run ('' for none)")
-    parser.add_argument("--api-threads", type=int, default=4, help="threads of the one gunicorn process")
+    parser.add_argument("--api-threads", type=int, default=4, help="blocking threads of the one web server process")
     parser.add_argument(
         "--intake-batches", default="1,10", help="comma-separated frames per request for phase 1 ('' skips it)"
     )
@@ -575,7 +564,7 @@ def main() -> None:
     print(f"frame: 640x480 JPEG, {len(body)} bytes, one real face")
     for intake in report["intake"]:
         print(
-            f"\nintake, {intake['frames_per_request']} frame(s) per request (1 gunicorn process with "
+            f"\nintake, {intake['frames_per_request']} frame(s) per request (1 granian process with "
             f"{args.api_threads} threads, client {intake['client']}, no worker running, "
             f"load {intake['load_average_before']}):"
         )
