@@ -1,19 +1,20 @@
 """The end user's capture page: after consent on a campaign's page, the webcam streams frames to a capture
 session through static/visage/capture.js (the same script partners embed).
 
-The page opens the capture session only when the consent guard allows face analysis for the subject this browser
-session consented as; otherwise it explains, links back to the consent page, and carries no camera code at all.
-The page gets the capture session's token (one session only), never the subject's "my data" token."""
+The page is offered only when the consent guard allows face analysis for the subject this browser session
+consented as; otherwise it explains, links back to the consent page, and carries no camera code at all. Loading
+it opens nothing: the capture session is opened by a POST when the visitor presses "Start camera", and only
+then does the script get the capture session's token (one session only), never the subject's "my data" token."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from campaigns.models import Campaign
 from campaigns.selectors import campaign_get_public
@@ -23,7 +24,7 @@ from consent.models import Purpose, Subject
 from consent.pages import SITE_LANGUAGES, page_language, private_page
 from consent.selectors import subject_get, subject_get_by_access_token
 from faceanalysis import selectors, services
-from faceanalysis.errors import FaceAnalysisError
+from faceanalysis.errors import ConsentRequired, FaceAnalysisError
 from faceanalysis.models import CaptureSession
 
 CAPTURE_MEDIA_REF = "capture-page"
@@ -68,39 +69,70 @@ def _replace_page_session(request: HttpRequest, campaign: Campaign, session: Cap
     request.session[PAGE_SESSIONS_KEY] = opened
 
 
+def _page_subject(request: HttpRequest, campaign: Campaign) -> tuple[Any, Subject | None]:
+    """The visitor this browser consented as on the campaign's page, and their subject (None: not consented)."""
+    visitor = visitor_get(request, campaign=campaign)
+    subject = subject_get(organization=campaign.organization, public_id=visitor.subject_public_id) if visitor else None
+    return visitor, subject
+
+
+def _cannot_capture(campaign: Campaign, subject: Subject | None) -> str | None:
+    """Why the camera is not offered (the guard's reason), or None; nothing is written. (An ended campaign has
+    no public pages at all.)"""
+    if subject is None:
+        return DenialReason.NO_GRANT.value
+    try:
+        require_consent(organization_id=campaign.organization_id, subject_id=subject.pk, purpose=Purpose.FACE_ANALYSIS)
+    except ConsentDenied as denial:
+        return denial.reason.value
+    return None
+
+
 @require_GET
 def capture_page(request: HttpRequest, public_id: str) -> HttpResponse:
-    """The camera page of a campaign: a fresh capture session for the consenting visitor, or a friendly 403."""
+    """The camera page of a campaign for the consenting visitor (nothing opened yet), or a friendly 403."""
     campaign = campaign_get_public(public_id=public_id)
     if campaign is None:
         raise Http404
     language = page_language(request)
-    visitor = visitor_get(request, campaign=campaign)
-    subject = subject_get(organization=campaign.organization, public_id=visitor.subject_public_id) if visitor else None
-    if visitor is None or subject is None:
-        return _refusal(request, campaign, DenialReason.NO_GRANT.value, language)
-    try:
-        require_consent(organization_id=campaign.organization_id, subject_id=subject.pk,
-                        purpose=Purpose.FACE_ANALYSIS)
-        session, token = services.capture_session_start(
-            organization=campaign.organization, subject=subject, campaign=campaign,
-            source=CaptureSession.Source.BROWSER_STREAM, media_ref=CAPTURE_MEDIA_REF,
-        )
-    except ConsentDenied as denial:
-        return _refusal(request, campaign, denial.reason.value, language)
-    except FaceAnalysisError as error:  # withdrawn in between, or the campaign ended
-        return _refusal(request, campaign, str(error.details.get("reason", error.code)), language)
-    _replace_page_session(request, campaign, session)
+    visitor, subject = _page_subject(request, campaign)
+    refused = _cannot_capture(campaign, subject)
+    if refused is not None:
+        return _refusal(request, campaign, refused, language)
     context: dict[str, Any] = {
         "campaign": campaign,
         "organization": campaign.organization,
         "language": language,
         "languages": SITE_LANGUAGES,
-        "session": session,
-        "capture_token": token,
+        "start_url": reverse("capture:capture-session-open", kwargs={"public_id": campaign.public_id}),
         "fps": capture_fps(),
         "max_seconds": settings.VISAGE_CAPTURE_MAX_SECONDS,
         "my_data_url": _my_data_url(subject, visitor.access_token),
         "welcome": request.GET.get("welcome") == "1",
     }
     return private_page(render(request, "faceanalysis/capture.html", context))
+
+
+@require_POST
+def capture_session_open(request: HttpRequest, public_id: str) -> JsonResponse:
+    """The page's "Start camera": a fresh capture session for the consenting visitor (ending the one this
+    browser's page opened before) and its token, as JSON; the consent guard's refusal as a JSON 403."""
+    campaign = campaign_get_public(public_id=public_id)
+    if campaign is None:
+        raise Http404
+    _, subject = _page_subject(request, campaign)
+    try:
+        if subject is None:
+            raise ConsentRequired("This browser has not consented to face analysis.",
+                                  details={"reason": DenialReason.NO_GRANT.value})
+        session, token = services.capture_session_start(
+            organization=campaign.organization, subject=subject, campaign=campaign,
+            source=CaptureSession.Source.BROWSER_STREAM, media_ref=CAPTURE_MEDIA_REF,
+        )
+    except FaceAnalysisError as error:  # no or withdrawn consent, or the campaign ended
+        body = {"error": {"code": error.code, "message": error.message, "details": error.details}}
+        return private_page(JsonResponse(body, status=error.status_code))
+    _replace_page_session(request, campaign, session)
+    body = {"session": str(session.public_id), "capture_token": token,
+            "token_expires_at": session.token_expires_at.isoformat()}
+    return private_page(JsonResponse(body, status=201))

@@ -9,6 +9,10 @@
  *
  * or from code: Visage.capture({target, token, session, api, fps, maxSeconds, lang, autostart, onUpdate}).
  *
+ * Visage's own capture page gives no token but data-visage-start-url (and data-visage-csrf): the session is
+ * opened by a POST there when the visitor presses "Start camera", so loading the page (or a prefetch of it)
+ * opens nothing.
+ *
  * The camera is never opened without a capture token (which the server issues only for a live consent), and
  * only after the visitor presses "Start camera" (unless autostart is set). A refusal of consent by the server
  * (the session ended or the consent guard answers 403) stops every camera track at once.
@@ -137,8 +141,11 @@
     var fps = Math.min(Math.max(Number(o.fps) || 2, 0.1), 15);
     var maxSeconds = Math.max(Number(o.maxSeconds) || 120, 1);
     var onUpdate = typeof o.onUpdate === 'function' ? o.onUpdate : null;
-    var authorized = TOKEN_RE.test(token) && SESSION_RE.test(sessionId);
-    var base = api + '/api/v1/capture-sessions/' + encodeURIComponent(sessionId) + '/';
+    var startUrl = typeof o.startUrl === 'string' ? o.startUrl.trim() : '';
+    var csrf = typeof o.csrf === 'string' ? o.csrf : '';
+    var authorized = (TOKEN_RE.test(token) && SESSION_RE.test(sessionId)) || (!token && startUrl !== '');
+    var base = '';
+    if (authorized && token) useSession(sessionId, token);
 
     var host = typeof o.target === 'string' ? document.querySelector(o.target) : o.target;
     if (!host) {
@@ -202,6 +209,33 @@
     }
 
     function say(text) { statusLine.textContent = text; }
+
+    function useSession(id, newToken) {
+      sessionId = id;
+      token = newToken;
+      base = api + '/api/v1/capture-sessions/' + encodeURIComponent(id) + '/';
+    }
+
+    // The page's own session, opened by the visitor's click (same origin, with the page's cookie and CSRF
+    // token); '' when it is open, else why not.
+    function openSession() {
+      return fetch(startUrl, {
+        method: 'POST', credentials: 'same-origin', cache: 'no-store',
+        headers: {'X-CSRFToken': csrf, 'Accept': 'application/json'}
+      }).then(function (response) {
+        return response.json().then(function (body) {
+          if (response.status === 201 && TOKEN_RE.test(body.capture_token) && SESSION_RE.test(body.session)) {
+            useSession(body.session, body.capture_token);
+            // Stopped while it was opening: end it at once rather than leave it to the token's expiry.
+            if (state !== 'starting') request('end/', {method: 'POST', headers: headers(), keepalive: true});
+            return '';
+          }
+          var why = body && body.error && body.error.details && body.error.details.reason;
+          if (response.status === 403) return why === 'withdrawn' ? 'withdrawn' : 'no_token';
+          return response.status === 409 ? 'ended' : 'error';
+        });
+      }).then(null, function () { return 'error'; });
+    }
 
     function emit() {
       if (!onUpdate) return;
@@ -293,6 +327,7 @@
         render({aggregates: {}});  // what was derived is being deleted: show none of it
         return;
       }
+      if (!base) return;  // no session was opened
       if (why === 'user' || why === 'time' || why === 'error') {
         request('end/', {method: 'POST', headers: headers(), keepalive: true})
           .then(function () { return poll(); }, function () { return null; });
@@ -379,15 +414,18 @@
       startButton.disabled = true;
       // Ask the server first: an unknown or expired token, or a session ended (consent withdrawn meanwhile),
       // never gets as far as the camera.
-      request('', {method: 'GET', headers: headers()}).then(function (response) {
-        if (response.status === 401 || response.status === 404) return 'expired';
-        if (!response.ok) return 'error';
-        return response.json().then(function (detail) {
-          render(detail);
-          if (!detail.ended_at) return '';
-          return detail.end_reason === 'consent_withdrawn' ? 'withdrawn' : 'ended';
-        });
-      }, function () { return 'error'; }).then(function (refusal) {
+      (base ? Promise.resolve('') : openSession()).then(function (refusal) {
+        if (refusal) return refusal;
+        return request('', {method: 'GET', headers: headers()}).then(function (response) {
+          if (response.status === 401 || response.status === 404) return 'expired';
+          if (!response.ok) return 'error';
+          return response.json().then(function (detail) {
+            render(detail);
+            if (!detail.ended_at) return '';
+            return detail.end_reason === 'consent_withdrawn' ? 'withdrawn' : 'ended';
+          });
+        }, function () { return 'error'; });
+      }).then(function (refusal) {
         if (state !== 'starting') return;
         if (refusal) return finish(refusal);
         openCamera();
@@ -467,7 +505,7 @@
   global.Visage = Visage;
 
   // Declarative use: the script tag's data-visage-* attributes.
-  if (SCRIPT && SCRIPT.hasAttribute('data-visage-token')) {
+  if (SCRIPT && (SCRIPT.hasAttribute('data-visage-token') || SCRIPT.hasAttribute('data-visage-start-url'))) {
     var data = SCRIPT.dataset;
     var init = function () {
       Visage.controllers.push(capture({
@@ -475,6 +513,8 @@
         after: SCRIPT,
         token: data.visageToken,
         session: data.visageSession,
+        startUrl: data.visageStartUrl,
+        csrf: data.visageCsrf,
         api: data.visageApi,
         fps: data.visageFps,
         maxSeconds: data.visageMaxSeconds,

@@ -17,21 +17,37 @@ pytestmark = [pytest.mark.browser]
 
 PURPOSES = ("face_analysis",)
 
-# Posts one JPEG drawn in the page to the session the page holds, with the page's own capture token.
+# Posts one JPEG drawn in the page to the session the page opened, with the capture token it got.
 POST_ONE_FRAME = """
-async () => {
-  const script = document.querySelector('script[data-visage-token]');
+async ([session, token]) => {
   const canvas = document.createElement('canvas');
   canvas.width = 64; canvas.height = 48;
   canvas.getContext('2d').fillRect(0, 0, 64, 64);
   const blob = await new Promise(r => canvas.toBlob(r, 'image/jpeg', 0.8));
-  const response = await fetch(`/api/v1/capture-sessions/${script.dataset.visageSession}/frames/`, {
+  const response = await fetch(`/api/v1/capture-sessions/${session}/frames/`, {
     method: 'POST', body: blob, credentials: 'omit',
-    headers: {'Authorization': 'Bearer ' + script.dataset.visageToken, 'Content-Type': 'image/jpeg'},
+    headers: {'Authorization': 'Bearer ' + token, 'Content-Type': 'image/jpeg'},
   });
   return {status: response.status, body: await response.json()};
 }
 """
+
+
+def _sessions_exist() -> bool:
+    """Whether any capture session exists, asked from another thread: Playwright's sync API runs an event loop
+    in this one, where Django refuses database calls."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    def ask() -> bool:
+        try:
+            return CaptureSession.objects.exists()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(ask).result()
 
 
 @pytest.mark.slow
@@ -57,17 +73,23 @@ def test_consent_then_stream_shows_real_aggregates_and_withdrawal_stops_the_came
         expect(widget).to_have_attribute("data-state", "idle")
         assert page.evaluate("window.__gumCalls") == 0  # nothing asked before the visitor presses start
         assert "Thank you" in page.locator("main > [role=status]").inner_text()
-        script = page.locator("script[data-visage-token]")
-        token = script.get_attribute("data-visage-token")
-        assert token.startswith("vcs_")
+        script = page.locator("script[data-visage-start-url]")
+        assert script.get_attribute("data-visage-token") is None
+        assert not _sessions_exist()  # the page opens a session only when the camera starts
         my_data = page.locator("#my-data-link").get_attribute("href")
         assert my_data.startswith("/consent/my-data/")
         assert my_data.split("/")[3] not in page.locator("script").evaluate_all(
             "nodes => nodes.map(n => n.outerHTML).join(' ')"
         )  # the "my data" token is never handed to the script
 
-        # Start: the browser grants the fake camera, the red indicator and a focused stop button appear.
-        page.get_by_role("button", name="Start camera").click()
+        # Start: the session is opened, the browser grants the fake camera, the red indicator and a focused
+        # stop button appear.
+        with page.expect_response(lambda r: r.url.endswith("/capture/session/")) as opened:
+            page.get_by_role("button", name="Start camera").click()
+        assert opened.value.status == 201
+        started = opened.value.json()
+        assert started["capture_token"].startswith("vcs_") and _sessions_exist()
+        assert my_data.split("/")[3] not in opened.value.text()
         expect(widget).to_have_attribute("data-state", "recording")
         expect(page.locator(".visage-rec")).to_be_visible()
         expect(page.locator(".visage-rec")).to_contain_text("Recording")
@@ -106,7 +128,7 @@ def test_consent_then_stream_shows_real_aggregates_and_withdrawal_stops_the_came
         assert page.evaluate("window.__framePosts") == posts_at_stop > 0
 
         # The server refuses a frame for that session now, with a consent error.
-        refused = page.evaluate(POST_ONE_FRAME)
+        refused = page.evaluate(POST_ONE_FRAME, [started["session"], started["capture_token"]])
         seen["refused"] = refused
 
         # Reloading the camera page opens nothing: a friendly 403 that explains, and no camera code.
@@ -176,3 +198,37 @@ def test_capture_page_without_consent_never_asks_for_the_camera(live_server, led
         browser.close()
 
     assert not CaptureSession.objects.exists()
+
+
+def test_a_page_left_open_after_withdrawal_opens_no_session_and_no_camera(live_server, ledger_flushable) -> None:
+    """The page was loaded with consent; the visitor withdraws in another tab, then presses Start on the old page:
+    the server refuses to open a session, and the camera is never asked for."""
+    organization = make_organization(name="Stale Page Shop")
+    make_notice(organization, language="en", purposes=PURPOSES)
+    campaign = make_campaign(organization, purposes=PURPOSES)
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser, context, page = open_counting_page(playwright, camera_video=None)
+        page.goto(f"{live_server.url}/c/{campaign.public_id}/?lang=en")
+        page.get_by_label("Face analysis").check()
+        page.get_by_role("button", name="I consent").click()
+        page.wait_for_url(f"**/c/{campaign.public_id}/capture/**")
+        widget = page.locator(".visage-capture")
+        expect(widget).to_have_attribute("data-state", "idle")
+
+        other = context.new_page()
+        other.goto(live_server.url + page.locator("#my-data-link").get_attribute("href"))
+        other.get_by_role("button", name="Withdraw “Face analysis”").click()
+        expect(other.locator("td[data-state=withdrawn]")).to_have_count(1)
+
+        with page.expect_response(lambda r: r.url.endswith("/capture/session/")) as opened:
+            page.get_by_role("button", name="Start camera").click()
+        assert opened.value.status == 403
+        expect(widget).to_have_attribute("data-state", "stopped")
+        expect(widget).to_have_attribute("data-reason", "withdrawn")
+        assert "withdrawn" in page.locator(".visage-status").inner_text()
+        page.wait_for_timeout(300)
+        assert page.evaluate("window.__gumCalls") == 0
+        assert not _sessions_exist()
+        browser.close()

@@ -1,5 +1,6 @@
-"""The capture page's server side without a browser: the consent hand-off through the Django session, what the
-page hands to the script (a capture token, never the "my data" token), and CORS on capture endpoints only."""
+"""The capture page's server side without a browser: the consent hand-off through the Django session, a page
+that opens nothing until the visitor starts the camera, what the script then gets (a capture token, never the
+"my data" token), and CORS on capture endpoints only."""
 
 from __future__ import annotations
 
@@ -37,7 +38,13 @@ def _script_attrs(html: str) -> dict[str, str]:
     return dict(re.findall(r'(data-visage-[\w-]+)="([^"]*)"', tag))
 
 
-def test_consent_to_face_analysis_hands_over_to_the_capture_page_with_a_capture_token_only(campaign) -> None:
+def _start(client: Client, campaign) -> dict:
+    """What "Start camera" does: POST to the page's start URL; the JSON answer with its status."""
+    response = client.post(f"/c/{campaign.public_id}/capture/session/")
+    return {"status": response.status_code, **response.json()}
+
+
+def test_consent_hands_over_to_a_capture_page_that_opens_a_session_only_when_the_camera_starts(campaign) -> None:
     client = Client()
     response = _consent(client, campaign)
     assert response.status_code == 303 and response["Location"].startswith(f"/c/{campaign.public_id}/capture/")
@@ -45,13 +52,32 @@ def test_consent_to_face_analysis_hands_over_to_the_capture_page_with_a_capture_
     html = page.content.decode()
     assert page.status_code == 200 and page["Cache-Control"] == "no-store, private"
     attrs = _script_attrs(html)
-    session = CaptureSession.objects.get()
-    assert attrs["data-visage-session"] == str(session.public_id)
-    assert attrs["data-visage-token"].startswith("vcs_") and attrs["data-visage-fps"] == "2"
+    assert attrs["data-visage-start-url"] == f"/c/{campaign.public_id}/capture/session/"
+    assert "data-visage-token" not in attrs and attrs["data-visage-fps"] == "2"
     assert attrs["data-visage-max-seconds"] == "120"
+    assert not CaptureSession.objects.exists()  # loading (or prefetching) the page opens nothing
+
+    started = client.post(attrs["data-visage-start-url"])
+    assert started.status_code == 201 and started["Cache-Control"] == "no-store, private"
+    body = started.json()
+    session = CaptureSession.objects.get()
+    assert body["session"] == str(session.public_id) and body["capture_token"].startswith("vcs_")
     assert session.source == "browser_stream" and session.campaign == campaign
     my_data_token = re.search(r'href="/consent/my-data/([^/"]+)/', html).group(1)
-    assert my_data_token not in str(attrs)  # the script never gets the "my data" token
+    assert my_data_token not in str(attrs) + started.content.decode()  # the script never gets the "my data" token
+
+
+def test_starting_the_camera_needs_the_pages_csrf_token_and_a_post(campaign) -> None:
+    consented = Client()
+    _consent(consented, campaign)
+    client = Client(enforce_csrf_checks=True)
+    client.cookies = consented.cookies  # the same browser, now held to CSRF
+    attrs = _script_attrs(client.get(f"/c/{campaign.public_id}/capture/").content.decode())
+    assert client.get(attrs["data-visage-start-url"]).status_code == 405
+    assert client.post(attrs["data-visage-start-url"]).status_code == 403  # CSRF
+    assert not CaptureSession.objects.exists()
+    started = client.post(attrs["data-visage-start-url"], HTTP_X_CSRFTOKEN=attrs["data-visage-csrf"])
+    assert started.status_code == 201 and CaptureSession.objects.count() == 1
 
 
 def test_my_data_token_stays_in_the_visitors_browser_not_in_the_session_table(campaign) -> None:
@@ -68,7 +94,7 @@ def test_my_data_token_stays_in_the_visitors_browser_not_in_the_session_table(ca
     # A tampered cookie is worth nothing: the page still works, without the link.
     client.cookies[f"visage_my_data_{campaign.public_id}"] = cookie.value[:-2] + "xx"
     html = client.get(f"/c/{campaign.public_id}/capture/").content.decode()
-    assert "/consent/my-data/" not in html and 'data-visage-token="vcs_' in html
+    assert "/consent/my-data/" not in html and "data-visage-start-url=" in html
 
 
 def test_consent_page_offers_the_camera_to_a_browser_that_consented(campaign) -> None:
@@ -86,6 +112,9 @@ def test_consent_without_face_analysis_leads_to_my_data_and_the_capture_page_ref
     assert response["Location"].startswith("/consent/my-data/")
     page = client.get(f"/c/{campaign.public_id}/capture/")
     assert page.status_code == 403 and "capture.js" not in page.content.decode()
+    refused = _start(client, campaign)
+    assert refused["status"] == 403 and refused["error"]["code"] == "consent_required"
+    assert refused["error"]["details"]["reason"] == "no_grant"
     assert not CaptureSession.objects.exists()
 
 
@@ -93,6 +122,7 @@ def test_capture_page_refuses_after_withdrawal_and_drops_a_rotated_my_data_link(
     client = Client()
     _consent(client, campaign)
     first = client.get(f"/c/{campaign.public_id}/capture/")
+    assert _start(client, campaign)["status"] == 201
     subject = CaptureSession.objects.get().subject
     assert "/consent/my-data/" in first.content.decode()
     subject_access_token_rotate(subject=subject)
@@ -103,23 +133,35 @@ def test_capture_page_refuses_after_withdrawal_and_drops_a_rotated_my_data_link(
     page = client.get(f"/c/{campaign.public_id}/capture/")
     assert page.status_code == 403 and 'data-reason="withdrawn"' in page.content.decode()
     assert "capture.js" not in page.content.decode()
-    assert CaptureSession.objects.count() == 2
+    refused = _start(client, campaign)  # a page still open from before gets no new session either
+    assert refused["status"] == 403 and refused["error"]["details"]["reason"] == "withdrawn"
+    assert CaptureSession.objects.count() == 1
 
 
-def test_reloading_the_capture_page_ends_the_session_it_opened_before(campaign) -> None:
+def test_starting_the_camera_again_ends_the_session_the_page_opened_before(campaign) -> None:
     client = Client()
     _consent(client, campaign)
-    first = _script_attrs(client.get(f"/c/{campaign.public_id}/capture/").content.decode())
-    second = _script_attrs(client.get(f"/c/{campaign.public_id}/capture/").content.decode())
+    first, second = _start(client, campaign), _start(client, campaign)
     sessions = {str(s.public_id): s for s in CaptureSession.objects.all()}
-    assert sessions[first["data-visage-session"]].end_reason == "client"
-    assert sessions[second["data-visage-session"]].is_open
+    assert sessions[first["session"]].end_reason == "client"
+    assert sessions[second["session"]].is_open
+
+
+def test_an_ended_campaign_offers_no_camera(campaign) -> None:
+    client = Client()
+    _consent(client, campaign)
+    campaign.status = campaign.Status.ENDED
+    campaign.save(update_fields=["status"])
+    assert client.get(f"/c/{campaign.public_id}/capture/").status_code == 404
+    assert client.post(f"/c/{campaign.public_id}/capture/session/").status_code == 404
+    assert not CaptureSession.objects.exists()
 
 
 def test_another_browser_session_gets_no_capture_session(campaign) -> None:
     _consent(Client(), campaign)
     page = Client().get(f"/c/{campaign.public_id}/capture/")
     assert page.status_code == 403 and 'data-reason="no_grant"' in page.content.decode()
+    assert _start(Client(), campaign)["status"] == 403
     assert not CaptureSession.objects.exists()
 
 
@@ -131,8 +173,8 @@ def test_cors_answers_allowed_origins_on_capture_endpoints_only(settings, campai
     settings.VISAGE_CAPTURE_ALLOWED_ORIGINS = [ORIGIN]
     client = Client()
     _consent(client, campaign)
-    attrs = _script_attrs(client.get(f"/c/{campaign.public_id}/capture/").content.decode())
-    frames = f"/api/v1/capture-sessions/{attrs['data-visage-session']}/frames/"
+    started = _start(client, campaign)
+    frames = f"/api/v1/capture-sessions/{started['session']}/frames/"
     preflight = Client().options(
         frames, HTTP_ORIGIN=ORIGIN, HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
         HTTP_ACCESS_CONTROL_REQUEST_HEADERS="authorization,content-type",
@@ -142,8 +184,8 @@ def test_cors_answers_allowed_origins_on_capture_endpoints_only(settings, campai
     assert "Authorization" in preflight["Access-Control-Allow-Headers"]
     assert "Access-Control-Allow-Credentials" not in preflight
     detail = Client().get(
-        f"/api/v1/capture-sessions/{attrs['data-visage-session']}/", HTTP_ORIGIN=ORIGIN,
-        HTTP_AUTHORIZATION=f"Bearer {attrs['data-visage-token']}",
+        f"/api/v1/capture-sessions/{started['session']}/", HTTP_ORIGIN=ORIGIN,
+        HTTP_AUTHORIZATION=f"Bearer {started['capture_token']}",
     )
     assert detail.status_code == 200 and detail["Access-Control-Allow-Origin"] == ORIGIN
     assert "Origin" in detail["Vary"]
@@ -159,9 +201,9 @@ def test_cors_answers_allowed_origins_on_capture_endpoints_only(settings, campai
 def test_cors_is_off_by_default(campaign) -> None:
     client = Client()
     _consent(client, campaign)
-    attrs = _script_attrs(client.get(f"/c/{campaign.public_id}/capture/").content.decode())
+    started = _start(client, campaign)
     response = Client().options(
-        f"/api/v1/capture-sessions/{attrs['data-visage-session']}/frames/", HTTP_ORIGIN=ORIGIN,
+        f"/api/v1/capture-sessions/{started['session']}/frames/", HTTP_ORIGIN=ORIGIN,
         HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
     )
     assert "Access-Control-Allow-Origin" not in response
