@@ -593,7 +593,11 @@ def session_aggregates_refresh(*, session_id: int, grant: Grant) -> bool:
     latest count. False if the session or its features are gone."""
     cache.delete(_refresh_key(session_id))  # first: a frame committed from now on schedules the next one
     with transaction.atomic():
-        session = CaptureSession.objects.select_for_update().only(*_REFRESH_FIELDS).filter(pk=session_id).first()
+        # NO KEY UPDATE: refreshes of one session still queue behind each other, but the frames being inserted
+        # meanwhile (their foreign keys take KEY SHARE on this row) do not wait for the recount.
+        session = (
+            CaptureSession.objects.select_for_update(no_key=True).only(*_REFRESH_FIELDS).filter(pk=session_id).first()
+        )
         if session is None:
             return False
         latest = FrameFeatures.objects.filter(session_id=session_id).order_by("-analyzed_at", "-pk").first()

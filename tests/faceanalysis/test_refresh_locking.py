@@ -1,0 +1,80 @@
+"""A session's recount holds its row lock without holding up the frames of that session (PostgreSQL row locks)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import OperationalError, connection
+from django.utils import timezone
+
+from faceanalysis import services
+from faceanalysis.models import Frame, FrameFeatures
+from tests.faceanalysis.factories import make_capture_session
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _needs_postgresql() -> None:
+    if connection.vendor != "postgresql":
+        pytest.fail("Row locks need PostgreSQL: run with DATABASE_URL=postgres://... (see scripts/test).")
+
+
+def _frame(session) -> Frame:
+    """A frame row as intake writes it: its foreign key to the session takes KEY SHARE on the session's row."""
+    return Frame.objects.create(
+        organization_id=session.organization_id, session=session, subject_id=session.subject_id,
+        grant=session.grant, content_type="image/jpeg", byte_size=1000, width=640, height=480, queue="analysis",
+    )
+
+
+def test_frames_of_a_session_are_written_while_its_recount_runs(org_a, monkeypatch) -> None:
+    session, _ = make_capture_session(org_a)
+    FrameFeatures.objects.create(
+        organization=org_a, frame=_frame(session), session=session, subject=session.subject, grant=session.grant,
+        face_count=1, quality_ok=True, expression="happy", received_at=timezone.now(), latency_ms=1.0,
+    )
+    counting, release = threading.Event(), threading.Event()
+    recount = services.session_summary
+
+    def held_open(locked_session):  # the recount, paused while it holds the session's row lock
+        counting.set()
+        release.wait(10)
+        return recount(locked_session)
+
+    monkeypatch.setattr(services, "session_summary", held_open)
+    outcome: list[object] = []
+
+    def refresh() -> None:
+        try:
+            outcome.append(services.session_aggregates_refresh(session_id=session.pk, grant=session.grant))
+        except Exception as exc:  # the assertion below shows it
+            outcome.append(exc)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=refresh)
+    worker.start()
+    try:
+        assert counting.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")
+        try:
+            # Intake's frame row and a worker's features both reference the session while the recount holds it.
+            frame = _frame(session)
+            FrameFeatures.objects.create(
+                organization=org_a, frame=frame, session=session, subject=session.subject, grant=session.grant,
+                face_count=1, quality_ok=True, received_at=timezone.now(), latency_ms=1.0,
+            )
+        except OperationalError as error:
+            pytest.fail(f"a frame of the session waited for its recount: {error}")
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET lock_timeout")
+    finally:
+        release.set()
+        worker.join(10)
+    assert outcome == [True]
+    session.refresh_from_db()
+    assert session.aggregates["frames_analyzed"] >= 1
