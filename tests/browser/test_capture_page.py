@@ -33,6 +33,19 @@ async ([session, token]) => {
 """
 
 
+def consent_to_face_analysis(page, base_url: str, campaign):
+    """Consent on the campaign's page; it leads to the camera page, whose widget (returned) waits, camera off."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{base_url}/c/{campaign.public_id}/?lang=en")
+    page.get_by_label("Face analysis").check()
+    page.get_by_role("button", name="I consent").click()
+    page.wait_for_url(f"**/c/{campaign.public_id}/capture/**")
+    widget = page.locator(".visage-capture")
+    expect(widget).to_have_attribute("data-state", "idle")
+    return widget
+
+
 def _sessions_exist() -> bool:
     """Whether any capture session exists, asked from another thread: Playwright's sync API runs an event loop
     in this one, where Django refuses database calls."""
@@ -65,12 +78,7 @@ def test_consent_then_stream_shows_real_aggregates_and_withdrawal_stops_the_came
         browser, context, page = open_counting_page(playwright, camera_video=face_video)
 
         # Consent on the campaign's page leads to the camera page, with the camera still off.
-        page.goto(f"{live_server.url}/c/{campaign.public_id}/?lang=en")
-        page.get_by_label("Face analysis").check()
-        page.get_by_role("button", name="I consent").click()
-        page.wait_for_url(f"**/c/{campaign.public_id}/capture/**")
-        widget = page.locator(".visage-capture")
-        expect(widget).to_have_attribute("data-state", "idle")
+        widget = consent_to_face_analysis(page, live_server.url, campaign)
         assert page.evaluate("window.__gumCalls") == 0  # nothing asked before the visitor presses start
         assert "Thank you" in page.locator("main > [role=status]").inner_text()
         script = page.locator("script[data-visage-start-url]")
@@ -210,12 +218,7 @@ def test_a_page_left_open_after_withdrawal_opens_no_session_and_no_camera(live_s
 
     with sync_playwright() as playwright:
         browser, context, page = open_counting_page(playwright, camera_video=None)
-        page.goto(f"{live_server.url}/c/{campaign.public_id}/?lang=en")
-        page.get_by_label("Face analysis").check()
-        page.get_by_role("button", name="I consent").click()
-        page.wait_for_url(f"**/c/{campaign.public_id}/capture/**")
-        widget = page.locator(".visage-capture")
-        expect(widget).to_have_attribute("data-state", "idle")
+        widget = consent_to_face_analysis(page, live_server.url, campaign)
 
         other = context.new_page()
         other.goto(live_server.url + page.locator("#my-data-link").get_attribute("href"))
