@@ -595,8 +595,11 @@ def session_aggregates_refresh(*, session_id: int, grant: Grant) -> bool:
     with transaction.atomic():
         # NO KEY UPDATE: refreshes of one session still queue behind each other, but the frames being inserted
         # meanwhile (their foreign keys take KEY SHARE on this row) do not wait for the recount.
+        # Only a session of the subject the guard's grant is for: a message naming another is a no-op.
         session = (
-            CaptureSession.objects.select_for_update(no_key=True).only(*_REFRESH_FIELDS).filter(pk=session_id).first()
+            CaptureSession.objects.select_for_update(no_key=True).only(*_REFRESH_FIELDS)
+            .filter(pk=session_id, organization_id=grant.organization_id, subject_id=grant.subject_id)
+            .first()
         )
         if session is None:
             return False

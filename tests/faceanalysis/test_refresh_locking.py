@@ -78,3 +78,17 @@ def test_frames_of_a_session_are_written_while_its_recount_runs(org_a, monkeypat
     assert outcome == [True]
     session.refresh_from_db()
     assert session.aggregates["frames_analyzed"] >= 1
+
+
+def test_a_recount_under_another_subjects_grant_touches_nothing(org_a) -> None:
+    """The guard checked the grant's subject; a session of anyone else is not recounted under it."""
+    session, _ = make_capture_session(org_a)
+    other, _ = make_capture_session(org_a)
+    FrameFeatures.objects.create(
+        organization=org_a, frame=_frame(session), session=session, subject=session.subject, grant=session.grant,
+        face_count=1, quality_ok=True, received_at=timezone.now(), latency_ms=1.0,
+    )
+    assert services.session_aggregates_refresh(session_id=session.pk, grant=other.grant) is False
+    session.refresh_from_db()
+    assert session.aggregates == {} and session.aggregates_updated_at is None
+    assert services.session_aggregates_refresh(session_id=session.pk, grant=session.grant) is True
