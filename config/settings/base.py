@@ -68,12 +68,19 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE",
 # Empty REDIS_URL means the embedded default: in-process tasks, in-memory cache and frame store.
 REDIS_URL = env("REDIS_URL", default="")
 
+# Seconds a web request waits for Redis (cache, frame store) before treating it as away.
+VISAGE_REDIS_TIMEOUT_SECONDS = env.float("VISAGE_REDIS_TIMEOUT_SECONDS", default=1.0)
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "visage",
+            # A Redis that is away must cost a request about a second, not a hang: the API fails open.
+            "OPTIONS": {
+                "socket_connect_timeout": VISAGE_REDIS_TIMEOUT_SECONDS,
+                "socket_timeout": VISAGE_REDIS_TIMEOUT_SECONDS,
+            },
         }
     }
 else:
@@ -124,8 +131,14 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": ["config.api.throttling.PrincipalRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
+        # Per API key, capture session, member or anonymous client address.
         "principal": env("API_THROTTLE_RATE", default="1200/min"),
+        # All of one organization's callers together; never shared with another organization.
+        "organization": env("API_ORGANIZATION_THROTTLE_RATE", default="6000/min"),
     },
+    # Anonymous callers are told apart by the address the trusted proxies saw (X-Forwarded-For otherwise
+    # is the client's own word, and a new bucket per request).
+    "NUM_PROXIES": env.int("VISAGE_TRUSTED_PROXY_HOPS", default=0),
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.JSONParser",
