@@ -18,8 +18,8 @@ from config import outage
 from config.api import throttling
 from config.api.throttling import PrincipalRateThrottle
 from tests.conftest import api_client
-from tests.factories import make_api_key
 from tests.faceanalysis.factories import make_capture_session
+from tests.factories import make_api_key
 
 pytestmark = pytest.mark.django_db
 
