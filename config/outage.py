@@ -6,8 +6,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import redis
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
 
 logger = logging.getLogger("visage.outage")
 
@@ -37,3 +40,49 @@ def reset_outage_reports() -> None:
     """Forget earlier warnings (tests, and a process that wants the next outage logged at once)."""
     with _lock:
         _last_reported.clear()
+
+
+# --- The database -------------------------------------------------------------------------------------------------
+
+DATABASE_RETRY_AFTER_SECONDS = 5
+_DATABASE_ERRORS = (OperationalError, InterfaceError)
+
+
+def database_unavailable_response(request: HttpRequest) -> HttpResponse:
+    """503 for a request the database could not serve: the API's error shape under /api/, a plain page elsewhere."""
+    # Imported here: the error module imports DRF, whose settings import the throttle, which imports this module.
+    from config.api.errors import error_response
+
+    if request.path.startswith("/api/"):
+        response: HttpResponse = error_response(
+            503, "service_unavailable", "The database is unavailable; nothing was changed. Try again shortly.",
+            {"service": "database", "retry_after_seconds": DATABASE_RETRY_AFTER_SECONDS},
+        )
+    else:
+        response = HttpResponse(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Unavailable</title></head>"
+            "<body><h1>Temporarily unavailable</h1><p>Nothing was changed. Please try again in a moment.</p>"
+            "</body></html>",
+            status=503, content_type="text/html; charset=utf-8",
+        )
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
+class DatabaseOutageMiddleware:
+    """A view that fails because the database is unreachable answers 503 (with Retry-After), not a 500 or a
+    debug page; the outage is logged once per interval instead of a traceback per request."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        # OperationalError is the database going away, refusing, timing out or giving up on a lock: all of them
+        # pass, so the client is told to try again; errors in the query itself (ProgrammingError...) stay 500s.
+        if not isinstance(exception, _DATABASE_ERRORS):
+            return None
+        report_outage("database", "the database is unavailable (%s); requests answer 503", type(exception).__name__)
+        return database_unavailable_response(request)

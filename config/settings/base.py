@@ -26,6 +26,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.request_id.RequestIdMiddleware",
+    # Outermost but one: the unread rest of a body is read before any answer, so that the client gets it.
+    "config.request_body.DrainRequestBodyMiddleware",
+    # A view that finds the database away answers 503 in the error shape, never a 500 or a debug page.
+    "config.outage.DatabaseOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.capture_cors.CaptureCorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -64,6 +68,11 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'visage.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database that does not answer costs a request this many seconds before its 503, not a hang.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    )
 
 # Empty REDIS_URL means the embedded default: in-process tasks, in-memory cache and frame store.
 REDIS_URL = env("REDIS_URL", default="")
@@ -193,7 +202,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=180),
     "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
     "unacked_restore_throttle": 1,
+    # A broker that is away costs a publish about a second (connect) before intake's 503, never a hang; the
+    # read timeout stays above the worker's 1 s BRPOP poll.
+    "socket_connect_timeout": env.float("CELERY_BROKER_CONNECT_TIMEOUT", default=1.0),
+    "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=3.0),
 }
+# Intake's publish gives the broker this long to (re)connect, with no retry loop on the request path.
+VISAGE_BROKER_PUBLISH_TIMEOUT_SECONDS = env.float("VISAGE_BROKER_PUBLISH_TIMEOUT_SECONDS", default=1.0)
 CELERY_TASK_ROUTES = {
     "faceanalysis.analyze_frame": {"queue": "analysis"},
     "faceanalysis.analyze_frame_gpu": {"queue": "analysis_gpu"},
