@@ -19,8 +19,26 @@ CACHE_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OS
 # Seconds between two warnings about the same service being away.
 REPORT_INTERVAL_SECONDS = 60.0
 
+# Seconds a service that just failed is not asked again: a Redis that hangs costs one request its timeout,
+# not every request.
+SKIP_AFTER_FAILURE_SECONDS = 5.0
+
 _last_reported: dict[str, float] = {}
+_failed_at: dict[str, float] = {}
 _lock = threading.Lock()
+
+
+def mark_failed(service: str) -> None:
+    """`service` just failed: `recently_failed` says so for the next few seconds."""
+    with _lock:
+        _failed_at[service] = time.monotonic()
+
+
+def recently_failed(service: str) -> bool:
+    """Whether `service` failed within SKIP_AFTER_FAILURE_SECONDS, so that a caller can skip it at once."""
+    with _lock:
+        failed = _failed_at.get(service)
+    return failed is not None and time.monotonic() - failed < SKIP_AFTER_FAILURE_SECONDS
 
 
 def report_outage(service: str, message: str, *args: object) -> bool:
@@ -37,9 +55,10 @@ def report_outage(service: str, message: str, *args: object) -> bool:
 
 
 def reset_outage_reports() -> None:
-    """Forget earlier warnings (tests, and a process that wants the next outage logged at once)."""
+    """Forget earlier warnings and failures (tests, and a process that wants the next outage seen at once)."""
     with _lock:
         _last_reported.clear()
+        _failed_at.clear()
 
 
 # --- The database -------------------------------------------------------------------------------------------------

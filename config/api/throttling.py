@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from rest_framework.request import Request
@@ -23,7 +24,7 @@ from rest_framework.throttling import BaseThrottle
 
 from accounts.models import ApiKey
 from accounts.selectors import organization_for_user
-from config.outage import CACHE_ERRORS, report_outage
+from config.outage import CACHE_ERRORS, mark_failed, recently_failed, report_outage
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView
@@ -126,11 +127,14 @@ class PrincipalRateThrottle(BaseThrottle):
 
     def allow_request(self, request: Request, view: APIView) -> bool:
         buckets = self.buckets(request)
-        if not buckets:
+        # Per cache location, so that a cache that failed is not held against another one (tests swap them).
+        service = f"cache:{settings.CACHES['default'].get('LOCATION', '')}"
+        if not buckets or recently_failed(service):
             return True
         try:
             counts = count_hits(buckets)
         except CACHE_ERRORS as exc:
+            mark_failed(service)
             report_outage("cache", "API rate limits are not enforced: the cache is unavailable (%s)",
                           type(exc).__name__)
             return True

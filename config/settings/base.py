@@ -80,6 +80,9 @@ REDIS_URL = env("REDIS_URL", default="")
 # Seconds a web request waits for Redis (cache, frame store) before treating it as away.
 VISAGE_REDIS_TIMEOUT_SECONDS = env.float("VISAGE_REDIS_TIMEOUT_SECONDS", default=1.0)
 if REDIS_URL:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -89,6 +92,8 @@ if REDIS_URL:
             "OPTIONS": {
                 "socket_connect_timeout": VISAGE_REDIS_TIMEOUT_SECONDS,
                 "socket_timeout": VISAGE_REDIS_TIMEOUT_SECONDS,
+                # One retry (a pooled connection Redis closed meanwhile), not redis-py's three with backoff.
+                "retry": Retry(NoBackoff(), 1),
             },
         }
     }

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -143,3 +145,24 @@ def test_rate_limits_fail_open_with_one_warning_when_the_cache_is_away(key_a, se
     warnings = [r for r in caplog.records if r.name == "visage.outage"]
     assert len(warnings) == 1
     assert "rate limits are not enforced" in warnings[0].getMessage()
+
+
+def test_a_hanging_cache_costs_one_request_its_timeout_not_every_request(key_a, settings, rates) -> None:
+    """A Redis that accepts connections and never answers (a listening socket nobody serves)."""
+    rates["principal"] = "100/min"
+    forget_outage_reports()
+    with socket.socket() as hanging:
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen(16)
+        settings.CACHES = {"default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{hanging.getsockname()[1]}/0",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }}
+        client = api_client(key_a)
+        started = time.monotonic()
+        codes = [client.get("/api/v1/").status_code for _ in range(6)]
+        elapsed = time.monotonic() - started
+    assert codes == [200] * 6
+    # One wait of about a second (twice with redis-py's retry), then the cache is skipped for a few seconds.
+    assert elapsed < 5, f"six requests took {elapsed:.1f} s"
