@@ -90,7 +90,7 @@ def database_unavailable_response(request: HttpRequest) -> HttpResponse:
 
 class DatabaseOutageMiddleware:
     """A view that fails because the database is unreachable answers 503 (with Retry-After), not a 500 or a
-    debug page; the outage is logged once per interval instead of a traceback per request."""
+    debug page; the outage is a warning once per interval, not a traceback per request."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
