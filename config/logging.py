@@ -1,8 +1,11 @@
-"""One JSON object per log line. Request bodies and request objects are never written."""
+"""Log formats: one JSON object per line, or text. Request bodies and request objects are never written, and
+anything in a message or traceback that looks like encoded bytes (base64, a bytes literal) is withheld."""
 
 import json
 import logging
 from datetime import UTC, datetime
+
+from config.error_reports import redact
 
 # Attributes every LogRecord has; anything else a caller passed in `extra` is logged as a field.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
@@ -18,7 +21,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
             "request_id": getattr(record, "request_id", "-"),
         }
         request = getattr(record, "request", None)
@@ -27,7 +30,17 @@ class JsonFormatter(logging.Formatter):
             entry["path"] = request.path
         for key, value in vars(record).items():
             if key not in _STANDARD and key not in _DROPPED and not key.startswith("_"):
-                entry[key] = value if isinstance(value, str | int | float | bool | None) else repr(value)
+                if isinstance(value, int | float | bool | None):
+                    entry[key] = value
+                else:
+                    entry[key] = redact(value if isinstance(value, str) else repr(value))
         if record.exc_info:
-            entry["exc_info"] = self.formatException(record.exc_info)
+            entry["exc_info"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """The plain format, with message and traceback passed through `redact`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))

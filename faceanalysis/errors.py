@@ -49,7 +49,12 @@ class FrameRateExceeded(FaceAnalysisError):
 
 
 class ServiceUnavailable(FaceAnalysisError):
-    """The frame store or the broker is down; nothing was kept."""
+    """The frame store or the broker is down; nothing was kept. Says when to try again."""
 
     status_code = 503
     code = "frame_store_unavailable"
+    retry_after_seconds = 5
+
+    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None) -> None:
+        details = {"retry_after_seconds": self.retry_after_seconds, **(details or {})}
+        super().__init__(message, code=code, details=details)

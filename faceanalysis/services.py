@@ -289,6 +289,9 @@ def _dispatch(frame_ids: list[int], *, organization_id: int, subject_id: int, qu
         # of the message), and no retry loop around the publish (redis-py reconnects by itself; a broker that
         # stays down fails the frames below).
         with task.app.producer_or_acquire() as producer:
+            # A broker that is away fails here at once: kombu's own connect loop (a retry every 2 s for the
+            # broker connection timeout) would hold the request for seconds before the same 503.
+            producer.connection.ensure_connection(max_retries=0, timeout=settings.VISAGE_BROKER_PUBLISH_TIMEOUT_SECONDS)
             for frame_id in frame_ids:
                 kwargs = {"organization_id": organization_id, "subject_id": subject_id, "frame_id": frame_id}
                 task.apply_async(

@@ -26,6 +26,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.request_id.RequestIdMiddleware",
+    # Outermost but one: the unread rest of a body is read before any answer, so that the client gets it.
+    "config.request_body.DrainRequestBodyMiddleware",
+    # A view that finds the database away answers 503 in the error shape, never a 500 or a debug page.
+    "config.outage.DatabaseOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.capture_cors.CaptureCorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -64,16 +68,33 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'visage.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database that does not answer costs a request this many seconds before its 503, not a hang.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+    )
 
 # Empty REDIS_URL means the embedded default: in-process tasks, in-memory cache and frame store.
 REDIS_URL = env("REDIS_URL", default="")
 
+# Seconds a web request waits for Redis (cache, frame store) before treating it as away.
+VISAGE_REDIS_TIMEOUT_SECONDS = env.float("VISAGE_REDIS_TIMEOUT_SECONDS", default=1.0)
 if REDIS_URL:
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "visage",
+            # A Redis that is away must cost a request about a second, not a hang: the API fails open.
+            "OPTIONS": {
+                "socket_connect_timeout": VISAGE_REDIS_TIMEOUT_SECONDS,
+                "socket_timeout": VISAGE_REDIS_TIMEOUT_SECONDS,
+                # One retry (a pooled connection Redis closed meanwhile), not redis-py's three with backoff.
+                "retry": Retry(NoBackoff(), 1),
+            },
         }
     }
 else:
@@ -113,6 +134,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 # Uploads never spill to temp files: a frame's pixels must not outlive its analysis on disk.
 FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
 
+# Debug pages, error mails and logs never show a frame: no request body, POST value or local variable that
+# could hold one, in any setting (config/error_reports.py).
+DEFAULT_EXCEPTION_REPORTER = "config.error_reports.FrameSafeExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reports.FrameSafeExceptionReporterFilter"
+
 # --- REST API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -124,8 +150,14 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": ["config.api.throttling.PrincipalRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
+        # Per API key, capture session, member or anonymous client address.
         "principal": env("API_THROTTLE_RATE", default="1200/min"),
+        # All of one organization's callers together; never shared with another organization.
+        "organization": env("API_ORGANIZATION_THROTTLE_RATE", default="6000/min"),
     },
+    # Anonymous callers are told apart by the address the trusted proxies saw (X-Forwarded-For otherwise
+    # is the client's own word, and a new bucket per request).
+    "NUM_PROXIES": env.int("VISAGE_TRUSTED_PROXY_HOPS", default=0),
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "rest_framework.parsers.JSONParser",
@@ -180,7 +212,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=180),
     "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
     "unacked_restore_throttle": 1,
+    # A broker that is away costs a publish about a second (connect) before intake's 503, never a hang; the
+    # read timeout stays above the worker's 1 s BRPOP poll.
+    "socket_connect_timeout": env.float("CELERY_BROKER_CONNECT_TIMEOUT", default=1.0),
+    "socket_timeout": env.float("CELERY_BROKER_SOCKET_TIMEOUT", default=3.0),
 }
+# Intake's publish gives the broker this long to (re)connect, with no retry loop on the request path.
+VISAGE_BROKER_PUBLISH_TIMEOUT_SECONDS = env.float("VISAGE_BROKER_PUBLISH_TIMEOUT_SECONDS", default=1.0)
 CELERY_TASK_ROUTES = {
     "faceanalysis.analyze_frame": {"queue": "analysis"},
     "faceanalysis.analyze_frame_gpu": {"queue": "analysis_gpu"},
@@ -199,7 +237,10 @@ LOGGING = {
     "filters": {"request_id": {"()": "config.request_id.RequestIdLogFilter"}},
     "formatters": {
         "json": {"()": "config.logging.JsonFormatter"},
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "text": {
+            "()": "config.logging.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
     },
     "handlers": {
         "console": {

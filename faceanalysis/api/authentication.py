@@ -20,6 +20,16 @@ class CaptureCredential:
     def __init__(self, session: CaptureSession) -> None:
         self.session = session
 
+    @property
+    def rate_limit_key(self) -> str:
+        """The API rate limit's bucket: this session's own, never one shared by every capture token."""
+        return f"capture:{self.session.pk}"
+
+    @property
+    def organization_id(self) -> int:
+        """The organization whose rate ceiling this session's calls count against."""
+        return self.session.organization_id
+
 
 class CapturePrincipal:
     """`request.user` of a capture-token call: authenticated for one session, never staff."""

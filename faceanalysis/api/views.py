@@ -92,7 +92,7 @@ class FaceAnalysisAPIView(OrganizationAPIView):
         response = super().handle_exception(exc)
         if isinstance(exc, FaceAnalysisAPIError) and exc.details:
             response.data["error"]["details"] = exc.details
-            if exc.status_code == status.HTTP_429_TOO_MANY_REQUESTS:
+            if exc.status_code in (status.HTTP_429_TOO_MANY_REQUESTS, status.HTTP_503_SERVICE_UNAVAILABLE):
                 response["Retry-After"] = str(exc.details.get("retry_after_seconds", 1))
         return response
 
