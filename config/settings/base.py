@@ -26,6 +26,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "config.request_id.RequestIdMiddleware",
+    # Outermost but the request id: it sees every error answer under /api/, also those other middleware make.
+    "config.api.middleware.ApiErrorShapeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.capture_cors.CaptureCorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
