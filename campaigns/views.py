@@ -20,7 +20,7 @@ from consent.evidence import request_evidence
 from consent.guards import has_consent
 from consent.models import Channel, NoticeVersion, Purpose
 from consent.notice_text import PURPOSE_DESCRIPTIONS
-from consent.pages import page_language
+from consent.pages import page_language, page_visitor_id, page_visitor_remember
 from consent.selectors import notice_get_published, notice_languages_published, subject_get
 from consent.services import ConsentError, consent_give_on_page, consent_refuse, consent_shown
 
@@ -135,9 +135,13 @@ def consent_page(request: HttpRequest, public_id: str) -> HttpResponse:
         raise Http404
     if request.method == "GET":
         consent_shown(
-            organization=organization, notice=notice, channel=Channel.CONSENT_PAGE, context_ref=campaign.context_ref
+            organization=organization,
+            notice=notice,
+            channel=Channel.CONSENT_PAGE,
+            context_ref=campaign.context_ref,
+            visitor_id=page_visitor_id(request),
         )
-        return _render_page(request, campaign, notice, languages)
+        return page_visitor_remember(request, _render_page(request, campaign, notice, languages))
 
     action = request.POST.get("action")
     ticked = request.POST.getlist("purposes")

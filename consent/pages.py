@@ -1,12 +1,21 @@
 """Helpers shared by the public, server-rendered consent pages (here and in campaigns)."""
 
+import secrets
 from collections.abc import Sequence
 
 from django.conf import settings
+from django.core import signing
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
 
 SITE_LANGUAGES: tuple[str, ...] = tuple(code for code, _ in settings.LANGUAGES)
+
+# A random id per browser, only so that the consent funnel counts a visitor once per notice version. It names no
+# one: it is not tied to a subject, and the ledger keeps only a keyed hash of it per notice version and campaign.
+VISITOR_COOKIE = "visage_visitor"
+VISITOR_COOKIE_SALT = "consent.pages.visitor"
+VISITOR_COOKIE_MAX_AGE = 30 * 24 * 3600
+_NEW_VISITOR_ATTR = "_visage_new_visitor_id"
 
 
 def page_language(request: HttpRequest, available: Sequence[str] = SITE_LANGUAGES) -> str:
@@ -29,4 +38,34 @@ def private_page(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = "no-store, private"
     response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+def page_visitor_id(request: HttpRequest) -> str:
+    """This browser's random visitor id (from its signed cookie), or a new one that `page_visitor_remember` then
+    sets. A tampered or expired cookie counts as none."""
+    try:
+        visitor_id = request.get_signed_cookie(VISITOR_COOKIE, salt=VISITOR_COOKIE_SALT, max_age=VISITOR_COOKIE_MAX_AGE)
+    except (KeyError, signing.BadSignature):
+        visitor_id = ""
+    if 16 <= len(visitor_id) <= 64:
+        return visitor_id
+    visitor_id = getattr(request, _NEW_VISITOR_ATTR, "") or secrets.token_urlsafe(16)
+    setattr(request, _NEW_VISITOR_ATTR, visitor_id)
+    return visitor_id
+
+
+def page_visitor_remember(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """Set the visitor cookie when `page_visitor_id` had to make a new id in this request."""
+    visitor_id = getattr(request, _NEW_VISITOR_ATTR, "")
+    if visitor_id:
+        response.set_signed_cookie(
+            VISITOR_COOKIE,
+            visitor_id,
+            salt=VISITOR_COOKIE_SALT,
+            max_age=VISITOR_COOKIE_MAX_AGE,
+            httponly=True,
+            secure=settings.SESSION_COOKIE_SECURE,
+            samesite="Lax",
+        )
     return response

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -159,18 +159,33 @@ class FunnelRow:
 
 
 def consent_funnel(*, organization: Organization | None) -> list[FunnelRow]:
-    """Counts of shown, granted, refused and withdrawn per context and notice version, from the ledger."""
-    rows = (
-        LedgerEntry.objects.for_organization(organization)
-        .filter(event__in=FUNNEL_EVENTS)
-        .values("context_ref", "notice_hash", "language", "event")
-        .annotate(n=Count("pk"))
+    """Counts of shown, granted, refused and withdrawn per context and notice version, from the ledger.
+
+    `shown` counts visitors, not page loads: showings that carry a visitor ref (see
+    `consent.services.shown_visitor_ref`) count once per distinct ref; older showings without one count each."""
+    entries = LedgerEntry.objects.for_organization(organization).filter(event__in=FUNNEL_EVENTS)
+    group = ("context_ref", "notice_hash", "language")
+    decisions = (
+        entries.exclude(event=LedgerEntry.Event.SHOWN).values(*group, "event").annotate(n=Count("pk")).order_by()
+    )
+    showings = (
+        entries.filter(event=LedgerEntry.Event.SHOWN)
+        .values(*group)
+        .annotate(
+            visitors=Count("payload__visitor", distinct=True),
+            anonymous=Count("pk", filter=Q(payload__visitor__isnull=True)),
+        )
         .order_by()
     )
     table: dict[tuple[str, str, str], dict[str, int]] = {}
-    for row in rows:
+    for row in decisions:
         key = (row["context_ref"], row["notice_hash"], row["language"])
         table.setdefault(key, dict.fromkeys(FUNNEL_EVENTS, 0))[row["event"]] = row["n"]
+    for row in showings:
+        key = (row["context_ref"], row["notice_hash"], row["language"])
+        table.setdefault(key, dict.fromkeys(FUNNEL_EVENTS, 0))[LedgerEntry.Event.SHOWN] = (
+            row["visitors"] + row["anonymous"]
+        )
     return [
         FunnelRow(context, notice_hash, language, **{str(event): count for event, count in counts.items()})
         for (context, notice_hash, language), counts in sorted(table.items())

@@ -352,10 +352,30 @@ def consent_refuse(
     )
 
 
+def shown_visitor_ref(*, organization: Organization, notice_hash: str, context_ref: str, visitor_id: str) -> str:
+    """Who saw a notice, as the funnel needs it: a keyed hash of the browser's random visitor id, the context and
+    the notice version. Equal for reloads of one notice on one campaign in one browser, unlinkable otherwise (across
+    notice versions, campaigns and organizations), and never the id itself."""
+    message = f"shown|{context_ref}|{notice_hash}|{visitor_id}".encode()
+    return hmac.new(organization.subject_hash_secret.encode(), message, hashlib.sha256).hexdigest()[:32]
+
+
 def consent_shown(
-    *, organization: Organization, notice: NoticeVersion, channel: str, context_ref: str = ""
+    *,
+    organization: Organization,
+    notice: NoticeVersion,
+    channel: str,
+    context_ref: str = "",
+    visitor_id: str = "",
 ) -> LedgerEntry:
-    """Record that a notice was shown (the top of the consent funnel). No evidence: a view is not a decision."""
+    """Record that a notice was shown (the top of the consent funnel). No evidence: a view is not a decision.
+    Every showing is kept; with `visitor_id` (the browser's random id) the funnel counts a visitor once per
+    notice version (see `shown_visitor_ref`)."""
+    payload = {}
+    if visitor_id:
+        payload["visitor"] = shown_visitor_ref(
+            organization=organization, notice_hash=notice.text_hash, context_ref=context_ref, visitor_id=visitor_id
+        )
     return ledger_append(
         organization=organization,
         event=LedgerEntry.Event.SHOWN,
@@ -364,6 +384,7 @@ def consent_shown(
         language=notice.language,
         channel=channel,
         context_ref=context_ref,
+        payload=payload,
     )
 
 

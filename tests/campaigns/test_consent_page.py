@@ -133,3 +133,45 @@ def test_inactive_campaign_has_no_consent_page(org_a, status) -> None:
     make_notice(org_a)
     campaign = make_campaign(org_a, status=status)
     assert Client().get(_url(campaign)).status_code == 404
+
+
+def test_funnel_counts_a_visitor_once_per_notice_version_however_often_they_reload(setup) -> None:
+    from consent.pages import VISITOR_COOKIE
+    from consent.selectors import consent_funnel
+
+    campaign, en, _ = setup
+    first, second = Client(), Client()
+    for _ in range(3):
+        assert first.get(_url(campaign) + "?lang=en").status_code == 200
+    second.get(_url(campaign) + "?lang=en")
+    assert LedgerEntry.objects.filter(event="shown").count() == 4  # the ledger keeps every showing
+    (row,) = consent_funnel(organization=campaign.organization)
+    assert (row.notice_hash, row.shown) == (en.text_hash, 2)
+
+    # A new notice version is shown anew to the same browser: one more for the new version, none for the old.
+    newer = notice_publish(notice=notice_draft_copy(notice=en))
+    first.get(_url(campaign) + "?lang=en")
+    first.get(_url(campaign) + "?lang=en")
+    counts = {r.notice_hash: r.shown for r in consent_funnel(organization=campaign.organization)}
+    assert counts == {en.text_hash: 2, newer.text_hash: 1}
+
+    # The cookie is an opaque, signed, HttpOnly id; the ledger holds neither it nor anything linking versions.
+    cookie = first.cookies[VISITOR_COOKIE]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+    raw_id = cookie.value.split(":")[0]
+    refs = [e.payload["visitor"] for e in LedgerEntry.objects.filter(event="shown").order_by("sequence")]
+    assert len(set(refs)) == 3 and all(raw_id not in ref for ref in refs)
+    assert not any(raw_id in str(e.canonical_content()) for e in LedgerEntry.objects.all())
+
+
+def test_funnel_in_the_admin_counts_visitors_not_page_loads(setup, marketer_a) -> None:
+    campaign, en, _ = setup
+    visitor = Client()
+    for _ in range(3):
+        visitor.get(_url(campaign) + "?lang=en")
+    Client().get(_url(campaign) + "?lang=en")
+    admin = Client()
+    admin.force_login(marketer_a)
+    response = admin.get("/admin/consent/ledgerentry/funnel/")
+    ((_, rows),) = response.context["funnels"]
+    assert [(r.context_ref, r.shown) for r in rows] == [(campaign.context_ref, 2)]
