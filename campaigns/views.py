@@ -7,7 +7,7 @@ reaching page JavaScript."""
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -15,13 +15,20 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_http_methods
 
 from campaigns.models import Campaign
-from campaigns.selectors import campaign_get_public
+from campaigns.selectors import CampaignReadiness, campaign_get_public, campaign_readiness, campaign_unavailable_status
 from consent.evidence import request_evidence
 from consent.guards import has_consent
 from consent.models import Channel, NoticeVersion, Purpose
 from consent.notice_text import PURPOSE_DESCRIPTIONS
-from consent.pages import page_language, page_visitor_id, page_visitor_remember
-from consent.selectors import notice_get_published, notice_languages_published, subject_get
+from consent.pages import (
+    SITE_LANGUAGES,
+    page_language,
+    page_language_wanted,
+    page_visitor_id,
+    page_visitor_remember,
+    private_page,
+)
+from consent.selectors import notice_get_published, subject_get
 from consent.services import ConsentError, consent_give_on_page, consent_refuse, consent_shown
 
 VISITOR_SESSION_KEY = "visage.visitors"
@@ -73,6 +80,17 @@ def visitor_get(request: HttpRequest, *, campaign: Campaign) -> Visitor | None:
     return Visitor(subject_public_id=str(entry["subject"]), access_token=access_token)
 
 
+def campaign_unavailable(request: HttpRequest, *, public_id: str, status: int | None = None) -> HttpResponse:
+    """The plain page for a campaign with no public page now (unknown, draft, ended, or missing a notice or a
+    retention policy), in the visitor's language; never Django's (debug) 404. 410 once the campaign ended."""
+    language = page_language(request)
+    status = status or campaign_unavailable_status(public_id=public_id)
+    context = {"language": language, "languages": SITE_LANGUAGES, "ended": status == 410}
+    response = render(request, "campaigns/unavailable.html", context, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 def _render_page(
     request: HttpRequest,
     campaign: Campaign,
@@ -82,6 +100,7 @@ def _render_page(
     error: str = "",
     ticked: list[str] | None = None,
     status: int = 200,
+    preview: CampaignReadiness | None = None,
 ) -> HttpResponse:
     purposes = [
         {
@@ -99,8 +118,12 @@ def _render_page(
         "purposes": purposes,
         "languages": languages,
         "error": error,
-        "capture_url": _capture_url_if_consented(request, campaign),
+        "capture_url": None if preview is not None else _capture_url_if_consented(request, campaign),
+        "preview": preview,
     }
+    wanted = page_language_wanted(request)
+    if wanted != notice.language:
+        context["fallback_from"] = wanted  # no notice in the visitor's language: say which one is shown instead
     return render(request, "campaigns/consent_page.html", context, status=status)
 
 
@@ -121,18 +144,19 @@ def consent_page(request: HttpRequest, public_id: str) -> HttpResponse:
     """GET shows the notice in the visitor's language (and records `shown`); POST records consent or refusal."""
     campaign = campaign_get_public(public_id=public_id)
     if campaign is None:
-        raise Http404
+        return campaign_unavailable(request, public_id=public_id)
     organization = campaign.organization
-    languages = notice_languages_published(organization=organization, purposes=campaign.purpose_list)
-    if not languages:
-        raise Http404
+    readiness = campaign_readiness(campaign=campaign)
+    if not readiness.ready:
+        return campaign_unavailable(request, public_id=public_id, status=404)
+    languages = list(readiness.languages)
     if request.method == "POST" and request.POST.get("lang") not in languages:
         page_language(request, languages)
         return HttpResponse(_("There is no notice in this language."), status=400, content_type="text/plain")
     language = page_language(request, languages)
     notice = notice_get_published(organization=organization, language=language, purposes=campaign.purpose_list)
     if notice is None:  # retired between the two reads
-        raise Http404
+        return campaign_unavailable(request, public_id=public_id, status=404)
     if request.method == "GET":
         consent_shown(
             organization=organization,
@@ -186,3 +210,25 @@ def consent_page(request: HttpRequest, public_id: str) -> HttpResponse:
         access_token=token,
     )
 
+
+
+def consent_page_preview(request: HttpRequest, *, campaign: Campaign, readiness: CampaignReadiness) -> HttpResponse:
+    """The consent page of a draft or active campaign as a visitor would see it, for its marketers: a "nothing is
+    recorded" banner, the form disabled and posting nowhere; no ledger entry, subject, grant, visitor cookie or
+    funnel count. Without a published notice it lists what is missing instead. The caller checks permission."""
+    languages = list(readiness.languages)
+    language = page_language(request, languages or SITE_LANGUAGES)
+    notice = (
+        notice_get_published(organization=campaign.organization, language=language, purposes=campaign.purpose_list)
+        if readiness.languages
+        else None
+    )
+    if notice is None:
+        context = {
+            "campaign": campaign,
+            "organization": campaign.organization,
+            "languages": SITE_LANGUAGES,
+            "readiness": readiness,
+        }
+        return private_page(render(request, "campaigns/preview_not_ready.html", context))
+    return private_page(_render_page(request, campaign, notice, languages, preview=readiness))

@@ -18,6 +18,16 @@ VISITOR_COOKIE_MAX_AGE = 30 * 24 * 3600
 _NEW_VISITOR_ATTR = "_visage_new_visitor_id"
 
 
+def page_language_wanted(request: HttpRequest) -> str:
+    """The site language the visitor asked for (?lang=, a posted lang) or their browser prefers, whatever the page
+    can offer; to tell them when a page falls back to another."""
+    asked = request.POST.get("lang") or request.GET.get("lang")
+    if asked in SITE_LANGUAGES:
+        return asked
+    preferred = translation.get_language_from_request(request)
+    return preferred if preferred in SITE_LANGUAGES else SITE_LANGUAGES[0]
+
+
 def page_language(request: HttpRequest, available: Sequence[str] = SITE_LANGUAGES) -> str:
     """The page's language: ?lang= (or a posted lang) when available, else the visitor's, else English or the
     first available. Activates it for the rest of the request."""

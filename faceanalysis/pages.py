@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from campaigns.models import Campaign
-from campaigns.selectors import campaign_get_public
-from campaigns.views import visitor_get
+from campaigns.selectors import campaign_get_public, campaign_unavailable_status
+from campaigns.views import campaign_unavailable, visitor_get
 from consent.guards import ConsentDenied, DenialReason, require_consent
 from consent.models import Purpose, Subject
 from consent.pages import SITE_LANGUAGES, page_language, private_page
@@ -93,7 +93,7 @@ def capture_page(request: HttpRequest, public_id: str) -> HttpResponse:
     """The camera page of a campaign for the consenting visitor (nothing opened yet), or a friendly 403."""
     campaign = campaign_get_public(public_id=public_id)
     if campaign is None:
-        raise Http404
+        return campaign_unavailable(request, public_id=public_id)
     language = page_language(request)
     visitor, subject = _page_subject(request, campaign)
     refused = _cannot_capture(campaign, subject)
@@ -119,7 +119,9 @@ def capture_session_open(request: HttpRequest, public_id: str) -> JsonResponse:
     browser's page opened before) and its token, as JSON; the consent guard's refusal as a JSON 403."""
     campaign = campaign_get_public(public_id=public_id)
     if campaign is None:
-        raise Http404
+        status = campaign_unavailable_status(public_id=public_id)
+        body = {"error": {"code": "campaign_unavailable", "message": "This campaign is not available.", "details": {}}}
+        return private_page(JsonResponse(body, status=status))
     _, subject = _page_subject(request, campaign)
     try:
         if subject is None:

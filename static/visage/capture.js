@@ -232,7 +232,7 @@
           }
           var why = body && body.error && body.error.details && body.error.details.reason;
           if (response.status === 403) return why === 'withdrawn' ? 'withdrawn' : 'no_token';
-          return response.status === 409 ? 'ended' : 'error';
+          return response.status === 409 || response.status === 410 ? 'ended' : 'error';
         });
       }).then(null, function () { return 'error'; });
     }

@@ -152,8 +152,8 @@ def test_an_ended_campaign_offers_no_camera(campaign) -> None:
     _consent(client, campaign)
     campaign.status = campaign.Status.ENDED
     campaign.save(update_fields=["status"])
-    assert client.get(f"/c/{campaign.public_id}/capture/").status_code == 404
-    assert client.post(f"/c/{campaign.public_id}/capture/session/").status_code == 404
+    assert client.get(f"/c/{campaign.public_id}/capture/").status_code == 410  # gone, said plainly
+    assert client.post(f"/c/{campaign.public_id}/capture/session/").status_code == 410
     assert not CaptureSession.objects.exists()
 
 
