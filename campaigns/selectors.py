@@ -28,6 +28,11 @@ def campaign_get_public(*, public_id: str) -> Campaign | None:
     )
 
 
+def campaign_get_by_public_id(*, public_id: str) -> Campaign | None:
+    """A campaign by its public id whatever its status, for what outlives it (a visitor's "my data" link)."""
+    return Campaign.objects.select_related("organization").filter(public_id=public_id).first()
+
+
 def campaign_unavailable_status(*, public_id: str) -> int:
     """The HTTP status for a campaign id with no public page: 410 once it ended, else 404 (unknown or draft)."""
     ended = Campaign.objects.filter(public_id=public_id, status=Campaign.Status.ENDED).exists()

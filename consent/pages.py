@@ -1,5 +1,6 @@
 """Helpers shared by the public, server-rendered consent pages (here and in campaigns)."""
 
+import hmac
 import secrets
 from collections.abc import Sequence
 
@@ -16,6 +17,12 @@ VISITOR_COOKIE = "visage_visitor"
 VISITOR_COOKIE_SALT = "consent.pages.visitor"
 VISITOR_COOKIE_MAX_AGE = 30 * 24 * 3600
 _NEW_VISITOR_ATTR = "_visage_new_visitor_id"
+
+# The "my data" token is the visitor's own secret: it stays in their browser (a signed, HttpOnly cookie per
+# campaign), never in the server-side session table, where anyone reading the database could collect them.
+ACCESS_COOKIE_PREFIX = "visage_my_data_"
+ACCESS_COOKIE_SALT = "campaigns.visitor.access"
+ACCESS_COOKIE_MAX_AGE = 14 * 24 * 3600
 
 
 def page_language_wanted(request: HttpRequest) -> str:
@@ -79,3 +86,37 @@ def page_visitor_remember(request: HttpRequest, response: HttpResponse) -> HttpR
             samesite="Lax",
         )
     return response
+
+
+def access_cookie_set(response: HttpResponse, *, key: str, token: str) -> None:
+    """Keep a "my data" token in this browser (signed, HttpOnly) under `key` (a campaign's public id)."""
+    response.set_signed_cookie(
+        f"{ACCESS_COOKIE_PREFIX}{key}",
+        token,
+        salt=ACCESS_COOKIE_SALT,
+        max_age=ACCESS_COOKIE_MAX_AGE,
+        httponly=True,
+        secure=settings.SESSION_COOKIE_SECURE,
+        samesite="Lax",
+    )
+
+
+def access_cookie_get(request: HttpRequest, *, key: str) -> str:
+    """The "my data" token this browser keeps under `key`; empty when absent, tampered or too old."""
+    return request.get_signed_cookie(
+        f"{ACCESS_COOKIE_PREFIX}{key}", default="", salt=ACCESS_COOKIE_SALT, max_age=ACCESS_COOKIE_MAX_AGE
+    )
+
+
+def access_cookies_follow_rotation(
+    request: HttpRequest, response: HttpResponse, *, old_token: str, new_token: str
+) -> None:
+    """After "Replace my link" in this browser: every cookie here that kept the old token keeps the new one, so
+    that pages which link "my data" (the capture page) follow the current link."""
+    for name in request.COOKIES:
+        if not name.startswith(ACCESS_COOKIE_PREFIX):
+            continue
+        key = name[len(ACCESS_COOKIE_PREFIX) :]
+        kept = access_cookie_get(request, key=key)
+        if kept and hmac.compare_digest(kept, old_token):
+            access_cookie_set(response, key=key, token=new_token)

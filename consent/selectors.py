@@ -11,7 +11,16 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Organization
-from consent.models import Grant, LedgerEntry, NoticeVersion, Purpose, RetentionPolicy, Subject, purposes_key
+from consent.models import (
+    Grant,
+    LedgerEntry,
+    NoticeVersion,
+    Purpose,
+    ReplacedAccessToken,
+    RetentionPolicy,
+    Subject,
+    purposes_key,
+)
 
 
 def notice_list_published(*, organization: Organization | None) -> QuerySet[NoticeVersion]:
@@ -84,6 +93,13 @@ def subject_get_by_access_token(*, token: str) -> Subject | None:
     if subject is None or not hmac.compare_digest(subject.access_token_hash, digest):
         return None
     return subject
+
+
+def access_token_was_replaced(*, token: str) -> bool:
+    """Whether this is a "my data" token that was replaced by a newer one (and is therefore no longer valid)."""
+    if not token or len(token) > 128:
+        return False
+    return ReplacedAccessToken.objects.filter(token_hash=hashlib.sha256(token.encode()).hexdigest()).exists()
 
 
 def grant_list(*, organization: Organization | None, subject: Subject | None = None) -> QuerySet[Grant]:

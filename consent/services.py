@@ -19,6 +19,7 @@ from consent.models import (
     LedgerEntry,
     NoticeVersion,
     Purpose,
+    ReplacedAccessToken,
     RetentionPolicy,
     Subject,
     purposes_key,
@@ -229,9 +230,19 @@ def hash_access_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@transaction.atomic
 def subject_access_token_rotate(*, subject: Subject) -> str:
-    """Issue a new "my data" token for the subject; the previous one stops working. Returns the token, once."""
+    """Issue a new "my data" token for the subject; the previous one stops working, and its hash is kept (without
+    the subject) so that the old link can say it was replaced. Returns the token, once."""
     token = secrets.token_urlsafe(ACCESS_TOKEN_BYTES)
+    # The row lock orders concurrent rotations: each records the hash the previous one left.
+    previous = Subject.objects.select_for_update().filter(pk=subject.pk).values_list("access_token_hash", flat=True)
+    previous_hash = previous.first() or ""
+    if previous_hash:
+        ReplacedAccessToken.objects.bulk_create(
+            [ReplacedAccessToken(organization_id=subject.organization_id, token_hash=previous_hash)],
+            ignore_conflicts=True,
+        )
     Subject.objects.filter(pk=subject.pk).update(
         access_token_hash=hash_access_token(token), access_token_issued_at=timezone.now()
     )

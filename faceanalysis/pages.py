@@ -18,11 +18,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from campaigns.models import Campaign
 from campaigns.selectors import campaign_get_public, campaign_unavailable_status
-from campaigns.views import campaign_unavailable, visitor_get
+from campaigns.views import campaign_unavailable, visitor_get, visitor_my_data_url
 from consent.guards import ConsentDenied, DenialReason, require_consent
 from consent.models import Purpose, Subject
 from consent.pages import SITE_LANGUAGES, page_language, private_page
-from consent.selectors import subject_get, subject_get_by_access_token
+from consent.selectors import subject_get
 from faceanalysis import selectors, services
 from faceanalysis.errors import ConsentRequired, FaceAnalysisError
 from faceanalysis.models import CaptureSession
@@ -49,12 +49,12 @@ def _refusal(request: HttpRequest, campaign: Campaign, reason: str, language: st
     return private_page(render(request, "faceanalysis/capture_no_consent.html", context, status=403))
 
 
-def _my_data_url(subject: Subject, access_token: str) -> str | None:
-    """The subject's "my data" page, while the remembered token is still theirs (a rotated one is not)."""
-    holder = subject_get_by_access_token(token=access_token) if access_token else None
-    if holder is None or holder.pk != subject.pk:
+def _my_data_url(request: HttpRequest, campaign: Campaign) -> str | None:
+    """The visitor's "my data" page, as a stable link that redirects to the current personal link (so a page left
+    open follows "Replace my link"); None while this browser keeps no current one (replaced elsewhere)."""
+    if visitor_my_data_url(request, campaign=campaign) is None:
         return None
-    return reverse("consent:my-data", kwargs={"token": access_token})
+    return reverse("campaigns:visitor-my-data", kwargs={"public_id": campaign.public_id})
 
 
 def _replace_page_session(request: HttpRequest, campaign: Campaign, session: CaptureSession) -> None:
@@ -107,7 +107,7 @@ def capture_page(request: HttpRequest, public_id: str) -> HttpResponse:
         "start_url": reverse("capture:capture-session-open", kwargs={"public_id": campaign.public_id}),
         "fps": capture_fps(),
         "max_seconds": settings.VISAGE_CAPTURE_MAX_SECONDS,
-        "my_data_url": _my_data_url(subject, visitor.access_token),
+        "my_data_url": _my_data_url(request, campaign),
         "welcome": request.GET.get("welcome") == "1",
     }
     return private_page(render(request, "faceanalysis/capture.html", context))

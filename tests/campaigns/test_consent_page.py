@@ -83,7 +83,8 @@ def test_consent_records_grants_with_the_notice_hash_and_leads_to_my_data(setup)
     # (tests/browser/test_capture_page.py).
     assert response["Location"].startswith(f"/c/{campaign.public_id}/capture/")
     capture_page = client.get(response["Location"]).content.decode()
-    response["Location"] = re.search(r'href="(/consent/my-data/[^"]+)"', capture_page).group(1)
+    my_data_link = re.search(rf'href="(/c/{campaign.public_id}/my-data/[^"]*)"', capture_page).group(1)
+    response["Location"] = client.get(my_data_link)["Location"]  # the stable link leads to the current one
     subject = Subject.objects.get()
     grant = require_consent(organization_id=subject.organization_id, subject_id=subject.pk, purpose="face_analysis")
     assert grant.notice_hash == de.text_hash and grant.language == "de" and grant.channel == "consent_page"
