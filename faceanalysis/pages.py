@@ -109,8 +109,27 @@ def capture_page(request: HttpRequest, public_id: str) -> HttpResponse:
         "max_seconds": settings.VISAGE_CAPTURE_MAX_SECONDS,
         "my_data_url": _my_data_url(request, campaign),
         "welcome": request.GET.get("welcome") == "1",
+        "consent_state_url": reverse("capture:capture-consent-state", kwargs={"public_id": campaign.public_id}),
     }
     return private_page(render(request, "faceanalysis/capture.html", context))
+
+
+@require_GET
+def capture_consent_state(request: HttpRequest, public_id: str) -> JsonResponse:
+    """Whether this browser's consent to face analysis on the campaign still holds, for the open capture page to
+    react to a withdrawal made elsewhere (another tab, the "my data" page): {"state": "active"} or the guard's
+    reason. Says nothing about anyone else, and writes nothing."""
+    campaign = campaign_get_public(public_id=public_id)
+    if campaign is None:
+        return _campaign_unavailable_json(public_id)
+    _, subject = _page_subject(request, campaign)
+    return private_page(JsonResponse({"state": _cannot_capture(campaign, subject) or "active"}))
+
+
+def _campaign_unavailable_json(public_id: str) -> JsonResponse:
+    status = campaign_unavailable_status(public_id=public_id)
+    body = {"error": {"code": "campaign_unavailable", "message": "This campaign is not available.", "details": {}}}
+    return private_page(JsonResponse(body, status=status))
 
 
 @require_POST
@@ -119,9 +138,7 @@ def capture_session_open(request: HttpRequest, public_id: str) -> JsonResponse:
     browser's page opened before) and its token, as JSON; the consent guard's refusal as a JSON 403."""
     campaign = campaign_get_public(public_id=public_id)
     if campaign is None:
-        status = campaign_unavailable_status(public_id=public_id)
-        body = {"error": {"code": "campaign_unavailable", "message": "This campaign is not available.", "details": {}}}
-        return private_page(JsonResponse(body, status=status))
+        return _campaign_unavailable_json(public_id)
     _, subject = _page_subject(request, campaign)
     try:
         if subject is None:

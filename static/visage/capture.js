@@ -205,6 +205,10 @@
       reason = why || '';
       root.setAttribute('data-state', state);
       if (reason) root.setAttribute('data-reason', reason); else root.removeAttribute('data-reason');
+      // The embedding page can react too (Visage's capture page drops its "consent recorded" box).
+      try {
+        root.dispatchEvent(new CustomEvent('visage:state', {bubbles: true, detail: {state: state, reason: reason}}));
+      } catch (e) { /* very old browsers: onUpdate still works */ }
       emit();
     }
 
@@ -493,6 +497,8 @@
       element: root,
       start: start,
       stop: function () { finish('user'); },
+      // Consent ended outside the widget (the page learnt it): stop, and say why.
+      end: function (why) { finish(why === 'withdrawn' || why === 'expired' ? why : 'ended'); },
       get state() { return state; },
       get reason() { return reason; },
       get framesSent() { return framesSent; }

@@ -236,3 +236,22 @@ def test_replacing_the_link_in_this_browser_keeps_the_capture_pages_my_data_link
     assert link in client.get(f"/c/{campaign.public_id}/capture/").content.decode()
     # Another browser (no cookie of this visitor) gets nothing from the stable link.
     assert Client().get(link).status_code == 404
+
+
+def test_consent_state_follows_a_withdrawal_for_the_open_capture_page(campaign) -> None:
+    client = Client()
+    _consent(client, campaign)
+    url = f"/c/{campaign.public_id}/capture/consent/"
+    page = client.get(f"/c/{campaign.public_id}/capture/?welcome=1").content.decode()
+    assert f'data-consent-state-url="{url}"' in page and 'id="consent-recorded"' in page
+    state = client.get(url)
+    assert state.json() == {"state": "active"} and "no-store" in state["Cache-Control"]
+    assert Client().get(url).json() == {"state": "no_grant"}  # another browser learns nothing of this one
+    from consent.models import Subject
+
+    subject = Subject.objects.get()
+    consent_withdraw(organization=subject.organization, subject=subject, purposes=["face_analysis"],
+                     channel="my_data_page", evidence={})
+    assert client.get(url).json() == {"state": "withdrawn"}
+    assert client.post(url).status_code == 405
+    assert Client().get("/c/no-such-campaign/capture/consent/").status_code == 404
