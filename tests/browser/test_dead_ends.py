@@ -205,3 +205,31 @@ def test_withdrawing_in_another_tab_takes_the_thank_you_box_off_the_open_capture
 
     assert LedgerEntry.objects.filter(organization=organization, event="withdrawn").count() == 1
     assert re.fullmatch(r"[0-9a-f-]{36}", LedgerEntry.objects.get(event="withdrawn").subject_ref)
+
+
+def test_the_admin_funnel_counts_a_reloading_visitor_once(live_server, ledger_flushable) -> None:
+    organization = make_organization(name="Funnel Shop")
+    make_notice(organization, language="en", purposes=PURPOSES)
+    campaign = make_campaign(organization, purposes=PURPOSES)
+    analyst = make_member(organization, role="analyst", password="pw-123456!")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser, context, page = open_counting_page(playwright, camera_video=None)
+        for _ in range(3):
+            page.goto(f"{live_server.url}/c/{campaign.public_id}/?lang=en")  # one visitor, three loads
+        other = browser.new_context().new_page()
+        other.goto(f"{live_server.url}/c/{campaign.public_id}/?lang=en")  # a second visitor
+
+        admin = browser.new_context().new_page()
+        admin.goto(f"{live_server.url}/admin/login/")
+        admin.fill("#id_username", analyst.username)
+        admin.fill("#id_password", "pw-123456!")
+        admin.get_by_role("button", name="Log in").click()
+        admin.goto(f"{live_server.url}/admin/consent/ledgerentry/funnel/")
+        row = admin.locator("tbody tr").filter(has_text=campaign.context_ref)
+        cells = row.locator("td").all_inner_texts()
+        browser.close()
+
+    assert cells[3] == "2", cells  # the Shown column
+    assert LedgerEntry.objects.filter(event="shown", context_ref=campaign.context_ref).count() == 4
