@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -105,8 +105,8 @@ class CampaignAdmin(TenantAdmin):
     def preview_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """The campaign's consent page as visitors would see it, recording nothing; for members who may view the
         campaign (the same 404 for another organization's campaign as for a missing one)."""
-        if request.method != "GET":
-            raise PermissionDenied
+        if request.method not in ("GET", "HEAD"):
+            return HttpResponseNotAllowed(["GET"])  # a preview records nothing, so it takes no form
         campaign = self.get_object(request, unquote(object_id))  # scoped to the member's organization
         if campaign is None:
             raise Http404

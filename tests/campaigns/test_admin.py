@@ -112,7 +112,7 @@ def test_preview_of_a_draft_renders_the_consent_page_and_records_nothing(org_a, 
     assert 'method="post"' not in form and "csrfmiddlewaretoken" not in html
     assert re.search(r'<fieldset class="preview-lock" disabled>', html)
     assert de.text_hash in client.get(url + "?lang=de").content.decode()
-    assert client.post(url, {"action": "consent", "purposes": list(PURPOSES)}).status_code == 403
+    assert client.post(url, {"action": "consent", "purposes": list(PURPOSES)}).status_code == 405
     assert not LedgerEntry.objects.exists() and not Subject.objects.exists() and not Grant.objects.exists()
     assert consent_funnel(organization=org_a) == []
     assert "visage_visitor" not in response.cookies
