@@ -1,9 +1,17 @@
 """Reads of the campaigns app."""
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from django.db.models import QuerySet
 
 from accounts.models import Organization
 from campaigns.models import Campaign
+from consent.models import Purpose
+from consent.pages import SITE_LANGUAGES
+from consent.selectors import notice_languages_published, retention_policy_get
+
+LANGUAGE_NAMES = {"en": "English", "de": "German"}
 
 
 def campaign_list(*, organization: Organization | None) -> QuerySet[Campaign]:
@@ -18,3 +26,72 @@ def campaign_get_public(*, public_id: str) -> Campaign | None:
         .filter(public_id=public_id, status=Campaign.Status.ACTIVE)
         .first()
     )
+
+
+def campaign_get_by_public_id(*, public_id: str) -> Campaign | None:
+    """A campaign by its public id whatever its status, for what outlives it (a visitor's "my data" link)."""
+    return Campaign.objects.select_related("organization").filter(public_id=public_id).first()
+
+
+def campaign_unavailable_status(*, public_id: str) -> int:
+    """The HTTP status for a campaign id with no public page: 410 once it ended, else 404 (unknown or draft)."""
+    ended = Campaign.objects.filter(public_id=public_id, status=Campaign.Status.ENDED).exists()
+    return 410 if ended else 404
+
+
+@dataclass(frozen=True)
+class CampaignReadiness:
+    """Whether a campaign's consent page can be shown to visitors, and if not, why, in plain words.
+
+    `missing` blocks the page (and activation); `warnings` do not: a language without its own notice falls back to
+    one that has it, and the page says so to the visitor."""
+
+    missing: tuple[str, ...]
+    warnings: tuple[str, ...]
+    languages: tuple[str, ...]  # site languages with a published notice for the campaign's purposes
+
+    @property
+    def ready(self) -> bool:
+        return not self.missing
+
+
+def _purpose_names(purposes: Iterable[str]) -> str:
+    return ", ".join(str(Purpose(p).label) if p in Purpose.values else p for p in purposes)
+
+
+def campaign_readiness_for(*, organization: Organization | None, purposes: Iterable[str]) -> CampaignReadiness:
+    """What a campaign of `organization` asking for `purposes` still lacks before visitors can see its consent page:
+    a retention policy (the notice states it), and a published notice for exactly these purposes in at least one
+    language; each site language without one is a warning. Used by the admin (activation) and the public pages."""
+    purposes = sorted(set(purposes))
+    if organization is None:
+        return CampaignReadiness(("The campaign has no organization.",), (), ())
+    missing: list[str] = []
+    if not purposes:
+        missing.append("No consent purposes are chosen.")
+    if retention_policy_get(organization=organization) is None:
+        missing.append("The organization has no retention policy: set one under Consent › Retention policies.")
+    published = set(notice_languages_published(organization=organization, purposes=purposes)) if purposes else set()
+    languages = tuple(code for code in SITE_LANGUAGES if code in published)
+    warnings: list[str] = []
+    if purposes and not languages:
+        missing.append(
+            f"No published notice for exactly these purposes ({_purpose_names(purposes)}) in any language: "
+            "write one under Consent › Notice versions and publish it."
+        )
+    elif purposes:
+        shown = LANGUAGE_NAMES.get(languages[0], languages[0])
+        for code in SITE_LANGUAGES:
+            if code not in published:
+                name = LANGUAGE_NAMES.get(code, code)
+                warnings.append(
+                    f"No published notice in {name} for these purposes: visitors who read {name} are shown the "
+                    f"{shown} one, and told so."
+                )
+    return CampaignReadiness(tuple(missing), tuple(warnings), languages)
+
+
+def campaign_readiness(*, campaign: Campaign) -> CampaignReadiness:
+    """`campaign_readiness_for` of a saved campaign."""
+    organization = campaign.organization if campaign.organization_id else None
+    return campaign_readiness_for(organization=organization, purposes=campaign.purpose_list)

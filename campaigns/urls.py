@@ -8,4 +8,5 @@ app_name = "campaigns"
 
 urlpatterns = [
     path("c/<str:public_id>/", views.consent_page, name="consent-page"),
+    path("c/<str:public_id>/my-data/", views.visitor_my_data, name="visitor-my-data"),
 ]

@@ -6,30 +6,39 @@ reaching page JavaScript."""
 
 from dataclasses import dataclass
 
-from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_protect
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from campaigns.models import Campaign
-from campaigns.selectors import campaign_get_public
+from campaigns.selectors import (
+    CampaignReadiness,
+    campaign_get_by_public_id,
+    campaign_get_public,
+    campaign_readiness,
+    campaign_unavailable_status,
+)
 from consent.evidence import request_evidence
 from consent.guards import has_consent
 from consent.models import Channel, NoticeVersion, Purpose
 from consent.notice_text import PURPOSE_DESCRIPTIONS
-from consent.pages import page_language
-from consent.selectors import notice_get_published, notice_languages_published, subject_get
+from consent.pages import (
+    SITE_LANGUAGES,
+    access_cookie_get,
+    access_cookie_set,
+    page_language,
+    page_language_wanted,
+    page_visitor_id,
+    page_visitor_remember,
+    private_page,
+)
+from consent.selectors import notice_get_published, subject_get, subject_get_by_access_token
 from consent.services import ConsentError, consent_give_on_page, consent_refuse, consent_shown
 
 VISITOR_SESSION_KEY = "visage.visitors"
-# The "my data" token is the visitor's own secret: it stays in their browser (a signed, HttpOnly cookie per
-# campaign), never in the server-side session table, where anyone reading the database could collect them.
-ACCESS_COOKIE_PREFIX = "visage_my_data_"
-ACCESS_COOKIE_SALT = "campaigns.visitor.access"
-ACCESS_COOKIE_MAX_AGE = 14 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -49,15 +58,7 @@ def visitor_remember(
     visitors[campaign.public_id] = {"subject": subject_public_id}
     request.session[VISITOR_SESSION_KEY] = visitors
     request.session.cycle_key()  # a fresh session id for the consenting visitor
-    response.set_signed_cookie(
-        f"{ACCESS_COOKIE_PREFIX}{campaign.public_id}",
-        access_token,
-        salt=ACCESS_COOKIE_SALT,
-        max_age=ACCESS_COOKIE_MAX_AGE,
-        httponly=True,
-        secure=settings.SESSION_COOKIE_SECURE,
-        samesite="Lax",
-    )
+    access_cookie_set(response, key=campaign.public_id, token=access_token)
     return response
 
 
@@ -66,11 +67,47 @@ def visitor_get(request: HttpRequest, *, campaign: Campaign) -> Visitor | None:
     entry = request.session.get(VISITOR_SESSION_KEY, {}).get(campaign.public_id)
     if not isinstance(entry, dict) or not entry.get("subject"):
         return None
-    access_token = request.get_signed_cookie(
-        f"{ACCESS_COOKIE_PREFIX}{campaign.public_id}", default="", salt=ACCESS_COOKIE_SALT,
-        max_age=ACCESS_COOKIE_MAX_AGE,
-    )
+    access_token = access_cookie_get(request, key=campaign.public_id)
     return Visitor(subject_public_id=str(entry["subject"]), access_token=access_token)
+
+
+def campaign_unavailable(request: HttpRequest, *, public_id: str, status: int | None = None) -> HttpResponse:
+    """The plain page for a campaign with no public page now (unknown, draft, ended, or missing a notice or a
+    retention policy), in the visitor's language; never Django's (debug) 404. 410 once the campaign ended."""
+    language = page_language(request)
+    status = status or campaign_unavailable_status(public_id=public_id)
+    context = {"language": language, "languages": SITE_LANGUAGES, "ended": status == 410}
+    response = render(request, "campaigns/unavailable.html", context, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def visitor_my_data_url(request: HttpRequest, *, campaign: Campaign) -> str | None:
+    """The current "my data" page of the subject this browser consented as on the campaign, while the token this
+    browser keeps is still theirs (one replaced elsewhere is not)."""
+    visitor = visitor_get(request, campaign=campaign)
+    if visitor is None or not visitor.access_token:
+        return None
+    holder = subject_get_by_access_token(token=visitor.access_token)
+    if holder is None or holder.organization_id != campaign.organization_id:
+        return None
+    if str(holder.public_id) != visitor.subject_public_id:
+        return None
+    return reverse("consent:my-data", kwargs={"token": visitor.access_token})
+
+
+@require_GET
+def visitor_my_data(request: HttpRequest, public_id: str) -> HttpResponse:
+    """This browser's own "my data" page for a campaign it consented on: a redirect to the current personal link,
+    so that a page left open (the capture page) never links a replaced one. Works for ended campaigns too: the
+    visitor's rights outlive them."""
+    campaign = campaign_get_by_public_id(public_id=public_id)
+    language = page_language(request)
+    url = visitor_my_data_url(request, campaign=campaign) if campaign is not None else None
+    if url is None:
+        context = {"not_here": True, "language": language, "languages": SITE_LANGUAGES}
+        return private_page(render(request, "consent/my_data_dead_link.html", context, status=404))
+    return private_page(HttpResponseRedirect(f"{url}?lang={language}", status=303))
 
 
 def _render_page(
@@ -82,6 +119,7 @@ def _render_page(
     error: str = "",
     ticked: list[str] | None = None,
     status: int = 200,
+    preview: CampaignReadiness | None = None,
 ) -> HttpResponse:
     purposes = [
         {
@@ -99,8 +137,12 @@ def _render_page(
         "purposes": purposes,
         "languages": languages,
         "error": error,
-        "capture_url": _capture_url_if_consented(request, campaign),
+        "capture_url": None if preview is not None else _capture_url_if_consented(request, campaign),
+        "preview": preview,
     }
+    wanted = page_language_wanted(request)
+    if wanted != notice.language:
+        context["fallback_from"] = wanted  # no notice in the visitor's language: say which one is shown instead
     return render(request, "campaigns/consent_page.html", context, status=status)
 
 
@@ -121,23 +163,28 @@ def consent_page(request: HttpRequest, public_id: str) -> HttpResponse:
     """GET shows the notice in the visitor's language (and records `shown`); POST records consent or refusal."""
     campaign = campaign_get_public(public_id=public_id)
     if campaign is None:
-        raise Http404
+        return campaign_unavailable(request, public_id=public_id)
     organization = campaign.organization
-    languages = notice_languages_published(organization=organization, purposes=campaign.purpose_list)
-    if not languages:
-        raise Http404
+    readiness = campaign_readiness(campaign=campaign)
+    if not readiness.ready:
+        return campaign_unavailable(request, public_id=public_id, status=404)
+    languages = list(readiness.languages)
     if request.method == "POST" and request.POST.get("lang") not in languages:
         page_language(request, languages)
         return HttpResponse(_("There is no notice in this language."), status=400, content_type="text/plain")
     language = page_language(request, languages)
     notice = notice_get_published(organization=organization, language=language, purposes=campaign.purpose_list)
     if notice is None:  # retired between the two reads
-        raise Http404
+        return campaign_unavailable(request, public_id=public_id, status=404)
     if request.method == "GET":
         consent_shown(
-            organization=organization, notice=notice, channel=Channel.CONSENT_PAGE, context_ref=campaign.context_ref
+            organization=organization,
+            notice=notice,
+            channel=Channel.CONSENT_PAGE,
+            context_ref=campaign.context_ref,
+            visitor_id=page_visitor_id(request),
         )
-        return _render_page(request, campaign, notice, languages)
+        return page_visitor_remember(request, _render_page(request, campaign, notice, languages))
 
     action = request.POST.get("action")
     ticked = request.POST.getlist("purposes")
@@ -182,3 +229,25 @@ def consent_page(request: HttpRequest, public_id: str) -> HttpResponse:
         access_token=token,
     )
 
+
+
+def consent_page_preview(request: HttpRequest, *, campaign: Campaign, readiness: CampaignReadiness) -> HttpResponse:
+    """The consent page of a draft or active campaign as a visitor would see it, for its marketers: a "nothing is
+    recorded" banner, the form disabled and posting nowhere; no ledger entry, subject, grant, visitor cookie or
+    funnel count. Without a published notice it lists what is missing instead. The caller checks permission."""
+    languages = list(readiness.languages)
+    language = page_language(request, languages or SITE_LANGUAGES)
+    notice = (
+        notice_get_published(organization=campaign.organization, language=language, purposes=campaign.purpose_list)
+        if readiness.languages
+        else None
+    )
+    if notice is None:
+        context = {
+            "campaign": campaign,
+            "organization": campaign.organization,
+            "languages": SITE_LANGUAGES,
+            "readiness": readiness,
+        }
+        return private_page(render(request, "campaigns/preview_not_ready.html", context))
+    return private_page(_render_page(request, campaign, notice, languages, preview=readiness))

@@ -202,6 +202,22 @@ class Subject(TenantModel):
         return self.erased_at is not None
 
 
+class ReplacedAccessToken(TenantModel):
+    """A "my data" token that was replaced by a newer one, as its hash only, so that the old link can say it was
+    replaced instead of looking forged. It points at no subject: the old link's page reveals nothing about whose
+    it was, and the row holds nothing personal."""
+
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    replaced_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-replaced_at"]
+        verbose_name = "replaced access token"
+
+    def __str__(self) -> str:
+        return f"Replaced token {self.token_hash[:8]}… ({self.replaced_at:%Y-%m-%d})"
+
+
 class GrantQuerySet(TenantQuerySet):
     """Grants; `open()` are those not ended by withdrawal, replacement or expiry bookkeeping."""
 

@@ -7,11 +7,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Organization
-from consent.models import Grant, LedgerEntry, NoticeVersion, Purpose, RetentionPolicy, Subject, purposes_key
+from consent.models import (
+    Grant,
+    LedgerEntry,
+    NoticeVersion,
+    Purpose,
+    ReplacedAccessToken,
+    RetentionPolicy,
+    Subject,
+    purposes_key,
+)
 
 
 def notice_list_published(*, organization: Organization | None) -> QuerySet[NoticeVersion]:
@@ -84,6 +93,13 @@ def subject_get_by_access_token(*, token: str) -> Subject | None:
     if subject is None or not hmac.compare_digest(subject.access_token_hash, digest):
         return None
     return subject
+
+
+def access_token_was_replaced(*, token: str) -> bool:
+    """Whether this is a "my data" token that was replaced by a newer one (and is therefore no longer valid)."""
+    if not token or len(token) > 128:
+        return False
+    return ReplacedAccessToken.objects.filter(token_hash=hashlib.sha256(token.encode()).hexdigest()).exists()
 
 
 def grant_list(*, organization: Organization | None, subject: Subject | None = None) -> QuerySet[Grant]:
@@ -159,18 +175,33 @@ class FunnelRow:
 
 
 def consent_funnel(*, organization: Organization | None) -> list[FunnelRow]:
-    """Counts of shown, granted, refused and withdrawn per context and notice version, from the ledger."""
-    rows = (
-        LedgerEntry.objects.for_organization(organization)
-        .filter(event__in=FUNNEL_EVENTS)
-        .values("context_ref", "notice_hash", "language", "event")
-        .annotate(n=Count("pk"))
+    """Counts of shown, granted, refused and withdrawn per context and notice version, from the ledger.
+
+    `shown` counts visitors, not page loads: showings that carry a visitor ref (see
+    `consent.services.shown_visitor_ref`) count once per distinct ref; older showings without one count each."""
+    entries = LedgerEntry.objects.for_organization(organization).filter(event__in=FUNNEL_EVENTS)
+    group = ("context_ref", "notice_hash", "language")
+    decisions = (
+        entries.exclude(event=LedgerEntry.Event.SHOWN).values(*group, "event").annotate(n=Count("pk")).order_by()
+    )
+    showings = (
+        entries.filter(event=LedgerEntry.Event.SHOWN)
+        .values(*group)
+        .annotate(
+            visitors=Count("payload__visitor", distinct=True),
+            anonymous=Count("pk", filter=Q(payload__visitor__isnull=True)),
+        )
         .order_by()
     )
     table: dict[tuple[str, str, str], dict[str, int]] = {}
-    for row in rows:
+    for row in decisions:
         key = (row["context_ref"], row["notice_hash"], row["language"])
         table.setdefault(key, dict.fromkeys(FUNNEL_EVENTS, 0))[row["event"]] = row["n"]
+    for row in showings:
+        key = (row["context_ref"], row["notice_hash"], row["language"])
+        table.setdefault(key, dict.fromkeys(FUNNEL_EVENTS, 0))[LedgerEntry.Event.SHOWN] = (
+            row["visitors"] + row["anonymous"]
+        )
     return [
         FunnelRow(context, notice_hash, language, **{str(event): count for event, count in counts.items()})
         for (context, notice_hash, language), counts in sorted(table.items())

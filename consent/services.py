@@ -19,6 +19,7 @@ from consent.models import (
     LedgerEntry,
     NoticeVersion,
     Purpose,
+    ReplacedAccessToken,
     RetentionPolicy,
     Subject,
     purposes_key,
@@ -229,9 +230,19 @@ def hash_access_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+@transaction.atomic
 def subject_access_token_rotate(*, subject: Subject) -> str:
-    """Issue a new "my data" token for the subject; the previous one stops working. Returns the token, once."""
+    """Issue a new "my data" token for the subject; the previous one stops working, and its hash is kept (without
+    the subject) so that the old link can say it was replaced. Returns the token, once."""
     token = secrets.token_urlsafe(ACCESS_TOKEN_BYTES)
+    # The row lock orders concurrent rotations: each records the hash the previous one left.
+    previous = Subject.objects.select_for_update().filter(pk=subject.pk).values_list("access_token_hash", flat=True)
+    previous_hash = previous.first() or ""
+    if previous_hash:
+        ReplacedAccessToken.objects.bulk_create(
+            [ReplacedAccessToken(organization_id=subject.organization_id, token_hash=previous_hash)],
+            ignore_conflicts=True,
+        )
     Subject.objects.filter(pk=subject.pk).update(
         access_token_hash=hash_access_token(token), access_token_issued_at=timezone.now()
     )
@@ -352,10 +363,30 @@ def consent_refuse(
     )
 
 
+def shown_visitor_ref(*, organization: Organization, notice_hash: str, context_ref: str, visitor_id: str) -> str:
+    """Who saw a notice, as the funnel needs it: a keyed hash of the browser's random visitor id, the context and
+    the notice version. Equal for reloads of one notice on one campaign in one browser, unlinkable otherwise (across
+    notice versions, campaigns and organizations), and never the id itself."""
+    message = f"shown|{context_ref}|{notice_hash}|{visitor_id}".encode()
+    return hmac.new(organization.subject_hash_secret.encode(), message, hashlib.sha256).hexdigest()[:32]
+
+
 def consent_shown(
-    *, organization: Organization, notice: NoticeVersion, channel: str, context_ref: str = ""
+    *,
+    organization: Organization,
+    notice: NoticeVersion,
+    channel: str,
+    context_ref: str = "",
+    visitor_id: str = "",
 ) -> LedgerEntry:
-    """Record that a notice was shown (the top of the consent funnel). No evidence: a view is not a decision."""
+    """Record that a notice was shown (the top of the consent funnel). No evidence: a view is not a decision.
+    Every showing is kept; with `visitor_id` (the browser's random id) the funnel counts a visitor once per
+    notice version (see `shown_visitor_ref`)."""
+    payload = {}
+    if visitor_id:
+        payload["visitor"] = shown_visitor_ref(
+            organization=organization, notice_hash=notice.text_hash, context_ref=context_ref, visitor_id=visitor_id
+        )
     return ledger_append(
         organization=organization,
         event=LedgerEntry.Event.SHOWN,
@@ -364,6 +395,7 @@ def consent_shown(
         language=notice.language,
         channel=channel,
         context_ref=context_ref,
+        payload=payload,
     )
 
 

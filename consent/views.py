@@ -7,9 +7,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from consent.evidence import request_evidence
-from consent.models import Channel, Purpose, Subject
-from consent.pages import SITE_LANGUAGES, page_language, private_page
+from consent.models import Channel, Purpose
+from consent.pages import SITE_LANGUAGES, access_cookies_follow_rotation, page_language, private_page
 from consent.selectors import (
+    access_token_was_replaced,
     consent_state,
     ledger_list,
     notice_get_by_hash,
@@ -46,17 +47,21 @@ def notice_detail(request: HttpRequest, org_slug: str, text_hash: str) -> HttpRe
     return render(request, "consent/notice.html", {"organization": organization, "notice": notice})
 
 
-def _subject_or_404(token: str) -> Subject:
-    subject = subject_get_by_access_token(token=token)
-    if subject is None:
-        raise Http404
-    return subject
+def _dead_link_page(request: HttpRequest, token: str) -> HttpResponse:
+    """A plain page for a link that no longer works: 410 "replaced by a newer one" for a replaced token, else
+    404 "not valid"; it names no one and shows nothing about whose link it was."""
+    replaced = access_token_was_replaced(token=token)
+    language = page_language(request)
+    context = {"replaced": replaced, "language": language, "languages": SITE_LANGUAGES}
+    return private_page(render(request, "consent/my_data_dead_link.html", context, status=410 if replaced else 404))
 
 
 @require_GET
 def my_data(request: HttpRequest, token: str) -> HttpResponse:
     """What is kept about the holder of this link, and one-click withdrawal."""
-    subject = _subject_or_404(token)
+    subject = subject_get_by_access_token(token=token)
+    if subject is None:
+        return _dead_link_page(request, token)
     language = page_language(request)
     states = consent_state(organization=subject.organization, subject=subject)
     context = {
@@ -77,7 +82,9 @@ def my_data(request: HttpRequest, token: str) -> HttpResponse:
 @require_POST
 def my_data_withdraw(request: HttpRequest, token: str) -> HttpResponse:
     """Withdraw one purpose (or all) in one click; withdrawing twice is harmless."""
-    subject = _subject_or_404(token)
+    subject = subject_get_by_access_token(token=token)
+    if subject is None:
+        return _dead_link_page(request, token)
     language = page_language(request)
     purpose = request.POST.get("purpose", "")
     if purpose != "all" and purpose not in Purpose.values:
@@ -98,9 +105,14 @@ def my_data_withdraw(request: HttpRequest, token: str) -> HttpResponse:
 
 @require_POST
 def my_data_rotate(request: HttpRequest, token: str) -> HttpResponse:
-    """Replace the personal link with a new one; the old link stops working at once."""
-    subject = _subject_or_404(token)
+    """Replace the personal link with a new one; the old link stops working at once (and says it was replaced).
+    This browser's cookies that kept the old link keep the new one."""
+    subject = subject_get_by_access_token(token=token)
+    if subject is None:
+        return _dead_link_page(request, token)
     language = page_language(request)
     new_token = subject_access_token_rotate(subject=subject)
     url = reverse("consent:my-data", kwargs={"token": new_token})
-    return private_page(HttpResponseRedirect(f"{url}?lang={language}&done=rotated", status=303))
+    response = HttpResponseRedirect(f"{url}?lang={language}&done=rotated", status=303)
+    access_cookies_follow_rotation(request, response, old_token=token, new_token=new_token)
+    return private_page(response)

@@ -11,18 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from campaigns.models import Campaign
-from campaigns.selectors import campaign_get_public
-from campaigns.views import visitor_get
+from campaigns.selectors import campaign_get_public, campaign_unavailable_status
+from campaigns.views import campaign_unavailable, visitor_get, visitor_my_data_url
 from consent.guards import ConsentDenied, DenialReason, require_consent
 from consent.models import Purpose, Subject
 from consent.pages import SITE_LANGUAGES, page_language, private_page
-from consent.selectors import subject_get, subject_get_by_access_token
+from consent.selectors import subject_get
 from faceanalysis import selectors, services
 from faceanalysis.errors import ConsentRequired, FaceAnalysisError
 from faceanalysis.models import CaptureSession
@@ -49,12 +49,12 @@ def _refusal(request: HttpRequest, campaign: Campaign, reason: str, language: st
     return private_page(render(request, "faceanalysis/capture_no_consent.html", context, status=403))
 
 
-def _my_data_url(subject: Subject, access_token: str) -> str | None:
-    """The subject's "my data" page, while the remembered token is still theirs (a rotated one is not)."""
-    holder = subject_get_by_access_token(token=access_token) if access_token else None
-    if holder is None or holder.pk != subject.pk:
+def _my_data_url(request: HttpRequest, campaign: Campaign) -> str | None:
+    """The visitor's "my data" page, as a stable link that redirects to the current personal link (so a page left
+    open follows "Replace my link"); None while this browser keeps no current one (replaced elsewhere)."""
+    if visitor_my_data_url(request, campaign=campaign) is None:
         return None
-    return reverse("consent:my-data", kwargs={"token": access_token})
+    return reverse("campaigns:visitor-my-data", kwargs={"public_id": campaign.public_id})
 
 
 def _replace_page_session(request: HttpRequest, campaign: Campaign, session: CaptureSession) -> None:
@@ -93,7 +93,7 @@ def capture_page(request: HttpRequest, public_id: str) -> HttpResponse:
     """The camera page of a campaign for the consenting visitor (nothing opened yet), or a friendly 403."""
     campaign = campaign_get_public(public_id=public_id)
     if campaign is None:
-        raise Http404
+        return campaign_unavailable(request, public_id=public_id)
     language = page_language(request)
     visitor, subject = _page_subject(request, campaign)
     refused = _cannot_capture(campaign, subject)
@@ -107,10 +107,29 @@ def capture_page(request: HttpRequest, public_id: str) -> HttpResponse:
         "start_url": reverse("capture:capture-session-open", kwargs={"public_id": campaign.public_id}),
         "fps": capture_fps(),
         "max_seconds": settings.VISAGE_CAPTURE_MAX_SECONDS,
-        "my_data_url": _my_data_url(subject, visitor.access_token),
+        "my_data_url": _my_data_url(request, campaign),
         "welcome": request.GET.get("welcome") == "1",
+        "consent_state_url": reverse("capture:capture-consent-state", kwargs={"public_id": campaign.public_id}),
     }
     return private_page(render(request, "faceanalysis/capture.html", context))
+
+
+@require_GET
+def capture_consent_state(request: HttpRequest, public_id: str) -> JsonResponse:
+    """Whether this browser's consent to face analysis on the campaign still holds, for the open capture page to
+    react to a withdrawal made elsewhere (another tab, the "my data" page): {"state": "active"} or the guard's
+    reason. Says nothing about anyone else, and writes nothing."""
+    campaign = campaign_get_public(public_id=public_id)
+    if campaign is None:
+        return _campaign_unavailable_json(public_id)
+    _, subject = _page_subject(request, campaign)
+    return private_page(JsonResponse({"state": _cannot_capture(campaign, subject) or "active"}))
+
+
+def _campaign_unavailable_json(public_id: str) -> JsonResponse:
+    status = campaign_unavailable_status(public_id=public_id)
+    body = {"error": {"code": "campaign_unavailable", "message": "This campaign is not available.", "details": {}}}
+    return private_page(JsonResponse(body, status=status))
 
 
 @require_POST
@@ -119,7 +138,7 @@ def capture_session_open(request: HttpRequest, public_id: str) -> JsonResponse:
     browser's page opened before) and its token, as JSON; the consent guard's refusal as a JSON 403."""
     campaign = campaign_get_public(public_id=public_id)
     if campaign is None:
-        raise Http404
+        return _campaign_unavailable_json(public_id)
     _, subject = _page_subject(request, campaign)
     try:
         if subject is None:

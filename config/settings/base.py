@@ -28,6 +28,8 @@ MIDDLEWARE = [
     "config.request_id.RequestIdMiddleware",
     # Outermost but one: the unread rest of a body is read before any answer, so that the client gets it.
     "config.request_body.DrainRequestBodyMiddleware",
+    # Next: it sees every error answer under /api/, also those other middleware make.
+    "config.api.middleware.ApiErrorShapeMiddleware",
     # A view that finds the database away answers 503 in the error shape, never a 500 or a debug page.
     "config.outage.DatabaseOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",

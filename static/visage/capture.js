@@ -205,6 +205,10 @@
       reason = why || '';
       root.setAttribute('data-state', state);
       if (reason) root.setAttribute('data-reason', reason); else root.removeAttribute('data-reason');
+      // The embedding page can react too (Visage's capture page drops its "consent recorded" box).
+      try {
+        root.dispatchEvent(new CustomEvent('visage:state', {bubbles: true, detail: {state: state, reason: reason}}));
+      } catch (e) { /* very old browsers: onUpdate still works */ }
       emit();
     }
 
@@ -232,7 +236,7 @@
           }
           var why = body && body.error && body.error.details && body.error.details.reason;
           if (response.status === 403) return why === 'withdrawn' ? 'withdrawn' : 'no_token';
-          return response.status === 409 ? 'ended' : 'error';
+          return response.status === 409 || response.status === 410 ? 'ended' : 'error';
         });
       }).then(null, function () { return 'error'; });
     }
@@ -493,6 +497,8 @@
       element: root,
       start: start,
       stop: function () { finish('user'); },
+      // Consent ended outside the widget (the page learnt it): stop, and say why.
+      end: function (why) { finish(why === 'withdrawn' || why === 'expired' ? why : 'ended'); },
       get state() { return state; },
       get reason() { return reason; },
       get framesSent() { return framesSent; }

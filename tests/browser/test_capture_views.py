@@ -38,6 +38,12 @@ def _script_attrs(html: str) -> dict[str, str]:
     return dict(re.findall(r'(data-visage-[\w-]+)="([^"]*)"', tag))
 
 
+def _my_data_token(client: Client, campaign, html: str) -> str:
+    """The "my data" token behind the capture page's stable "my data" link (which redirects to the current one)."""
+    link = re.search(rf'href="(/c/{campaign.public_id}/my-data/)[^"]*"', html).group(1)
+    return re.match(r"/consent/my-data/([^/]+)/", client.get(link)["Location"]).group(1)
+
+
 def _start(client: Client, campaign) -> dict:
     """What "Start camera" does: POST to the page's start URL; the JSON answer with its status."""
     response = client.post(f"/c/{campaign.public_id}/capture/session/")
@@ -63,7 +69,8 @@ def test_consent_hands_over_to_a_capture_page_that_opens_a_session_only_when_the
     session = CaptureSession.objects.get()
     assert body["session"] == str(session.public_id) and body["capture_token"].startswith("vcs_")
     assert session.source == "browser_stream" and session.campaign == campaign
-    my_data_token = re.search(r'href="/consent/my-data/([^/"]+)/', html).group(1)
+    my_data_token = _my_data_token(client, campaign, html)
+    assert my_data_token not in html  # the page links a stable URL, never the token itself
     assert my_data_token not in str(attrs) + started.content.decode()  # the script never gets the "my data" token
 
 
@@ -86,7 +93,7 @@ def test_my_data_token_stays_in_the_visitors_browser_not_in_the_session_table(ca
     client = Client()
     _consent(client, campaign)
     html = client.get(f"/c/{campaign.public_id}/capture/").content.decode()
-    my_data_token = re.search(r'href="/consent/my-data/([^/"]+)/', html).group(1)
+    my_data_token = _my_data_token(client, campaign, html)
     stored = " ".join(str(s.get_decoded()) + s.session_data for s in Session.objects.all())
     assert stored and my_data_token not in stored
     cookie = client.cookies[f"visage_my_data_{campaign.public_id}"]
@@ -94,7 +101,8 @@ def test_my_data_token_stays_in_the_visitors_browser_not_in_the_session_table(ca
     # A tampered cookie is worth nothing: the page still works, without the link.
     client.cookies[f"visage_my_data_{campaign.public_id}"] = cookie.value[:-2] + "xx"
     html = client.get(f"/c/{campaign.public_id}/capture/").content.decode()
-    assert "/consent/my-data/" not in html and "data-visage-start-url=" in html
+    assert f"/c/{campaign.public_id}/my-data/" not in html and "data-visage-start-url=" in html
+    assert client.get(f"/c/{campaign.public_id}/my-data/").status_code == 404
 
 
 def test_consent_page_offers_the_camera_to_a_browser_that_consented(campaign) -> None:
@@ -124,10 +132,11 @@ def test_capture_page_refuses_after_withdrawal_and_drops_a_rotated_my_data_link(
     first = client.get(f"/c/{campaign.public_id}/capture/")
     assert _start(client, campaign)["status"] == 201
     subject = CaptureSession.objects.get().subject
-    assert "/consent/my-data/" in first.content.decode()
-    subject_access_token_rotate(subject=subject)
+    assert f"/c/{campaign.public_id}/my-data/" in first.content.decode()
+    subject_access_token_rotate(subject=subject)  # replaced elsewhere: this browser's token is stale
     rotated = client.get(f"/c/{campaign.public_id}/capture/").content.decode()
-    assert rotated.count("/consent/my-data/") == 0  # a stale link is not shown
+    assert f"/c/{campaign.public_id}/my-data/" not in rotated  # a link that would lead nowhere is not shown
+    assert "the one you bookmarked" in rotated
     consent_withdraw(organization=subject.organization, subject=subject, purposes=["face_analysis"],
                      channel="my_data_page", evidence={})
     page = client.get(f"/c/{campaign.public_id}/capture/")
@@ -152,8 +161,8 @@ def test_an_ended_campaign_offers_no_camera(campaign) -> None:
     _consent(client, campaign)
     campaign.status = campaign.Status.ENDED
     campaign.save(update_fields=["status"])
-    assert client.get(f"/c/{campaign.public_id}/capture/").status_code == 404
-    assert client.post(f"/c/{campaign.public_id}/capture/session/").status_code == 404
+    assert client.get(f"/c/{campaign.public_id}/capture/").status_code == 410  # gone, said plainly
+    assert client.post(f"/c/{campaign.public_id}/capture/session/").status_code == 410
     assert not CaptureSession.objects.exists()
 
 
@@ -207,3 +216,42 @@ def test_cors_is_off_by_default(campaign) -> None:
         HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
     )
     assert "Access-Control-Allow-Origin" not in response
+
+
+def test_replacing_the_link_in_this_browser_keeps_the_capture_pages_my_data_link_working(campaign) -> None:
+    """"Replace my link" on the "my data" page: the old link says it was replaced, and the capture page's link
+    (also one already rendered in an open tab) leads to the new one."""
+    client = Client()
+    _consent(client, campaign)
+    page = client.get(f"/c/{campaign.public_id}/capture/").content.decode()
+    link = re.search(rf'href="(/c/{campaign.public_id}/my-data/)[^"]*"', page).group(1)
+    old = client.get(link)["Location"].split("?")[0]
+    rotated = client.post(old + "rotate/", {"lang": "en"})
+    new = rotated["Location"].split("?")[0]
+    assert rotated.status_code == 303 and new != old
+    assert client.get(old).status_code == 410
+    followed = client.get(link)  # the link rendered before the rotation
+    assert followed.status_code == 303 and followed["Location"].split("?")[0] == new
+    assert client.get(followed["Location"]).status_code == 200
+    assert link in client.get(f"/c/{campaign.public_id}/capture/").content.decode()
+    # Another browser (no cookie of this visitor) gets nothing from the stable link.
+    assert Client().get(link).status_code == 404
+
+
+def test_consent_state_follows_a_withdrawal_for_the_open_capture_page(campaign) -> None:
+    client = Client()
+    _consent(client, campaign)
+    url = f"/c/{campaign.public_id}/capture/consent/"
+    page = client.get(f"/c/{campaign.public_id}/capture/?welcome=1").content.decode()
+    assert f'data-consent-state-url="{url}"' in page and 'id="consent-recorded"' in page
+    state = client.get(url)
+    assert state.json() == {"state": "active"} and "no-store" in state["Cache-Control"]
+    assert Client().get(url).json() == {"state": "no_grant"}  # another browser learns nothing of this one
+    from consent.models import Subject
+
+    subject = Subject.objects.get()
+    consent_withdraw(organization=subject.organization, subject=subject, purposes=["face_analysis"],
+                     channel="my_data_page", evidence={})
+    assert client.get(url).json() == {"state": "withdrawn"}
+    assert client.post(url).status_code == 405
+    assert Client().get("/c/no-such-campaign/capture/consent/").status_code == 404

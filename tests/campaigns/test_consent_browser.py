@@ -58,9 +58,11 @@ def test_refuse_consent_and_withdraw_in_a_real_browser(live_server, ledger_flush
         # Consent to face analysis leads to the camera page (camera off), which thanks and links "my data".
         page.wait_for_url("**/capture/**")
         assert "Thank you" in page.locator("[role=status]").first.inner_text()
-        seen["my_data"] = page.get_by_role("link", name="My data", exact=True).get_attribute("href").split("?")[0]
-        assert seen["my_data"].startswith("/consent/my-data/")
-        seen["my_data"] = live_server.url + seen["my_data"]
+        link = page.get_by_role("link", name="My data", exact=True).get_attribute("href").split("?")[0]
+        assert link == f"/c/{campaign.public_id}/my-data/"
+        page.goto(live_server.url + link)  # leads to the personal link, the one to bookmark
+        seen["my_data"] = page.url.split("?")[0]
+        assert seen["my_data"].startswith(f"{live_server.url}/consent/my-data/")
 
         # Open the personal link afresh, as a bookmark would (the browser speaks German), and withdraw with
         # one click.

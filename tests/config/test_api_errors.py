@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -63,3 +65,67 @@ def test_throttle_counts_per_key(client_a, client_b, tight_throttle) -> None:
     a = [client_a.get("/api/v1/").status_code for _ in range(3)]
     assert a == [200, 200, 429]
     assert client_b.get("/api/v1/").status_code == 200
+
+
+UNKNOWN_API_PATHS = [
+    "/api/",
+    "/api/v2/",
+    "/api/v1/no-such-thing/",
+    "/api/v1/keys/no-such-prefix/deeper/",
+    "/api/v1/consent/subjects/not-a-uuid/nowhere/",
+    "/api/v1/capture-sessions/../../admin/",
+    "/api/v1/%E2%9C%93/",
+    "/api/v1/no-slash",
+]
+
+
+def _assert_shape(response, status: int, code: str) -> dict:
+    assert response.status_code == status, (response.status_code, response.content[:200])
+    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
+    body = json.loads(response.content)
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code and body["error"]["message"]
+    return body
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+@pytest.mark.parametrize("path", UNKNOWN_API_PATHS)
+def test_unknown_api_paths_are_json_404_with_and_without_a_key(settings, key_a, path, debug) -> None:
+    """Also under DEBUG (config.settings.local), where Django would answer with its technical HTML 404 page."""
+    from tests.conftest import api_client
+
+    settings.DEBUG = debug
+    for client in (APIClient(), api_client(key_a), api_client("vk_not-a-real-key")):
+        for method in ("get", "post", "put", "delete"):
+            body = _assert_shape(getattr(client, method)(path), 404, "not_found")
+            assert path.strip("/") not in body["error"]["message"]  # the request is never echoed
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+def test_wrong_method_and_missing_slash_are_in_the_error_shape_under_debug(settings, client_a, debug) -> None:
+    settings.DEBUG = debug
+    body = _assert_shape(client_a.put("/api/v1/keys/"), 405, "method_not_allowed")
+    assert "PUT" in body["error"]["message"]
+    _assert_shape(client_a.delete("/api/v1/schema/"), 405, "method_not_allowed")
+    # A POST without the trailing slash: no redirect that drops the body, no DEBUG RuntimeError (a 500).
+    body = _assert_shape(client_a.post("/api/v1/keys", {"name": "x"}, format="json"), 404, "not_found")
+    assert body["error"]["details"] == {"did_you_mean": "/api/v1/keys/"}
+
+
+def test_plain_django_errors_under_api_are_reshaped_and_pages_are_left_alone(rf) -> None:
+    from django.http import HttpResponse, HttpResponseNotAllowed
+
+    from config.api.middleware import ApiErrorShapeMiddleware
+
+    def answer(response):
+        return ApiErrorShapeMiddleware(lambda request: response)
+
+    not_allowed = answer(HttpResponseNotAllowed(["GET", "POST"]))(rf.patch("/api/v1/anything/"))
+    body = _assert_shape(not_allowed, 405, "method_not_allowed")
+    assert body["error"]["details"] == {"allowed": ["GET", "POST"]} and not_allowed["Allow"] == "GET, POST"
+    csrf = answer(HttpResponse("<h1>Forbidden (403)</h1> CSRF verification failed", status=403))
+    _assert_shape(csrf(rf.post("/api/v1/keys/")), 403, "permission_denied")
+    crash = answer(HttpResponse("<html>Traceback ... SECRET_KEY</html>", status=500))(rf.get("/api/v1/"))
+    assert b"SECRET_KEY" not in _assert_shape(crash, 500, "server_error") and b"SECRET" not in crash.content
+    page = HttpResponse("<h1>Not found</h1>", status=404)
+    assert answer(page)(rf.get("/c/nope/")) is page

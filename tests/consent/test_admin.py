@@ -144,6 +144,7 @@ def test_paper_consent_is_recorded_with_its_reference(org_a) -> None:
 
 
 def test_campaign_admin_declares_purposes_and_links_the_consent_page(org_a) -> None:
+    make_notice(org_a, purposes=("face_analysis", "personalization"))  # an active campaign must be ready
     client = _client(make_member(org_a, role="marketer"))
     response = client.post(
         "/admin/campaigns/campaign/add/",

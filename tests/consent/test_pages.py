@@ -54,9 +54,41 @@ def test_rotated_token_stops_working_and_the_new_one_works(given) -> None:
     assert response.status_code == 303
     new_url = response["Location"].split("?")[0]
     assert new_url != _my_data(old)
-    assert Client().get(_my_data(old)).status_code == 404
-    assert Client().post(_my_data(old) + "withdraw/", {"purpose": "all"}).status_code == 404
+    assert Client().get(_my_data(old)).status_code == 410  # replaced, and says so (see below)
+    assert Client().post(_my_data(old) + "withdraw/", {"purpose": "all"}).status_code == 410
     assert Client().get(new_url).status_code == 200
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+def test_a_replaced_link_says_so_and_reveals_nothing_about_its_subject(settings, given, debug) -> None:
+    settings.DEBUG = debug
+    subject, first = given
+    second = subject_access_token_rotate(subject=subject)
+    third = subject_access_token_rotate(subject=subject)  # every earlier link says it, not only the last one
+    for old in (first, second):
+        for response in (
+            Client().get(_my_data(old), HTTP_ACCEPT_LANGUAGE="en"),
+            Client().post(_my_data(old) + "withdraw/", {"purpose": "all", "lang": "en"}),
+            Client().post(_my_data(old) + "rotate/", {"lang": "en"}),
+        ):
+            html = response.content.decode()
+            assert response.status_code == 410 and "This link was replaced by a newer one" in html
+            assert response["Cache-Control"] == "no-store, private"
+            for secret in (str(subject.public_id), subject.organization.name, "Face analysis", third, "Traceback"):
+                assert secret not in html
+    german = Client().get(_my_data(first), HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Dieser Link wurde durch einen neueren ersetzt" in german
+    assert has_consent(organization_id=subject.organization_id, subject_id=subject.pk, purpose="face_analysis")
+    assert Client().get(_my_data(third)).status_code == 200
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+def test_a_link_that_never_existed_is_a_plain_404_not_a_replaced_one(settings, given, debug) -> None:
+    settings.DEBUG = debug
+    response = Client().get(_my_data("A" * 43), HTTP_ACCEPT_LANGUAGE="en")
+    html = response.content.decode()
+    assert response.status_code == 404 and "This link does not work" in html and "replaced" not in html
+    assert "Traceback" not in html and "URLconf" not in html
 
 
 def test_withdraw_one_purpose_in_one_click(given, org_a) -> None:
