@@ -19,8 +19,9 @@ from django.views.decorators.http import require_GET, require_POST
 from campaigns.models import Campaign
 from campaigns.selectors import campaign_get_public
 from campaigns.views import visitor_get
-from consent.guards import ConsentDenied, DenialReason, require_consent
+from consent.guards import ConsentDenied, DenialReason, require_consents
 from consent.models import Purpose, Subject
+from consent.notice_text import capture_statement
 from consent.pages import SITE_LANGUAGES, page_language, private_page
 from consent.selectors import subject_get, subject_get_by_access_token
 from faceanalysis import selectors, services
@@ -37,11 +38,17 @@ def capture_fps() -> float:
     return max(0.1, min(float(settings.VISAGE_CAPTURE_FPS), float(settings.VISAGE_CAPTURE_MAX_FPS)))
 
 
-def _refusal(request: HttpRequest, campaign: Campaign, reason: str, language: str) -> HttpResponse:
+def _refusal(
+    request: HttpRequest, campaign: Campaign, denial: tuple[str, str], language: str
+) -> HttpResponse:
+    reason, purpose = denial
     context = {
         "campaign": campaign,
         "organization": campaign.organization,
         "reason": reason,
+        "purpose": purpose,
+        # A purpose beside face analysis that the camera needs is named, so the visitor knows what is missing.
+        "purpose_label": Purpose(purpose).label if purpose != Purpose.FACE_ANALYSIS else "",
         "language": language,
         "languages": SITE_LANGUAGES,
         "consent_url": reverse("campaigns:consent-page", kwargs={"public_id": campaign.public_id}),
@@ -76,15 +83,19 @@ def _page_subject(request: HttpRequest, campaign: Campaign) -> tuple[Any, Subjec
     return visitor, subject
 
 
-def _cannot_capture(campaign: Campaign, subject: Subject | None) -> str | None:
-    """Why the camera is not offered (the guard's reason), or None; nothing is written. (An ended campaign has
-    no public pages at all.)"""
+def _cannot_capture(campaign: Campaign, subject: Subject | None) -> tuple[str, str] | None:
+    """Why the camera is not offered (the guard's reason and the purpose it is missing), or None: every purpose
+    the camera needs is live, under a notice naming what the campaign derives. Nothing is written. (An ended
+    campaign has no public pages at all.)"""
     if subject is None:
-        return DenialReason.NO_GRANT.value
+        return DenialReason.NO_GRANT.value, Purpose.FACE_ANALYSIS.value
     try:
-        require_consent(organization_id=campaign.organization_id, subject_id=subject.pk, purpose=Purpose.FACE_ANALYSIS)
+        require_consents(
+            organization_id=campaign.organization_id, subject_id=subject.pk, purposes=campaign.capture_purposes,
+            derived_attributes=campaign.derived_attribute_set,
+        )
     except ConsentDenied as denial:
-        return denial.reason.value
+        return denial.reason.value, denial.purpose
     return None
 
 
@@ -109,6 +120,7 @@ def capture_page(request: HttpRequest, public_id: str) -> HttpResponse:
         "max_seconds": settings.VISAGE_CAPTURE_MAX_SECONDS,
         "my_data_url": _my_data_url(subject, visitor.access_token),
         "welcome": request.GET.get("welcome") == "1",
+        "derived_statement": capture_statement(campaign.derived_attribute_set, language),
     }
     return private_page(render(request, "faceanalysis/capture.html", context))
 
