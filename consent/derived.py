@@ -167,10 +167,6 @@ HEADING: dict[str, str] = {
     "en": "What is derived from your face (only numbers; these are biometric data):",
     "de": "Was aus Ihrem Gesicht abgeleitet wird (nur Zahlen; dies sind biometrische Daten):",
 }
-NOT_DERIVED: dict[str, str] = {
-    "en": "Nothing else is derived from your face: %(attributes)s are not estimated.",
-    "de": "Sonst wird nichts aus Ihrem Gesicht abgeleitet: %(attributes)s werden nicht geschätzt.",
-}
 
 
 def canonical(keys: Iterable[str]) -> str:
@@ -208,16 +204,13 @@ def categories_for(keys: Iterable[str]) -> dict[Category, list[DerivedAttribute]
 
 
 def notice_lines(keys: Iterable[str], language: str) -> list[str]:
-    """The notice's section on what is derived, in `language`: each attribute with its meaning, the optional
-    attributes that are not derived, and an Art. 50(3) statement for each category that applies."""
+    """The notice's section on what is derived, in `language`: each attribute with its meaning (exactly these,
+    nothing else), and an Art. 50(3) statement for each category that applies."""
     chosen = set(keys)
     lines = [HEADING[language]]
     lines += [
         f"- {a.label[language]}: {a.meaning[language]}." for a in DERIVED_ATTRIBUTES if a.key in chosen
     ]
-    left_out = [BY_KEY[k].label[language] for k in OPTIONAL_KEYS if k not in chosen]
-    if left_out:
-        lines.append(NOT_DERIVED[language] % {"attributes": ", ".join(left_out)})
     return lines + category_lines(chosen, language)
 
 

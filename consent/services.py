@@ -101,12 +101,20 @@ def notice_draft_create(
         controller_contact=controller_contact,
         recipients=recipients,
         introduction=introduction,
-        derived_attributes=derived.ALL_CANONICAL if derived_attributes is None else ",".join(derived_attributes),
+        derived_attributes=_canonical_attributes(derived_attributes),
         version=_next_notice_version(organization=organization, language=language, purposes=purposes_key(purposes)),
     )
     notice.full_clean()
     notice.save()
     return notice
+
+
+def _canonical_attributes(keys: Iterable[str] | None) -> str:
+    """The stored form of an attribute choice (None: all); an unknown key is a ConsentError."""
+    try:
+        return derived.canonical(derived.ALL_KEYS if keys is None else keys)
+    except ValueError as error:
+        raise ConsentError(str(error), code="unknown_derived_attribute") from None
 
 
 def _next_notice_version(*, organization: Organization, language: str, purposes: str) -> int:

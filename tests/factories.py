@@ -107,7 +107,7 @@ def make_campaign(
         name=f"Campaign {next(_counter)}",
         required_purposes=",".join(purposes),
         optional_purposes=",".join(optional),
-        derived_attributes=derived.ALL_CANONICAL if derived_attributes is None else ",".join(derived_attributes),
+        derived_attributes=derived.canonical(derived.ALL_KEYS if derived_attributes is None else derived_attributes),
         status=status,
     )
     campaign.full_clean()
