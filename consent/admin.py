@@ -102,6 +102,8 @@ class NoticeForm(forms.ModelForm):
             self.fields["attribute_choices"].initial = sorted(
                 self.instance.derived_attribute_set & set(derived.OPTIONAL_KEYS)
             )
+        else:
+            self.fields["attribute_choices"].initial = list(derived.OPTIONAL_KEYS)
 
     def clean(self) -> dict:
         cleaned = super().clean()

@@ -205,8 +205,9 @@ def categories_for(keys: Iterable[str]) -> dict[Category, list[DerivedAttribute]
 
 def notice_lines(keys: Iterable[str], language: str) -> list[str]:
     """The notice's section on what is derived, in `language`: each attribute with its meaning (exactly these,
-    nothing else), and an Art. 50(3) statement for each category that applies."""
-    chosen = set(keys)
+    nothing else), and an Art. 50(3) statement for each category that applies. The core attributes are always
+    derived, so always named."""
+    chosen = set(keys) | CORE_KEYS
     lines = [HEADING[language]]
     lines += [
         f"- {a.label[language]}: {a.meaning[language]}." for a in DERIVED_ATTRIBUTES if a.key in chosen

@@ -45,7 +45,8 @@ def _catalogue_language(language: str | None) -> str:
 def face_analysis_description(attributes: frozenset[str] | set[str], language: str | None = None) -> str:
     """What face analysis derives, naming each attribute in `attributes`, in `language` (default: active)."""
     language = _catalogue_language(language or translation.get_language())
-    labels = [a.label[language] for a in derived.DERIVED_ATTRIBUTES if a.key in attributes]
+    chosen = set(attributes) | derived.CORE_KEYS  # always derived, so always named
+    labels = [a.label[language] for a in derived.DERIVED_ATTRIBUTES if a.key in chosen]
     return FACE_ANALYSIS_DESCRIPTION[language] % {"attributes": ", ".join(labels)}
 
 

@@ -133,3 +133,18 @@ def test_the_notice_names_everything_the_real_engine_derives_from_a_real_face(or
         text = _publish(org_a, language=language)
         for name in filled:
             assert f"- {_owner_of_result_field(name).label[language]}:" in text, name
+
+
+def test_the_core_attributes_are_named_even_when_a_caller_passes_only_an_extra() -> None:
+    from datetime import UTC, datetime
+
+    from consent.notice_text import compose_notice_text
+
+    text = compose_notice_text(
+        language="en", version=1, purposes=["face_analysis"], controller_name="Shop", controller_contact="x@y",
+        recipients="", introduction="", derived_attributes={"age"},
+        retention={"feature_retention_days": 30, "grant_validity_days": 365}, published_at=datetime.now(UTC),
+    )
+    for key in derived.CORE_KEYS | {"age"}:
+        assert f"- {derived.BY_KEY[key].label['en']}:" in text
+    assert "- Estimated gender:" not in text
