@@ -155,7 +155,10 @@ def consent_page(request: HttpRequest, public_id: str) -> HttpResponse:
         # The visitor read another text than the one in force: show the current one, write nothing.
         error = _("The notice has changed since the page was loaded. Please read it again.")
         return _render_page(request, campaign, notice, languages, error=error, status=409)
-    if action == "consent" and not set(ticked) & set(campaign.required_purpose_list):
+    if (
+        action == "consent" and set(ticked) <= set(campaign.purpose_list)
+        and not set(ticked) & set(campaign.required_purpose_list)
+    ):
         action = "refuse"  # the extras alone are no consent to what the camera needs: recorded as refusal
     if action == "refuse":
         consent_refuse(

@@ -177,3 +177,10 @@ def test_consent_page_offers_the_notice_for_exactly_the_campaigns_choice(org_a) 
     assert "Estimated gender" not in html and "Emotion recognition" not in html
     # A choice no published notice names has no consent page until one is published for it.
     assert Client().get(f"/c/{make_campaign(org_a, derived_attributes=('gender',)).public_id}/").status_code == 404
+
+
+def test_a_forged_purpose_alone_is_a_400_not_a_refusal(one_optional) -> None:
+    from consent.models import LedgerEntry
+
+    assert _consent(Client(), one_optional, ("mind_reading",)).status_code == 400
+    assert not LedgerEntry.objects.exclude(event="shown").exists()
