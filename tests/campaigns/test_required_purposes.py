@@ -184,3 +184,17 @@ def test_a_forged_purpose_alone_is_a_400_not_a_refusal(one_optional) -> None:
 
     assert _consent(Client(), one_optional, ("mind_reading",)).status_code == 400
     assert not LedgerEntry.objects.exclude(event="shown").exists()
+
+
+def test_camera_page_says_what_this_campaign_derives(org_a) -> None:
+    make_notice(org_a, derived_attributes=())
+    make_notice(org_a)
+    for attributes, says in (((), False), (None, True)):
+        campaign = make_campaign(org_a, derived_attributes=attributes)
+        client = Client()
+        _consent(client, campaign, ("face_analysis",))
+        html = client.get(f"/c/{campaign.public_id}/capture/?lang=en").content.decode()
+        statement = re.search(r'<div id="derived-statement">(.*?)</div>', html, re.S).group(1)
+        assert "Gaze and attention" in statement
+        assert ("Estimated gender" in statement) == says and ("Emotion recognition" in statement) == says
+        assert ("Biometric categorisation" in statement) == says
