@@ -1,5 +1,6 @@
-"""Campaigns in the admin: which consent purposes each needs, whether visitors can see its consent page yet (an
-active campaign must be ready), a link to that page and a preview of it that records nothing."""
+"""Campaigns in the admin: which consent purposes the camera needs and which are optional extras, what is derived
+from faces, whether visitors can see its consent page yet (an active campaign must be ready), a link to that page
+and a preview of it that records nothing."""
 
 from django import forms
 from django.contrib import admin, messages
@@ -14,19 +15,27 @@ from accounts.models import Organization
 from campaigns.models import Campaign
 from campaigns.selectors import CampaignReadiness, campaign_readiness, campaign_readiness_for
 from campaigns.views import consent_page_preview
+from consent import derived
+from consent.forms import derived_attribute_field, derived_attributes_label
 from consent.models import Purpose
 
 
 class CampaignForm(forms.ModelForm):
-    """Required purposes as checkboxes, stored as the canonical set; refuses to make a campaign active while
-    visitors could not see its consent page (naming what is missing)."""
+    """Required and optional purposes and the derived attributes as checkboxes, stored as canonical sets; refuses
+    to make a campaign active while visitors could not see its consent page (naming what is missing)."""
 
     # The organization a member's new campaign will get (the admin sets it on save); None for operators.
     member_organization: Organization | None = None
 
     purpose_choices = forms.MultipleChoiceField(
-        label="Required consent purposes", choices=Purpose.choices, widget=forms.CheckboxSelectMultiple
+        label="Consent purposes the camera needs", choices=Purpose.choices, widget=forms.CheckboxSelectMultiple,
+        help_text="A visitor must consent to every one of these (and to face analysis) before the camera starts.",
     )
+    optional_purpose_choices = forms.MultipleChoiceField(
+        label="Optional extra purposes", choices=Purpose.choices, widget=forms.CheckboxSelectMultiple,
+        required=False, help_text="Offered on the consent page too; the camera works without them.",
+    )
+    attribute_choices = derived_attribute_field()
 
     class Meta:
         model = Campaign
@@ -34,11 +43,20 @@ class CampaignForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["purpose_choices"].initial = self.instance.purpose_list if self.instance.pk else []
+        if self.instance.pk:
+            self.fields["purpose_choices"].initial = self.instance.required_purpose_list
+            self.fields["optional_purpose_choices"].initial = self.instance.optional_purpose_list
+            self.fields["attribute_choices"].initial = sorted(
+                self.instance.derived_attribute_set & set(derived.OPTIONAL_KEYS)
+            )
+        else:
+            self.fields["attribute_choices"].initial = list(derived.OPTIONAL_KEYS)
 
     def clean(self) -> dict:
         cleaned = super().clean()
         self.instance.required_purposes = ",".join(sorted(cleaned.get("purpose_choices") or []))
+        self.instance.optional_purposes = ",".join(sorted(cleaned.get("optional_purpose_choices") or []))
+        self.instance.derived_attributes = derived.canonical(cleaned.get("attribute_choices") or [])
         self._refuse_activation_unless_ready(cleaned)
         return cleaned
 
@@ -50,7 +68,12 @@ class CampaignForm(forms.ModelForm):
             or (self.instance.organization if self.instance.organization_id else None)
             or self.member_organization
         )
-        readiness = campaign_readiness_for(organization=organization, purposes=cleaned["purpose_choices"])
+        # clean() has put the chosen purposes and attributes on the instance already.
+        readiness = campaign_readiness_for(
+            organization=organization,
+            purposes=self.instance.purpose_list,
+            derived_attributes=self.instance.derived_attribute_set,
+        )
         if not readiness.ready:
             self.add_error(
                 "status",
@@ -61,8 +84,14 @@ class CampaignForm(forms.ModelForm):
 
 @admin.register(Campaign)
 class CampaignAdmin(TenantAdmin):
+    """Campaigns of the marketer's organization; saving one without a published notice for exactly its
+    purposes and derived attributes warns that its consent page is not offered until there is one."""
+
     form = CampaignForm
-    list_display = ["name", "status", "required_purposes", "readiness_column", "consent_page"]
+    list_display = [
+        "name", "status", "required_purposes", "optional_purposes", "derived_display", "readiness_column",
+        "consent_page",
+    ]
     list_filter = ["status"]
     search_fields = ["name", "public_id"]
 
@@ -74,7 +103,7 @@ class CampaignAdmin(TenantAdmin):
     def get_fields(self, request, obj=None):
         head = ["organization"] if request.user.is_superuser or obj is not None else []
         tail = ["readiness", "consent_page", "preview"] if obj else []
-        return [*head, "name", "status", "purpose_choices", *tail]
+        return [*head, "name", "status", "purpose_choices", "optional_purpose_choices", "attribute_choices", *tail]
 
     def get_readonly_fields(self, request, obj=None):
         return [*super().get_readonly_fields(request, obj), "readiness", "consent_page", "preview"]
@@ -131,6 +160,21 @@ class CampaignAdmin(TenantAdmin):
         return format_html(
             "<p>{}</p><ul>{}</ul>", head, format_html_join("", "<li>{}</li>", ((item,) for item in items))
         )
+
+    def save_model(self, request: HttpRequest, obj: Campaign, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        readiness = campaign_readiness(campaign=obj)
+        if not readiness.ready:  # a draft may be saved unready; say what its consent page still lacks
+            self.message_user(
+                request,
+                "Visitors cannot see this campaign's consent page yet, and no camera starts. Missing: "
+                + " ".join(readiness.missing),
+                messages.WARNING,
+            )
+
+    @admin.display(description="Derived from faces")
+    def derived_display(self, obj: Campaign) -> str:
+        return derived_attributes_label(obj.derived_attribute_set)
 
     @admin.display(description="Consent page")
     def consent_page(self, obj: Campaign) -> str:

@@ -7,19 +7,22 @@ from django.urls import reverse
 
 from accounts.models import Organization
 from campaigns.models import Campaign
+from consent.models import Purpose
 from consent.receivers import DEMO_PURPOSES
 
 DEMO_CAMPAIGN_NAME = "Demo spring campaign"
 
 
 def seed_demo_campaign(sender: Any, organization: Organization, **kwargs: Any) -> None:
-    """Idempotent: one active demo campaign needing the demo purposes; prints its consent page URL."""
+    """Idempotent: one active demo campaign whose camera needs face analysis, with personalization offered as an
+    optional extra (the demo notice covers both); prints its consent page URL."""
     campaign = Campaign.objects.filter(organization=organization, name=DEMO_CAMPAIGN_NAME).first()
     if campaign is None:
         campaign = Campaign(
             organization=organization,
             name=DEMO_CAMPAIGN_NAME,
-            required_purposes=",".join(DEMO_PURPOSES),
+            required_purposes=Purpose.FACE_ANALYSIS,
+            optional_purposes=",".join(p for p in DEMO_PURPOSES if p != Purpose.FACE_ANALYSIS),
             status=Campaign.Status.ACTIVE,
         )
         campaign.full_clean()

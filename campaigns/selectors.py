@@ -7,6 +7,8 @@ from django.db.models import QuerySet
 
 from accounts.models import Organization
 from campaigns.models import Campaign
+from consent import derived
+from consent.forms import derived_attributes_label
 from consent.models import Purpose
 from consent.pages import SITE_LANGUAGES
 from consent.selectors import notice_languages_published, retention_policy_get
@@ -59,10 +61,13 @@ def _purpose_names(purposes: Iterable[str]) -> str:
     return ", ".join(str(Purpose(p).label) if p in Purpose.values else p for p in purposes)
 
 
-def campaign_readiness_for(*, organization: Organization | None, purposes: Iterable[str]) -> CampaignReadiness:
-    """What a campaign of `organization` asking for `purposes` still lacks before visitors can see its consent page:
-    a retention policy (the notice states it), and a published notice for exactly these purposes in at least one
-    language; each site language without one is a warning. Used by the admin (activation) and the public pages."""
+def campaign_readiness_for(
+    *, organization: Organization | None, purposes: Iterable[str], derived_attributes: Iterable[str] | None = None
+) -> CampaignReadiness:
+    """What a campaign of `organization` asking for `purposes` and deriving `derived_attributes` still lacks before
+    visitors can see its consent page: a retention policy (the notice states it), and a published notice for
+    exactly these purposes and this attribute choice in at least one language; each site language without one is
+    a warning. Used by the admin (activation) and the public pages."""
     purposes = sorted(set(purposes))
     if organization is None:
         return CampaignReadiness(("The campaign has no organization.",), (), ())
@@ -71,13 +76,19 @@ def campaign_readiness_for(*, organization: Organization | None, purposes: Itera
         missing.append("No consent purposes are chosen.")
     if retention_policy_get(organization=organization) is None:
         missing.append("The organization has no retention policy: set one under Consent › Retention policies.")
-    published = set(notice_languages_published(organization=organization, purposes=purposes)) if purposes else set()
+    chosen = derived.ALL_KEYS if derived_attributes is None else frozenset(derived_attributes) | derived.CORE_KEYS
+    published = (
+        set(notice_languages_published(organization=organization, purposes=purposes, derived_attributes=chosen))
+        if purposes
+        else set()
+    )
     languages = tuple(code for code in SITE_LANGUAGES if code in published)
     warnings: list[str] = []
     if purposes and not languages:
         missing.append(
-            f"No published notice for exactly these purposes ({_purpose_names(purposes)}) in any language: "
-            "write one under Consent › Notice versions and publish it."
+            f"No published notice for exactly these purposes ({_purpose_names(purposes)}) and what is derived "
+            f"({derived_attributes_label(chosen)}) in any language: write one under Consent › Notice versions and "
+            "publish it."
         )
     elif purposes:
         shown = LANGUAGE_NAMES.get(languages[0], languages[0])
@@ -94,4 +105,6 @@ def campaign_readiness_for(*, organization: Organization | None, purposes: Itera
 def campaign_readiness(*, campaign: Campaign) -> CampaignReadiness:
     """`campaign_readiness_for` of a saved campaign."""
     organization = campaign.organization if campaign.organization_id else None
-    return campaign_readiness_for(organization=organization, purposes=campaign.purpose_list)
+    return campaign_readiness_for(
+        organization=organization, purposes=campaign.purpose_list, derived_attributes=campaign.derived_attribute_set
+    )

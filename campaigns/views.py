@@ -22,9 +22,9 @@ from campaigns.selectors import (
     campaign_unavailable_status,
 )
 from consent.evidence import request_evidence
-from consent.guards import has_consent
+from consent.guards import has_consents
 from consent.models import Channel, NoticeVersion, Purpose
-from consent.notice_text import PURPOSE_DESCRIPTIONS
+from consent.notice_text import purpose_description
 from consent.pages import (
     SITE_LANGUAGES,
     access_cookie_get,
@@ -125,10 +125,12 @@ def _render_page(
         {
             "value": p,
             "label": Purpose(p).label,
-            "description": PURPOSE_DESCRIPTIONS[Purpose(p)],
+            "description": purpose_description(p, notice.derived_attribute_set, notice.language),
             "ticked": p in (ticked or []),
+            "required": p in campaign.required_purpose_list,
         }
-        for p in campaign.purpose_list
+        # The camera's purposes first, then the extras.
+        for p in [*campaign.required_purpose_list, *campaign.optional_purpose_list]
     ]
     context = {
         "campaign": campaign,
@@ -147,11 +149,13 @@ def _render_page(
 
 
 def _capture_url_if_consented(request: HttpRequest, campaign: Campaign) -> str | None:
-    """The camera page, when this browser session already consented to face analysis on this campaign."""
+    """The camera page, when this browser session already consented on this campaign to everything the camera
+    needs (face analysis and each required purpose, under a notice naming what the campaign derives)."""
     visitor = visitor_get(request, campaign=campaign)
     subject = subject_get(organization=campaign.organization, public_id=visitor.subject_public_id) if visitor else None
-    if subject is None or not has_consent(
-        organization_id=campaign.organization_id, subject_id=subject.pk, purpose=Purpose.FACE_ANALYSIS
+    if subject is None or not has_consents(
+        organization_id=campaign.organization_id, subject_id=subject.pk, purposes=campaign.capture_purposes,
+        derived_attributes=campaign.derived_attribute_set,
     ):
         return None
     return reverse("capture:capture-page", kwargs={"public_id": campaign.public_id})
@@ -173,7 +177,10 @@ def consent_page(request: HttpRequest, public_id: str) -> HttpResponse:
         page_language(request, languages)
         return HttpResponse(_("There is no notice in this language."), status=400, content_type="text/plain")
     language = page_language(request, languages)
-    notice = notice_get_published(organization=organization, language=language, purposes=campaign.purpose_list)
+    notice = notice_get_published(
+        organization=organization, language=language, purposes=campaign.purpose_list,
+        derived_attributes=campaign.derived_attribute_set,
+    )
     if notice is None:  # retired between the two reads
         return campaign_unavailable(request, public_id=public_id, status=404)
     if request.method == "GET":
@@ -192,6 +199,11 @@ def consent_page(request: HttpRequest, public_id: str) -> HttpResponse:
         # The visitor read another text than the one in force: show the current one, write nothing.
         error = _("The notice has changed since the page was loaded. Please read it again.")
         return _render_page(request, campaign, notice, languages, error=error, status=409)
+    if (
+        action == "consent" and set(ticked) <= set(campaign.purpose_list)
+        and not set(ticked) & set(campaign.required_purpose_list)
+    ):
+        action = "refuse"  # the extras alone are no consent to what the camera needs: recorded as refusal
     if action == "refuse":
         consent_refuse(
             organization=organization,
@@ -216,7 +228,7 @@ def consent_page(request: HttpRequest, public_id: str) -> HttpResponse:
     except ConsentError as error:
         message = _("Tick at least one purpose, or refuse.") if error.code == "no_purpose" else str(error)
         return _render_page(request, campaign, notice, languages, error=message, ticked=ticked, status=400)
-    if Purpose.FACE_ANALYSIS in ticked:
+    if set(campaign.capture_purposes) <= set(ticked):
         # On to the camera page, which thanks, shows the personal "my data" link, and starts nothing by itself.
         url = reverse("capture:capture-page", kwargs={"public_id": campaign.public_id})
     else:

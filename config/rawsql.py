@@ -34,10 +34,12 @@ def _converters(model: type[models.Model], exclude: tuple[str, ...], using: str)
 
 
 def fetch_one(
-    model: type[M], sql: str, params: Sequence[Any], *, exclude: Sequence[str] = (), using: str = "default"
+    model: type[M], sql: str, params: Sequence[Any], *, exclude: Sequence[str] = (), using: str = "default",
+    annotations: Sequence[str] = (),
 ) -> M | None:
-    """The first row of `sql` (which selects `select_columns(model, exclude=exclude)`) as a model instance;
-    excluded fields are deferred, as with `.defer()`."""
+    """The first row of `sql` (which selects `select_columns(model, exclude=exclude)`, then one column per name in
+    `annotations`) as a model instance; excluded fields are deferred, as with `.defer()`, and the trailing
+    columns are set as attributes of those names, as with `.annotate()`."""
     connection = connections[using]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -48,7 +50,11 @@ def fetch_one(
     compiler, converters = _converters(model, tuple(exclude), using)
     if converters:
         row = next(compiler.apply_converters([row], converters))
-    return model.from_db(using, [f.attname for f in fields], row)
+    extra = len(annotations)
+    instance = model.from_db(using, [f.attname for f in fields], row[: len(row) - extra])
+    for name, value in zip(annotations, row[len(row) - extra :], strict=True):
+        setattr(instance, name, value)
+    return instance
 
 
 @functools.cache

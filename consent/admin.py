@@ -15,6 +15,8 @@ from django.utils.html import format_html
 from accounts.admin_base import TenantAdmin
 from accounts.models import Organization
 from accounts.selectors import organization_for_user
+from consent import derived
+from consent.forms import derived_attribute_field, derived_attributes_label
 from consent.ledger import ledger_verify
 from consent.models import Grant, LedgerEntry, NoticeVersion, Purpose, RetentionPolicy, Subject
 from consent.selectors import consent_funnel, notice_list_published, subject_get
@@ -80,6 +82,7 @@ class NoticeForm(forms.ModelForm):
     purpose_choices = forms.MultipleChoiceField(
         label="Purposes", choices=Purpose.choices, widget=forms.CheckboxSelectMultiple
     )
+    attribute_choices = derived_attribute_field()
 
     class Meta:
         model = NoticeVersion
@@ -90,22 +93,27 @@ class NoticeForm(forms.ModelForm):
             "controller_contact",
             "recipients",
             "introduction",
-            "analyses_expressions",
         ]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:  # the purpose set and language define a version line; fixed after creation
             del self.fields["purpose_choices"]
+            self.fields["attribute_choices"].initial = sorted(
+                self.instance.derived_attribute_set & set(derived.OPTIONAL_KEYS)
+            )
+        else:
+            self.fields["attribute_choices"].initial = list(derived.OPTIONAL_KEYS)
 
     def clean(self) -> dict:
         cleaned = super().clean()
         if "purpose_choices" in self.fields:
             self.instance.purposes = ",".join(sorted(cleaned.get("purpose_choices") or []))
+        self.instance.derived_attributes = derived.canonical(cleaned.get("attribute_choices") or [])
         return cleaned
 
 
-NOTICE_CONTENT_FIELDS = ["controller_name", "controller_contact", "recipients", "introduction", "analyses_expressions"]
+NOTICE_CONTENT_FIELDS = ["controller_name", "controller_contact", "recipients", "introduction"]
 NOTICE_STATE_FIELDS = ["status", "version", "text_hash", "published_at", "retired_at", "text_preview"]
 
 
@@ -126,6 +134,10 @@ class NoticeVersionAdmin(TenantAdmin):
     def purposes_display(self, obj: NoticeVersion) -> str:
         return ", ".join(str(Purpose(p).label) for p in obj.purpose_list)
 
+    @admin.display(description="Derived from faces")
+    def derived_attributes_display(self, obj: NoticeVersion) -> str:
+        return derived_attributes_label(obj.derived_attribute_set)
+
     @admin.display(description="Text (as published, or as it would be published now)")
     def text_preview(self, obj: NoticeVersion) -> str:
         if obj is None or obj.pk is None:
@@ -136,14 +148,16 @@ class NoticeVersionAdmin(TenantAdmin):
     def get_fields(self, request: HttpRequest, obj: NoticeVersion | None = None):
         if obj is None:
             head = ["organization"] if request.user.is_superuser else []
-            return [*head, "language", "purpose_choices", *NOTICE_CONTENT_FIELDS]
-        return ["organization", "language", "purposes_display", *NOTICE_CONTENT_FIELDS, *NOTICE_STATE_FIELDS]
+            return [*head, "language", "purpose_choices", *NOTICE_CONTENT_FIELDS, "attribute_choices"]
+        attributes = "attribute_choices" if obj.status == NoticeVersion.Status.DRAFT else "derived_attributes_display"
+        return ["organization", "language", "purposes_display", *NOTICE_CONTENT_FIELDS, attributes,
+                *NOTICE_STATE_FIELDS]
 
     def get_readonly_fields(self, request: HttpRequest, obj: NoticeVersion | None = None):
         fields = list(super().get_readonly_fields(request, obj))
         if obj is None:
             return fields
-        fields += ["language", "purposes_display", *NOTICE_STATE_FIELDS]
+        fields += ["language", "purposes_display", "derived_attributes_display", *NOTICE_STATE_FIELDS]
         if obj.status != NoticeVersion.Status.DRAFT:
             fields += NOTICE_CONTENT_FIELDS
         return fields

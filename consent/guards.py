@@ -6,6 +6,7 @@ It reads the database every time and fails closed.
 """
 
 import functools
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
 
@@ -13,6 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from config.rawsql import fetch_one, select_columns
+from consent import derived
 from consent.models import Grant, NoticeVersion, Purpose, Subject
 
 
@@ -26,6 +28,7 @@ class DenialReason(StrEnum):
     WITHDRAWN = "withdrawn"
     EXPIRED = "expired"
     NOTICE_RETIRED = "notice_retired"
+    NOTICE_DOES_NOT_COVER = "notice_does_not_cover"  # the grant's notice does not name what would be derived
 
 
 class ConsentDenied(Exception):
@@ -40,9 +43,12 @@ class ConsentDenied(Exception):
 
 def require_consent(
     *, organization_id: int | None, subject_id: int | None, purpose: str, for_update: bool = False,
-    share_lock: bool = False, at: datetime | None = None,
+    share_lock: bool = False, at: datetime | None = None, derived_attributes: Iterable[str] | None = None,
 ) -> Grant:
     """Return the live Grant that allows processing `subject_id` for `purpose`, or raise ConsentDenied.
+
+    With `derived_attributes` (consent.derived keys), the grant's notice must also name each of them: consent
+    covers deriving what the person was told about, no more (NOTICE_DOES_NOT_COVER otherwise).
 
     `for_update=True` (inside a transaction) locks the subject row until commit, so a withdrawal that races
     with the caller waits for it and then purges what it wrote. `share_lock=True` does the same with a shared
@@ -60,7 +66,7 @@ def require_consent(
             organization_id=organization_id, subject_id=subject_id, purpose=purpose, now=now, share_lock=share_lock
         )
         if live is not None:
-            return live
+            return _covering(live, derived_attributes)
     subjects = Subject.objects.filter(organization_id=organization_id, pk=subject_id)
     if for_update:
         subjects = subjects.select_for_update()
@@ -93,6 +99,20 @@ def require_consent(
         raise ConsentDenied(DenialReason.EXPIRED, purpose=purpose, subject_id=subject_id)
     if grant.notice.status not in (NoticeVersion.Status.PUBLISHED, NoticeVersion.Status.SUPERSEDED):
         raise ConsentDenied(DenialReason.NOTICE_RETIRED, purpose=purpose, subject_id=subject_id)
+    grant.notice_derived_attributes = grant.notice.derived_attributes
+    return _covering(grant, derived_attributes)
+
+
+def _covering(grant: Grant, derived_attributes: Iterable[str] | None) -> Grant:
+    """The grant, if its notice names every attribute in `derived_attributes`; NOTICE_DOES_NOT_COVER if not.
+    A published notice never changes, so the attributes read with the grant are the notice's for good."""
+    if derived_attributes is None:
+        return grant
+    named = getattr(grant, "notice_derived_attributes", None)
+    if named is None:
+        named = NoticeVersion.objects.filter(pk=grant.notice_id).values_list("derived_attributes", flat=True).first()
+    if named is None or set(derived_attributes) - derived.parse(named):
+        raise ConsentDenied(DenialReason.NOTICE_DOES_NOT_COVER, purpose=grant.purpose, subject_id=grant.subject_id)
     return grant
 
 
@@ -101,7 +121,7 @@ def _live_grant_sql(share_lock: bool = False) -> str:
     grant, subject, notice = Grant._meta.db_table, Subject._meta.db_table, NoticeVersion._meta.db_table
     columns = select_columns(Grant, alias="g")
     return (
-        f"SELECT {columns} FROM {grant} g"  # noqa: S608 - names from the models, values as parameters
+        f"SELECT {columns}, n.derived_attributes FROM {grant} g"  # noqa: S608 - names from the models, values as parameters
         f" INNER JOIN {subject} s ON s.id = g.subject_id INNER JOIN {notice} n ON n.id = g.notice_id"
         " WHERE g.organization_id = %s AND g.subject_id = %s AND s.organization_id = %s AND s.erased_at IS NULL"
         " AND g.purpose = %s AND g.ended_at IS NULL AND g.expires_at > %s AND n.status IN (%s, %s)"
@@ -123,7 +143,48 @@ def _live_grant(
         NoticeVersion.Status.PUBLISHED.value, NoticeVersion.Status.SUPERSEDED.value,
     ]
     sql = _live_grant_sql(share_lock=share_lock and connection.vendor == "postgresql")
-    return fetch_one(Grant, sql, params)
+    return fetch_one(Grant, sql, params, annotations=("notice_derived_attributes",))
+
+
+def require_consents(
+    *, organization_id: int | None, subject_id: int | None, purposes: Iterable[str],
+    derived_attributes: Iterable[str] | None = None, share_lock: bool = False,
+    checked: Mapping[str, Grant] | None = None,
+) -> dict[str, Grant]:
+    """The live Grant of every purpose in `purposes`, all of them together, through `require_consent` (the first
+    missing one, in sorted order, raises ConsentDenied naming it). With `derived_attributes`, the face-analysis
+    grant's notice must name each of them.
+
+    `checked` holds grants the caller got from `require_consent` under the same lock (the task guard's): they
+    need no second query.
+    """
+    grants: dict[str, Grant] = {}
+    for purpose in sorted({*purposes, *([Purpose.FACE_ANALYSIS] if derived_attributes is not None else [])}):
+        attributes = derived_attributes if purpose == Purpose.FACE_ANALYSIS else None
+        known = (checked or {}).get(purpose)
+        if known is not None and known.subject_id == subject_id and known.organization_id == organization_id:
+            grants[purpose] = _covering(known, attributes)
+            continue
+        grants[purpose] = require_consent(
+            organization_id=organization_id, subject_id=subject_id, purpose=purpose, share_lock=share_lock,
+            derived_attributes=attributes,
+        )
+    return grants
+
+
+def has_consents(
+    *, organization_id: int | None, subject_id: int | None, purposes: Iterable[str],
+    derived_attributes: Iterable[str] | None = None,
+) -> bool:
+    """True when `require_consents` would return grants now."""
+    try:
+        require_consents(
+            organization_id=organization_id, subject_id=subject_id, purposes=purposes,
+            derived_attributes=derived_attributes,
+        )
+    except ConsentDenied:
+        return False
+    return True
 
 
 def has_consent(*, organization_id: int | None, subject_id: int | None, purpose: str) -> bool:

@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import TenantModel, TenantQuerySet
+from consent import derived
 
 # BIPA 740 ILCS 14/15(a): biometric identifiers are destroyed within 3 years of the last interaction.
 MAX_RETENTION_DAYS = 3 * 365
@@ -104,8 +105,11 @@ class NoticeVersion(TenantModel):
     controller_contact = models.CharField(max_length=300, help_text=_("Postal or e-mail address for requests."))
     recipients = models.TextField(blank=True, help_text=_("Who receives data (processors, partners)."))
     introduction = models.TextField(blank=True, help_text=_("Your own words, placed at the top of the notice."))
-    analyses_expressions = models.BooleanField(
-        default=True, help_text=_("Facial expressions are analysed (emotion recognition, EU AI Act Art. 50(3)).")
+    # Which attributes the text names (consent.derived): a grant under this notice covers deriving only these.
+    derived_attributes = models.CharField(
+        max_length=200,
+        default=derived.ALL_CANONICAL,
+        help_text=_("What is derived from faces, as the notice names it (see consent.derived), comma-separated."),
     )
     # Filled when published, never changed afterwards.
     text = models.TextField(blank=True, editable=False)
@@ -126,10 +130,11 @@ class NoticeVersion(TenantModel):
             models.UniqueConstraint(
                 fields=["organization", "language", "purposes", "version"], name="consent_notice_version_unique"
             ),
+            # One offered text per purpose set and attribute choice: campaigns that derive less have their own.
             models.UniqueConstraint(
-                fields=["organization", "language", "purposes"],
+                fields=["organization", "language", "purposes", "derived_attributes"],
                 condition=models.Q(status="published"),
-                name="consent_one_published_notice_per_set",
+                name="consent_one_published_notice_per_choice",
             ),
         ]
 
@@ -148,6 +153,10 @@ class NoticeVersion(TenantModel):
         if not keys or unknown:
             raise ValidationError({"purposes": _("Choose at least one known purpose.")})
         self.purposes = purposes_key(keys)
+        try:
+            self.derived_attributes = derived.canonical(self.derived_attributes.split(","))
+        except ValueError as error:
+            raise ValidationError({"derived_attributes": str(error)}) from None
 
     def save(self, *args, **kwargs) -> None:
         loaded = getattr(self, "_loaded_status", None)
@@ -170,6 +179,11 @@ class NoticeVersion(TenantModel):
     @property
     def is_current(self) -> bool:
         return self.status == self.Status.PUBLISHED
+
+    @property
+    def derived_attribute_set(self) -> frozenset[str]:
+        """The attribute keys this notice names; a grant under it covers deriving these and no others."""
+        return derived.parse(self.derived_attributes)
 
 
 class Subject(TenantModel):

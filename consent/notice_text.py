@@ -10,13 +10,12 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from consent import derived
 from consent.models import Purpose
 
+# Face analysis is described from the derived-attribute catalogue (`face_analysis_description`), which names
+# exactly what a notice covers; the other purposes do not depend on it.
 PURPOSE_DESCRIPTIONS = {
-    Purpose.FACE_ANALYSIS: gettext_lazy(
-        "Images of your face from your camera are analysed to derive features such as the position of the face, "
-        "an estimated age range and facial expression scores."
-    ),
     Purpose.PERSONALIZATION: gettext_lazy(
         "The features derived from your face are used to choose which content or offer you are shown."
     ),
@@ -28,6 +27,43 @@ PURPOSE_DESCRIPTIONS = {
         "Your face is compared with a template you enrolled, to confirm that it is you."
     ),
 }
+
+
+FACE_ANALYSIS_DESCRIPTION = {
+    "en": "Images of your face from your camera are analysed in memory to derive: %(attributes)s.",
+    "de": "Bilder Ihres Gesichts aus Ihrer Kamera werden im Arbeitsspeicher analysiert, um abzuleiten: "
+    "%(attributes)s.",
+}
+
+
+def _catalogue_language(language: str | None) -> str:
+    """The catalogue language for a Django language code (de-at -> de); English where there is no text."""
+    code = (language or "en").split("-")[0]
+    return code if code in derived.HEADING else "en"
+
+
+def face_analysis_description(attributes: frozenset[str] | set[str], language: str | None = None) -> str:
+    """What face analysis derives, naming each attribute in `attributes`, in `language` (default: active)."""
+    language = _catalogue_language(language or translation.get_language())
+    chosen = set(attributes) | derived.CORE_KEYS  # always derived, so always named
+    labels = [a.label[language] for a in derived.DERIVED_ATTRIBUTES if a.key in chosen]
+    return FACE_ANALYSIS_DESCRIPTION[language] % {"attributes": ", ".join(labels)}
+
+
+def capture_statement(attributes: frozenset[str] | set[str], language: str | None = None) -> list[str]:
+    """What the camera page says before it starts: what is derived, and the Art. 50(3) categories applied."""
+    language = _catalogue_language(language or translation.get_language())
+    return [face_analysis_description(attributes, language), *derived.category_lines(attributes, language)]
+
+
+def purpose_description(purpose: str, attributes: frozenset[str] | set[str], language: str | None = None) -> str:
+    """A purpose in plain words; face analysis names the derived attributes, the others are fixed texts."""
+    if purpose == Purpose.FACE_ANALYSIS:
+        return face_analysis_description(attributes, language)
+    if language:
+        with translation.override(language):
+            return str(PURPOSE_DESCRIPTIONS[Purpose(purpose)])
+    return str(PURPOSE_DESCRIPTIONS[Purpose(purpose)])
 
 
 def text_hash(text: str) -> str:
@@ -44,12 +80,13 @@ def compose_notice_text(
     controller_contact: str,
     recipients: str,
     introduction: str,
-    analyses_expressions: bool,
+    derived_attributes: frozenset[str] | set[str],
     retention: dict[str, int],
     published_at: datetime,
 ) -> str:
-    """The full notice: controller, purposes, what is derived and never kept, emotion recognition, retention,
-    recipients and rights, in `language`."""
+    """The full notice: controller, purposes, each derived attribute and the Art. 50(3) categories it falls in
+    (from `consent.derived`), what is never kept, retention, recipients and rights, in `language`."""
+    catalogue_language = _catalogue_language(language)
     with translation.override(language):
         lines: list[str] = [_("Consent to the processing of biometric data"), ""]
         lines += [_("Controller: %(name)s, %(contact)s") % {"name": controller_name, "contact": controller_contact}]
@@ -57,23 +94,16 @@ def compose_notice_text(
             lines += ["", introduction.strip()]
         lines += ["", _("Purposes (each needs your separate, explicit consent):")]
         for purpose in purposes:
-            lines.append(f"- {Purpose(purpose).label}: {PURPOSE_DESCRIPTIONS[Purpose(purpose)]}")
+            description = purpose_description(purpose, derived_attributes, catalogue_language)
+            lines.append(f"- {Purpose(purpose).label}: {description}")
+        if Purpose.FACE_ANALYSIS in purposes:
+            lines += ["", *derived.notice_lines(derived_attributes, catalogue_language)]
         lines += [
             "",
-            _("What is derived: only numbers computed from your face (face features). These are biometric data."),
             _(
                 "What is never kept: images of your face (pixels) are analysed in memory and deleted immediately; "
                 "they are never stored."
             ),
-        ]
-        if analyses_expressions:
-            lines += [
-                _(
-                    "Emotion recognition: an emotion recognition system is applied to you. Your facial expressions "
-                    "are analysed to estimate emotions (EU AI Act, Article 50(3))."
-                )
-            ]
-        lines += [
             "",
             _("Retention schedule:"),
             _(

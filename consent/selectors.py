@@ -11,6 +11,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Organization
+from consent import derived
 from consent.models import (
     Grant,
     LedgerEntry,
@@ -28,22 +29,31 @@ def notice_list_published(*, organization: Organization | None) -> QuerySet[Noti
     return NoticeVersion.objects.for_organization(organization).filter(status=NoticeVersion.Status.PUBLISHED)
 
 
+def _for_choice(
+    notices: QuerySet[NoticeVersion], purposes: Iterable[str], derived_attributes: Iterable[str] | None
+) -> QuerySet[NoticeVersion]:
+    """Notices for exactly this purpose set and, when given, exactly this attribute choice."""
+    notices = notices.filter(purposes=purposes_key(purposes))
+    if derived_attributes is not None:
+        notices = notices.filter(derived_attributes=derived.canonical(derived_attributes))
+    return notices
+
+
 def notice_get_published(
-    *, organization: Organization | None, language: str, purposes: Iterable[str]
+    *, organization: Organization | None, language: str, purposes: Iterable[str],
+    derived_attributes: Iterable[str] | None = None,
 ) -> NoticeVersion | None:
-    """The version offered for exactly this purpose set in this language, if any."""
-    return notice_list_published(organization=organization).filter(
-        language=language, purposes=purposes_key(purposes)
-    ).first()
+    """The version offered for exactly this purpose set (and attribute choice, when given) in this language."""
+    notices = _for_choice(notice_list_published(organization=organization), purposes, derived_attributes)
+    return notices.filter(language=language).order_by("-version").first()
 
 
-def notice_languages_published(*, organization: Organization | None, purposes: Iterable[str]) -> list[str]:
-    """Languages in which a notice for this purpose set is offered."""
-    return sorted(
-        notice_list_published(organization=organization)
-        .filter(purposes=purposes_key(purposes))
-        .values_list("language", flat=True)
-    )
+def notice_languages_published(
+    *, organization: Organization | None, purposes: Iterable[str], derived_attributes: Iterable[str] | None = None
+) -> list[str]:
+    """Languages in which a notice for this purpose set (and attribute choice, when given) is offered."""
+    notices = _for_choice(notice_list_published(organization=organization), purposes, derived_attributes)
+    return sorted(set(notices.values_list("language", flat=True)))
 
 
 def notice_get_by_hash(*, organization: Organization | None, text_hash: str) -> NoticeVersion | None:

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
+from consent import derived
 from consent.ledger import ledger_append
 from consent.models import (
     Channel,
@@ -89,9 +90,10 @@ def notice_draft_create(
     controller_contact: str,
     recipients: str = "",
     introduction: str = "",
-    analyses_expressions: bool = True,
+    derived_attributes: Iterable[str] | None = None,
 ) -> NoticeVersion:
-    """A new editable draft for a purpose set and language."""
+    """A new editable draft for a purpose set and language, naming `derived_attributes` (consent.derived; None:
+    every attribute the engine can derive)."""
     notice = NoticeVersion(
         organization=organization,
         language=language,
@@ -100,12 +102,20 @@ def notice_draft_create(
         controller_contact=controller_contact,
         recipients=recipients,
         introduction=introduction,
-        analyses_expressions=analyses_expressions,
+        derived_attributes=_canonical_attributes(derived_attributes),
         version=_next_notice_version(organization=organization, language=language, purposes=purposes_key(purposes)),
     )
     notice.full_clean()
     notice.save()
     return notice
+
+
+def _canonical_attributes(keys: Iterable[str] | None) -> str:
+    """The stored form of an attribute choice (None: all); an unknown key is a ConsentError."""
+    try:
+        return derived.canonical(derived.ALL_KEYS if keys is None else keys)
+    except ValueError as error:
+        raise ConsentError(str(error), code="unknown_derived_attribute") from None
 
 
 def _next_notice_version(*, organization: Organization, language: str, purposes: str) -> int:
@@ -139,7 +149,7 @@ def _notice_content(notice: NoticeVersion) -> dict[str, Any]:
         "controller_contact": notice.controller_contact,
         "recipients": notice.recipients,
         "introduction": notice.introduction,
-        "analyses_expressions": notice.analyses_expressions,
+        "derived_attributes": notice.derived_attribute_set,
     }
 
 
@@ -151,8 +161,9 @@ def _compose(notice: NoticeVersion, retention: dict[str, int], at: datetime) -> 
 
 @transaction.atomic
 def notice_publish(*, notice: NoticeVersion) -> NoticeVersion:
-    """Freeze a draft's text and hash and offer it for new grants; the version it replaces is superseded
-    (its grants stay valid). Needs the organization's retention policy, which the text states."""
+    """Freeze a draft's text and hash and offer it for new grants; the version it replaces (same language,
+    purposes and attribute choice) is superseded (its grants stay valid). Needs the organization's retention
+    policy, which the text states."""
     notice = NoticeVersion.objects.select_for_update().get(pk=notice.pk)
     if notice.status != NoticeVersion.Status.DRAFT:
         raise ConsentError("Only a draft can be published.", code="notice_not_draft")
@@ -164,6 +175,7 @@ def notice_publish(*, notice: NoticeVersion) -> NoticeVersion:
         organization_id=notice.organization_id,
         language=notice.language,
         purposes=notice.purposes,
+        derived_attributes=notice.derived_attributes,
         status=NoticeVersion.Status.PUBLISHED,
     )
     for old in previous:

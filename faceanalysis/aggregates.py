@@ -17,6 +17,16 @@ from dataclasses import dataclass
 
 from faceanalysis.engine import EXPRESSION_LABELS
 
+# The derived attribute (consent.derived) each aggregate rests on: a session that did not choose it has none.
+AGGREGATE_ATTRIBUTES = {
+    "attention_share": "gaze",
+    "mean_attention_score": "gaze",
+    "smile_share": "expression",
+    "expression_distribution": "expression",
+    "blinks": "eyes",
+    "blink_rate_per_minute": "eyes",
+}
+
 SMILE_THRESHOLD = 0.5
 MAX_BLINK_S = 0.5
 MIN_OBSERVED_S = 10.0
@@ -73,15 +83,25 @@ def is_counting(row: FeatureRow) -> bool:
     return bool(row.face_count and row.quality_ok)
 
 
-def compose(totals: Totals, counting_in_time_order: list[FeatureRow]) -> dict[str, object]:
-    """The aggregates from the totals and the counting frames in time order (for blinks)."""
+def only_chosen(summary: dict[str, object], attributes: frozenset[str] | None) -> dict[str, object]:
+    """The aggregates without those resting on attributes outside `attributes` (None: keep all)."""
+    if attributes is None:
+        return summary
+    return {k: v for k, v in summary.items() if k not in AGGREGATE_ATTRIBUTES or AGGREGATE_ATTRIBUTES[k] in attributes}
+
+
+def compose(
+    totals: Totals, counting_in_time_order: list[FeatureRow], attributes: frozenset[str] | None = None
+) -> dict[str, object]:
+    """The aggregates from the totals and the counting frames in time order (for blinks), for a session that
+    derives `attributes` (None: all)."""
     with_expression = sum(totals.expressions.values())
     observed = (
         counting_in_time_order[-1].t - counting_in_time_order[0].t if len(counting_in_time_order) > 1 else 0.0
     )
     blinks = count_blinks(counting_in_time_order)
     score = totals.mean_attention_score
-    return {
+    return only_chosen({
         "frames_analyzed": totals.analysed,
         "frames_counted": totals.counted,
         "attention_share": _share(totals.looking, totals.counted),
@@ -94,11 +114,11 @@ def compose(totals: Totals, counting_in_time_order: list[FeatureRow]) -> dict[st
         "seconds_observed": round(observed, 3),
         "blink_rate_per_minute": round(blinks * 60.0 / observed, 2) if observed >= MIN_OBSERVED_S else None,
         "quality_rejection_share": _share(totals.analysed - totals.counted, totals.analysed),
-    }
+    }, attributes)
 
 
-def summarize(rows: Iterable[FeatureRow]) -> dict[str, object]:
-    """The aggregates of a set of analysed frames (see the module docstring)."""
+def summarize(rows: Iterable[FeatureRow], attributes: frozenset[str] | None = None) -> dict[str, object]:
+    """The aggregates of a set of analysed frames (see the module docstring), of the attributes chosen."""
     ordered = sorted(rows, key=lambda r: r.t)
     counting = [r for r in ordered if is_counting(r)]
     scores = [r.attention_score for r in counting if r.attention_score is not None]
@@ -110,18 +130,21 @@ def summarize(rows: Iterable[FeatureRow]) -> dict[str, object]:
         mean_attention_score=sum(scores) / len(scores) if scores else None,
         expressions=dict(Counter(r.expression for r in counting if r.expression)),
     )
-    return compose(totals, counting)
+    return compose(totals, counting, attributes)
 
 
-def timeline(rows: Iterable[FeatureRow], *, bucket_seconds: float) -> list[dict[str, object]]:
-    """Aggregates per time bucket [k*b, (k+1)*b), for laying reactions on a video's or page's timeline."""
+def timeline(
+    rows: Iterable[FeatureRow], *, bucket_seconds: float, attributes: frozenset[str] | None = None
+) -> list[dict[str, object]]:
+    """Aggregates per time bucket [k*b, (k+1)*b), for laying reactions on a video's or page's timeline, of the
+    attributes chosen."""
     buckets: dict[int, list[FeatureRow]] = {}
     for row in rows:
         buckets.setdefault(int(row.t // bucket_seconds), []).append(row)
     result = []
     for index in sorted(buckets):
         summary = summarize(buckets[index])
-        result.append(
+        result.append(only_chosen(
             {
                 "start_s": round(index * bucket_seconds, 3),
                 "end_s": round((index + 1) * bucket_seconds, 3),
@@ -131,6 +154,7 @@ def timeline(rows: Iterable[FeatureRow], *, bucket_seconds: float) -> list[dict[
                 "mean_attention_score": summary["mean_attention_score"],
                 "smile_share": summary["smile_share"],
                 "expression_distribution": summary["expression_distribution"],
-            }
-        )
+            },
+            attributes,
+        ))
     return result

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -20,7 +20,10 @@ class AnalysisEngine(Protocol):
     """What the pipeline needs from an engine: `faceanalysis.engine.Engine`, or a named fake in tests."""
 
     def analyze_batch(
-        self, images: Sequence[np.ndarray], timestamps: Sequence[float | None] | None = None
+        self,
+        images: Sequence[np.ndarray],
+        timestamps: Sequence[float | None] | None = None,
+        attributes: Sequence[Iterable[str]] | None = None,
     ) -> list[Any]: ...
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import TenantModel
+from consent import derived
 
 
 class CaptureSession(TenantModel):
@@ -30,6 +31,17 @@ class CaptureSession(TenantModel):
     # The face-analysis grant in force when the session started; frames carry the grant of their own time.
     grant = models.ForeignKey("consent.Grant", on_delete=models.CASCADE, related_name="+")
     purposes = models.CharField(max_length=200, help_text=_("The subject's consented purposes at the start."))
+    # The campaign's choice when the session started: every frame is checked against it and derives no more.
+    required_purposes = models.CharField(
+        max_length=200,
+        default="face_analysis",
+        help_text=_("Purposes that must all be live for a frame to be accepted and analysed."),
+    )
+    derived_attributes = models.CharField(
+        max_length=200,
+        default=derived.ALL_CANONICAL,
+        help_text=_("What is derived from its frames (see consent.derived); the rest is neither computed nor kept."),
+    )
     source = models.CharField(max_length=20, choices=Source.choices)
     media_ref = models.CharField(
         max_length=200, blank=True, help_text=_("Id of the video or page being watched; frames carry its media time.")
@@ -54,6 +66,16 @@ class CaptureSession(TenantModel):
     @property
     def is_open(self) -> bool:
         return self.ended_at is None
+
+    @property
+    def required_purpose_list(self) -> list[str]:
+        """Purposes every frame of this session needs live consent to."""
+        return [p for p in self.required_purposes.split(",") if p]
+
+    @property
+    def derived_attribute_set(self) -> frozenset[str]:
+        """The attribute keys derived from this session's frames."""
+        return derived.parse(self.derived_attributes)
 
 
 class Frame(TenantModel):
@@ -128,6 +150,20 @@ class FrameFeatures(TenantModel):
     received_at = models.DateTimeField()
     analyzed_at = models.DateTimeField(default=timezone.now)
     latency_ms = models.FloatField(help_text=_("From intake to these features being written."))
+
+    # The derived attribute (consent.derived) each headline column carries: a column of an attribute the session
+    # did not choose stays empty. `faces` holds the engine's per-face output, trimmed the same way.
+    ATTRIBUTE_COLUMNS = {
+        "face_count": "face_position",
+        "quality_ok": "quality",
+        "quality_reasons": "quality",
+        "attention_score": "gaze",
+        "looking_at_screen": "gaze",
+        "eyes_open": "eyes",
+        "smile": "expression",
+        "expression": "expression",
+        "expression_confidence": "expression",
+    }
 
     class Meta:
         ordering = ["session", "frame"]

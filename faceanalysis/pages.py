@@ -19,8 +19,9 @@ from django.views.decorators.http import require_GET, require_POST
 from campaigns.models import Campaign
 from campaigns.selectors import campaign_get_public, campaign_unavailable_status
 from campaigns.views import campaign_unavailable, visitor_get, visitor_my_data_url
-from consent.guards import ConsentDenied, DenialReason, require_consent
+from consent.guards import ConsentDenied, DenialReason, require_consents
 from consent.models import Purpose, Subject
+from consent.notice_text import capture_statement
 from consent.pages import SITE_LANGUAGES, page_language, private_page
 from consent.selectors import subject_get
 from faceanalysis import selectors, services
@@ -37,11 +38,17 @@ def capture_fps() -> float:
     return max(0.1, min(float(settings.VISAGE_CAPTURE_FPS), float(settings.VISAGE_CAPTURE_MAX_FPS)))
 
 
-def _refusal(request: HttpRequest, campaign: Campaign, reason: str, language: str) -> HttpResponse:
+def _refusal(
+    request: HttpRequest, campaign: Campaign, denial: tuple[str, str], language: str
+) -> HttpResponse:
+    reason, purpose = denial
     context = {
         "campaign": campaign,
         "organization": campaign.organization,
         "reason": reason,
+        "purpose": purpose,
+        # A purpose beside face analysis that the camera needs is named, so the visitor knows what is missing.
+        "purpose_label": Purpose(purpose).label if purpose != Purpose.FACE_ANALYSIS else "",
         "language": language,
         "languages": SITE_LANGUAGES,
         "consent_url": reverse("campaigns:consent-page", kwargs={"public_id": campaign.public_id}),
@@ -76,15 +83,19 @@ def _page_subject(request: HttpRequest, campaign: Campaign) -> tuple[Any, Subjec
     return visitor, subject
 
 
-def _cannot_capture(campaign: Campaign, subject: Subject | None) -> str | None:
-    """Why the camera is not offered (the guard's reason), or None; nothing is written. (An ended campaign has
-    no public pages at all.)"""
+def _cannot_capture(campaign: Campaign, subject: Subject | None) -> tuple[str, str] | None:
+    """Why the camera is not offered (the guard's reason and the purpose it is missing), or None: every purpose
+    the camera needs is live, under a notice naming what the campaign derives. Nothing is written. (An ended
+    campaign has no public pages at all.)"""
     if subject is None:
-        return DenialReason.NO_GRANT.value
+        return DenialReason.NO_GRANT.value, Purpose.FACE_ANALYSIS.value
     try:
-        require_consent(organization_id=campaign.organization_id, subject_id=subject.pk, purpose=Purpose.FACE_ANALYSIS)
+        require_consents(
+            organization_id=campaign.organization_id, subject_id=subject.pk, purposes=campaign.capture_purposes,
+            derived_attributes=campaign.derived_attribute_set,
+        )
     except ConsentDenied as denial:
-        return denial.reason.value
+        return denial.reason.value, denial.purpose
     return None
 
 
@@ -110,6 +121,7 @@ def capture_page(request: HttpRequest, public_id: str) -> HttpResponse:
         "my_data_url": _my_data_url(request, campaign),
         "welcome": request.GET.get("welcome") == "1",
         "consent_state_url": reverse("capture:capture-consent-state", kwargs={"public_id": campaign.public_id}),
+        "derived_statement": capture_statement(campaign.derived_attribute_set, language),
     }
     return private_page(render(request, "faceanalysis/capture.html", context))
 
@@ -123,7 +135,8 @@ def capture_consent_state(request: HttpRequest, public_id: str) -> JsonResponse:
     if campaign is None:
         return _campaign_unavailable_json(public_id)
     _, subject = _page_subject(request, campaign)
-    return private_page(JsonResponse({"state": _cannot_capture(campaign, subject) or "active"}))
+    refused = _cannot_capture(campaign, subject)
+    return private_page(JsonResponse({"state": refused[0] if refused else "active"}))
 
 
 def _campaign_unavailable_json(public_id: str) -> JsonResponse:

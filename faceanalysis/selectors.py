@@ -76,7 +76,9 @@ def frame_status_counts(*, session: CaptureSession) -> dict[str, int]:
 
 def session_timeline(*, session: CaptureSession, bucket_seconds: float) -> list[dict[str, object]]:
     """The session's reactions per media-time bucket."""
-    return aggregates.timeline(session_feature_rows(session), bucket_seconds=bucket_seconds)
+    return aggregates.timeline(
+        session_feature_rows(session), bucket_seconds=bucket_seconds, attributes=session.derived_attribute_set
+    )
 
 
 def face_context_for_decision(

@@ -25,7 +25,8 @@ from django.utils import timezone
 from accounts.models import Organization
 from campaigns.models import Campaign
 from config.rawsql import insert_one
-from consent.guards import ConsentDenied, has_consent, require_consent
+from consent import derived
+from consent.guards import ConsentDenied, DenialReason, has_consent, require_consents
 from consent.models import Grant, Purpose, Subject, purposes_key
 from consent.selectors import feature_retention_days
 from consent.services import purge_receipt_record
@@ -62,27 +63,63 @@ def hash_capture_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _face_consent(*, organization_id: int, subject_id: int) -> Grant:
+def _consent_required(denial: ConsentDenied) -> ConsentRequired:
+    """The guard's refusal as the API's 403: its reason, and the purpose when it is not face analysis itself."""
+    if denial.reason == DenialReason.NOTICE_DOES_NOT_COVER:
+        message = (
+            "The notice the subject consented under does not name everything this campaign derives from faces; "
+            "the subject must consent again under the campaign's notice."
+        )
+    elif denial.purpose == Purpose.FACE_ANALYSIS:
+        message = "The subject has no live consent to face analysis."
+    else:
+        message = f"The subject has no live consent to {denial.purpose}, which this campaign's camera needs."
+    details = {"reason": denial.reason.value}
+    if denial.purpose != Purpose.FACE_ANALYSIS:
+        details["purpose"] = denial.purpose
+    return ConsentRequired(message, details=details)
+
+
+def _capture_consent(
+    *, organization_id: int, subject_id: int, purposes: Iterable[str], derived_attributes: Iterable[str]
+) -> Grant:
+    """The face-analysis grant, once every purpose capture needs is live and its notice names every attribute
+    that will be derived (the consent guard decides); otherwise ConsentRequired with the guard's reason."""
     try:
-        return require_consent(organization_id=organization_id, subject_id=subject_id, purpose=Purpose.FACE_ANALYSIS)
+        grants = require_consents(
+            organization_id=organization_id, subject_id=subject_id, purposes={Purpose.FACE_ANALYSIS, *purposes},
+            derived_attributes=derived_attributes,
+        )
     except ConsentDenied as denial:
-        raise ConsentRequired(
-            "The subject has no live consent to face analysis.", details={"reason": denial.reason.value}
-        ) from None
+        raise _consent_required(denial) from None
+    return grants[Purpose.FACE_ANALYSIS]
+
+
+def _session_consent(session: CaptureSession) -> Grant:
+    """Consent for one more frame of a session: the campaign's required purposes and attributes at its start."""
+    return _capture_consent(
+        organization_id=session.organization_id, subject_id=session.subject_id,
+        purposes=session.required_purpose_list, derived_attributes=session.derived_attribute_set,
+    )
 
 
 def capture_session_start(
     *, organization: Organization, subject: Subject, campaign: Campaign, source: str, media_ref: str = ""
 ) -> tuple[CaptureSession, str]:
-    """Open a capture session for a consented subject and issue its capture token (returned once, stored
-    hashed). The token lets an end user's page post frames to this session only, read it and end it."""
+    """Open a capture session for a subject with live consent to every purpose the campaign's camera needs,
+    under a notice naming every attribute it derives, and issue its capture token (returned once, stored
+    hashed). The session keeps that choice: each frame is checked against it and derives nothing more. The
+    token lets an end user's page post frames to this session only, read it and end it."""
     if subject.organization_id != organization.pk or campaign.organization_id != organization.pk:
         raise FaceAnalysisError("Not found.", code="not_found", status_code=404)
     if source not in CaptureSession.Source.values:
         raise FaceAnalysisError(f"Unknown source {source!r}.", code="invalid")
     if campaign.status == Campaign.Status.ENDED:
         raise FaceAnalysisError("The campaign has ended.", code="campaign_ended", status_code=409)
-    grant = _face_consent(organization_id=organization.pk, subject_id=subject.pk)
+    grant = _capture_consent(
+        organization_id=organization.pk, subject_id=subject.pk, purposes=campaign.capture_purposes,
+        derived_attributes=campaign.derived_attribute_set,
+    )
     consented = [p for p in Purpose.values if p == grant.purpose or has_consent(
         organization_id=organization.pk, subject_id=subject.pk, purpose=p)]
     token = f"{CAPTURE_TOKEN_PREFIX}_{secrets.token_urlsafe(32)}"
@@ -93,6 +130,8 @@ def capture_session_start(
         campaign=campaign,
         grant=grant,
         purposes=purposes_key(consented),
+        required_purposes=purposes_key(campaign.capture_purposes),
+        derived_attributes=campaign.derived_attributes,
         source=source,
         media_ref=media_ref[:200],
         started_at=now,
@@ -197,7 +236,7 @@ def frame_intake(*, session: CaptureSession, frames: Sequence[IncomingFrame]) ->
                 error.details = {**error.details, "index": index}
             raise
     _check_frame_rate(session, len(frames))
-    grant = _face_consent(organization_id=session.organization_id, subject_id=session.subject_id)
+    grant = _session_consent(session)
     return _enqueue(session=session, grant=grant, frames=frames, infos=infos, origin=Frame.Origin.IMAGE)
 
 
@@ -216,7 +255,7 @@ def video_intake(
         )
     check_video(data, declared_type, max_bytes=settings.VISAGE_VIDEO_MAX_BYTES)
     # Consent before the decode: the decode is the expensive part and handles pixels.
-    grant = _face_consent(organization_id=session.organization_id, subject_id=session.subject_id)
+    grant = _session_consent(session)
     sampled = list(
         sample_video(data, sample_fps=fps, max_frames=settings.VISAGE_VIDEO_MAX_FRAMES,
                      max_pixels=settings.VISAGE_FRAME_MAX_PIXELS)
@@ -335,18 +374,29 @@ def _decode(data: bytes) -> np.ndarray:
     return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
 
 
-def _features_from(frame: Frame, grant: Grant, analysis: Any, now: datetime) -> FrameFeatures:
+def _only_chosen(face: dict[str, Any], chosen: frozenset[str]) -> dict[str, Any]:
+    """An engine face as stored: no raw biometric data, and nothing of an attribute the session did not choose
+    (the engine skipped those stages; this holds whatever engine ran)."""
+    for name in derived.RAW_BIOMETRIC_FIELDS:
+        face.pop(name, None)  # biometric raw data is never kept, whatever the engine was asked for
+    for attribute in derived.DERIVED_ATTRIBUTES:
+        if attribute.key not in chosen:
+            for name in attribute.result_fields:
+                if name in face:
+                    face[name] = None
+    return face
+
+
+def _features_from(
+    frame: Frame, grant: Grant, analysis: Any, now: datetime, chosen: frozenset[str] = derived.ALL_KEYS
+) -> FrameFeatures:
+    """The row of derived features for one analysed frame, holding only the attributes in `chosen`."""
     face = analysis.faces[0] if analysis.faces else None
     smile = None
     if face is not None and face.blendshapes:
         smile = (face.blendshapes.get("mouthSmileLeft", 0.0) + face.blendshapes.get("mouthSmileRight", 0.0)) / 2
-    faces = []
-    for item in analysis.faces:
-        data = item.to_dict()
-        data.pop("landmarks", None)  # biometric raw data is never kept, whatever the engine was asked for
-        data.pop("embedding", None)
-        faces.append(data)
-    return FrameFeatures(
+    faces = [_only_chosen(item.to_dict(), chosen) for item in analysis.faces]
+    features = FrameFeatures(
         organization_id=frame.organization_id,
         frame=frame,
         session_id=frame.session_id,
@@ -369,23 +419,35 @@ def _features_from(frame: Frame, grant: Grant, analysis: Any, now: datetime) -> 
         analyzed_at=now,
         latency_ms=round((now - frame.received_at).total_seconds() * 1000.0, 2),
     )
+    for column, key in FrameFeatures.ATTRIBUTE_COLUMNS.items():
+        if key not in chosen:
+            field = FrameFeatures._meta.get_field(column)
+            setattr(features, column, None if field.null else field.get_default())
+    return features
 
 
-def _run_engine(images: list[np.ndarray]) -> list[Any]:
-    """The engine over a batch: a result or the exception per image. One bad image must not sink the others,
-    so a failed batch runs one by one; an exception fails its frame (never retried, never left queued)."""
+def _run_engine(images: list[np.ndarray], attributes: list[frozenset[str]]) -> list[Any]:
+    """The engine over a batch, each image deriving only its session's attributes (the engine skips stages no
+    image needs): a result or the exception per image. One bad image must not sink the others, so a failed
+    batch runs one by one; an exception fails its frame (never retried, never left queued)."""
     from faceanalysis.inference import get_engine
 
     engine = get_engine()
+
+    def analyze(batch: list[np.ndarray], chosen: list[frozenset[str]]) -> list[Any]:
+        if all(keys == derived.ALL_KEYS for keys in chosen):
+            return engine.analyze_batch(batch)  # everything: the engine's default, no choice to pass
+        return engine.analyze_batch(batch, attributes=chosen)
+
     try:
-        return engine.analyze_batch(images)
+        return analyze(images, attributes)
     except Exception as exc:
         if len(images) == 1:
             return [exc]
     results: list[Any] = []
-    for image in images:
+    for image, chosen in zip(images, attributes, strict=True):
         try:
-            results.append(engine.analyze_batch([image])[0])
+            results.append(analyze([image], [chosen])[0])
         except Exception as exc:  # the frame fails; the error names its type only, never pixels
             results.append(exc)
     return results
@@ -405,7 +467,9 @@ def frame_analyze(*, frame_id: int, claim_more: int = 0, consented: Grant | None
     outcome: Counter[str] = Counter()
     # Inside the guard's transaction when the task runs it: no savepoint, the task is one unit.
     with transaction.atomic(savepoint=False):
-        frames = list(Frame.objects.select_for_update(of=("self",)).filter(pk=frame_id, status=Frame.Status.QUEUED))
+        # With each frame its session's choice (the purposes it needs, the attributes it derives), in the same read.
+        claimed = Frame.objects.select_for_update(of=("self",)).select_related("session").defer("session__aggregates")
+        frames = list(claimed.filter(pk=frame_id, status=Frame.Status.QUEUED))
         if not frames:
             # Finished before (dropped by a withdrawal while its bytes were still on their way to the store,
             # say): whatever bytes are left have no analysis to wait for.
@@ -413,37 +477,38 @@ def frame_analyze(*, frame_id: int, claim_more: int = 0, consented: Grant | None
             return {"already_finished": 1}
         if claim_more > 0 and connection.features.has_select_for_update_skip_locked:
             frames += list(
-                Frame.objects.select_for_update(skip_locked=True, of=("self",))
+                claimed.select_for_update(skip_locked=True, of=("self",))
                 .filter(status=Frame.Status.QUEUED, queue=frames[0].queue)
                 .exclude(pk=frame_id)
                 .order_by("received_at")[:claim_more]
             )
         # Each subject's consent under a shared lock, in id order: workers analyse side by side, while
         # consent_withdraw (FOR UPDATE on the subject) waits for every analysis in flight, and none starts after
-        # it commits.
-        grants: dict[int, Grant | ConsentDenied] = {}
-        subjects = {f.subject_id: f.organization_id for f in frames}
-        if (
-            consented is not None and consented.purpose == Purpose.FACE_ANALYSIS
-            and subjects.get(consented.subject_id) == consented.organization_id
-        ):
-            grants[consented.subject_id] = consented
-        for subject_id, organization_id in sorted(subjects.items()):
-            if subject_id in grants:
-                continue
+        # it commits. Every purpose the frame's session needs is checked, and that its notice names what the
+        # session derives.
+        choices = {f.session_id: (f.session.required_purpose_list, f.session.derived_attribute_set) for f in frames}
+        verdicts: dict[tuple[int, int], Grant | ConsentDenied] = {}
+        for subject_id, session_id, organization_id in sorted({(f.subject_id, f.session_id, f.organization_id)
+                                                              for f in frames}):
+            required, attributes = choices[session_id]
+            checked = (
+                {Purpose.FACE_ANALYSIS.value: consented}
+                if consented is not None and consented.purpose == Purpose.FACE_ANALYSIS else None
+            )
             try:
-                grants[subject_id] = require_consent(
-                    organization_id=organization_id, subject_id=subject_id, purpose=Purpose.FACE_ANALYSIS,
-                    share_lock=True,
-                )
+                verdicts[(subject_id, session_id)] = require_consents(
+                    organization_id=organization_id, subject_id=subject_id,
+                    purposes={Purpose.FACE_ANALYSIS, *required}, derived_attributes=attributes,
+                    share_lock=True, checked=checked,
+                )[Purpose.FACE_ANALYSIS]
             except ConsentDenied as denial:
-                grants[subject_id] = denial
+                verdicts[(subject_id, session_id)] = denial
 
         ready: list[tuple[Frame, Grant, np.ndarray]] = []
         dropped: dict[str, list[int]] = defaultdict(list)
         taken: list[int] = []
         for frame in frames:
-            grant = grants[frame.subject_id]
+            grant = verdicts[(frame.subject_id, frame.session_id)]
             if isinstance(grant, ConsentDenied):
                 dropped[f"consent_{grant.reason.value}"].append(frame.pk)
                 continue
@@ -469,17 +534,18 @@ def frame_analyze(*, frame_id: int, claim_more: int = 0, consented: Grant | None
             outcome[status] += _mark(ids, status, reason)
 
         if ready:
-            results = _run_engine([image for _, _, image in ready])
+            chosen = [choices[frame.session_id][1] for frame, _, _ in ready]
+            results = _run_engine([image for _, _, image in ready], chosen)
             now = timezone.now()
             features = []
             failed: dict[str, list[int]] = defaultdict(list)
-            for (frame, grant, _), result in zip(ready, results, strict=True):
+            for (frame, grant, _), keys, result in zip(ready, chosen, results, strict=True):
                 if isinstance(result, Exception):
                     failed["invalid_image" if type(result).__name__ == "InvalidImageError" else "engine_error"].append(
                         frame.pk)
                     logger.warning("analysis of frame %s failed: %s", frame.pk, type(result).__name__)
                     continue
-                features.append(_features_from(frame, grant, result, now))
+                features.append(_features_from(frame, grant, result, now, keys))
             FrameFeatures.objects.bulk_create(features)
             outcome[Frame.Status.ANALYZED] += Frame.objects.filter(pk__in=[f.frame_id for f in features]).update(
                 status=Frame.Status.ANALYZED, reason="", finished_at=now
@@ -557,10 +623,13 @@ def session_summary(session: CaptureSession) -> dict[str, object]:
             smiling=totals["smiling"], mean_attention_score=totals["score"], expressions=expressions,
         ),
         eye_rows,
+        session.derived_attribute_set,
     )
 
 
-_REFRESH_FIELDS = ("public_id", "started_at", "media_ref", "organization_id", "subject_id", "campaign_id")
+_REFRESH_FIELDS = (
+    "public_id", "started_at", "media_ref", "organization_id", "subject_id", "campaign_id", "derived_attributes"
+)
 
 
 def _refresh_key(session_id: int) -> str:
@@ -627,8 +696,11 @@ def _refresh_session(session: CaptureSession, grant: Grant, latest: FrameFeature
             "quality_ok": latest.quality_ok,
             "looking_at_screen": latest.looking_at_screen,
             "attention_score": latest.attention_score,
-            "smile": latest.smile,
-            "expression": latest.expression or None,
+            # Only what the session derives: a rule on expressions finds nothing for an attention-only campaign.
+            **(
+                {"smile": latest.smile, "expression": latest.expression or None}
+                if "expression" in session.derived_attribute_set else {}
+            ),
         },
     }
     FaceContext.objects.bulk_create(

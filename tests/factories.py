@@ -43,8 +43,10 @@ def make_notice(
     purposes: tuple[str, ...] = ("face_analysis",),
     publish: bool = True,
     introduction: str = "",
+    derived_attributes: tuple[str, ...] | None = None,
 ):
-    """A notice version; published by default (with a retention policy created when missing)."""
+    """A notice version naming `derived_attributes` (None: all); published by default (with a retention policy
+    created when missing)."""
     from consent.models import RetentionPolicy
     from consent.services import notice_draft_create, notice_publish
 
@@ -57,6 +59,7 @@ def make_notice(
         controller_name=f"{organization.name} GmbH",
         controller_contact="privacy@example.test",
         introduction=introduction,
+        derived_attributes=derived_attributes,
     )
     return notice_publish(notice=notice) if publish else notice
 
@@ -87,14 +90,24 @@ def make_grant(subject, notice, *, purposes: tuple[str, ...] | None = None, chan
 
 
 def make_campaign(
-    organization: Organization, *, purposes: tuple[str, ...] = ("face_analysis",), status: str = "active"
+    organization: Organization,
+    *,
+    purposes: tuple[str, ...] = ("face_analysis",),
+    optional: tuple[str, ...] = (),
+    derived_attributes: tuple[str, ...] | None = None,
+    status: str = "active",
 ):
+    """A campaign whose camera needs `purposes`, offering `optional` as extras, deriving `derived_attributes`
+    (None: all)."""
     from campaigns.models import Campaign
+    from consent import derived
 
     campaign = Campaign(
         organization=organization,
         name=f"Campaign {next(_counter)}",
         required_purposes=",".join(purposes),
+        optional_purposes=",".join(optional),
+        derived_attributes=derived.canonical(derived.ALL_KEYS if derived_attributes is None else derived_attributes),
         status=status,
     )
     campaign.full_clean()

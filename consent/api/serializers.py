@@ -4,6 +4,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from consent import derived
 from consent.models import Grant, LedgerEntry, NoticeVersion, Purpose, Subject
 
 
@@ -105,11 +106,19 @@ class WithdrawResultSerializer(serializers.Serializer):
 
 class NoticeSerializer(serializers.ModelSerializer):
     purposes = serializers.ListField(source="purpose_list", child=serializers.CharField(), read_only=True)
+    derived_attributes = serializers.SerializerMethodField(
+        help_text="What is derived from faces under this notice (consent.derived keys); a grant covers no more."
+    )
 
     class Meta:
         model = NoticeVersion
-        fields = ["text_hash", "language", "purposes", "version", "status", "published_at", "text"]
+        fields = [
+            "text_hash", "language", "purposes", "derived_attributes", "version", "status", "published_at", "text"
+        ]
         read_only_fields = fields
+
+    def get_derived_attributes(self, notice: NoticeVersion) -> list[str]:
+        return [a.key for a in derived.DERIVED_ATTRIBUTES if a.key in notice.derived_attribute_set]
 
 
 class LedgerEntrySerializer(serializers.ModelSerializer):

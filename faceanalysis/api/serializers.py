@@ -6,6 +6,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from consent import derived
 from faceanalysis.models import CaptureSession, Frame, FrameFeatures
 
 
@@ -36,18 +37,28 @@ class CaptureSessionSerializer(serializers.ModelSerializer):
     subject = serializers.UUIDField(source="subject.public_id", read_only=True)
     campaign = serializers.CharField(source="campaign.public_id", read_only=True)
     purposes = serializers.SerializerMethodField()
+    required_purposes = serializers.ListField(
+        source="required_purpose_list", child=serializers.CharField(), read_only=True,
+        help_text="Purposes every frame needs live consent to (the campaign's choice at the start).",
+    )
+    derived_attributes = serializers.SerializerMethodField(
+        help_text="What is derived from the frames (see the notice); nothing else is computed or kept."
+    )
     frames = serializers.SerializerMethodField()
 
     class Meta:
         model = CaptureSession
         fields = [
-            "id", "subject", "campaign", "purposes", "source", "media_ref", "started_at", "ended_at", "end_reason",
-            "token_expires_at", "aggregates", "aggregates_updated_at", "frames",
+            "id", "subject", "campaign", "purposes", "required_purposes", "derived_attributes", "source", "media_ref",
+            "started_at", "ended_at", "end_reason", "token_expires_at", "aggregates", "aggregates_updated_at", "frames",
         ]
         read_only_fields = fields
 
     def get_purposes(self, session: CaptureSession) -> list[str]:
         return [p for p in session.purposes.split(",") if p]
+
+    def get_derived_attributes(self, session: CaptureSession) -> list[str]:
+        return [a.key for a in derived.DERIVED_ATTRIBUTES if a.key in session.derived_attribute_set]
 
     def get_frames(self, session: CaptureSession) -> dict[str, int] | None:
         counts = self.context.get("frame_counts")

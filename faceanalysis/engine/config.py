@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from consent import derived
 
 EXPRESSION_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -76,6 +78,16 @@ class EngineConfig:
     # What leaves the engine. Raw landmarks and embeddings are biometric data: off by default.
     return_landmarks: bool = False
     compute_embedding: bool = False
+    # Derived attributes (keys of consent.derived, the list notices are written from) analysed by default; the
+    # core ones are always derived. A stage no attribute needs does not run (analyze_batch can narrow it per
+    # image, for batches that mix campaigns).
+    attributes: frozenset[str] = field(default=derived.ALL_KEYS)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.attributes) - derived.ALL_KEYS
+        if unknown:
+            raise ValueError(f"unknown derived attribute(s): {', '.join(sorted(unknown))}")
+        object.__setattr__(self, "attributes", frozenset(self.attributes) | derived.CORE_KEYS)
 
     def resolved_models_dir(self) -> Path:
         """The models directory this config points at."""

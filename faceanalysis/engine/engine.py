@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import cv2
 import numpy as np
+
+from consent import derived
 
 from . import analysis
 from .config import EngineConfig
@@ -26,6 +29,12 @@ _SFACE_TEMPLATE = np.array(
 )
 EXPRESSION_CHIP_PADDING = 0.05
 ATTRIBUTES = ("gaze", "eyes", "blendshapes", "expression", "age", "gender")
+# Stages a campaign may leave out, and the result fields each one fills (from consent.derived).
+OPTIONAL_STAGES = ("expression", "age", "gender")
+STAGE_FIELDS = {
+    stage: tuple(f for a in derived.DERIVED_ATTRIBUTES if a.stage == stage for f in a.result_fields)
+    for stage in OPTIONAL_STAGES
+}
 
 
 @dataclass(slots=True)
@@ -33,6 +42,7 @@ class _Candidate:
     """A detected face on its way through the pipeline (mutable scratch, never returned)."""
 
     frame: int
+    stages: frozenset[str]  # optional stages this face's image asked for
     box: np.ndarray  # x, y, w, h in the analysed image
     score: float
     keypoints: np.ndarray  # YuNet's 5 points: eyes (image-left first), nose tip, mouth corners
@@ -78,17 +88,40 @@ class Engine:
             self._runtime.close()
         self._runtime = None
 
-    def analyze(self, image: np.ndarray, timestamp: float | None = None) -> FrameAnalysis:
+    def analyze(
+        self, image: np.ndarray, timestamp: float | None = None, attributes: Iterable[str] | None = None
+    ) -> FrameAnalysis:
         """Analyse one RGB image (HxWx3 uint8; grey and RGBA are accepted)."""
-        return self.analyze_batch([image], None if timestamp is None else [timestamp])[0]
+        return self.analyze_batch(
+            [image], None if timestamp is None else [timestamp], None if attributes is None else [attributes]
+        )[0]
+
+    def _stages_per_image(self, count: int, attributes: Sequence[Iterable[str]] | None) -> list[frozenset[str]]:
+        """The optional stages each image needs: those of its attributes (default: the config's)."""
+        if attributes is not None and len(attributes) != count:
+            raise ValueError(f"{count} images but {len(attributes)} attribute choices")
+        chosen = [self.config.attributes] * count if attributes is None else [frozenset(a) for a in attributes]
+        result = []
+        for keys in chosen:
+            unknown = keys - derived.ALL_KEYS
+            if unknown:
+                raise ValueError(f"unknown derived attribute(s): {', '.join(sorted(unknown))}")
+            result.append(frozenset(derived.stages_for(keys)) & frozenset(OPTIONAL_STAGES))
+        return result
 
     def analyze_batch(
-        self, images: Sequence[np.ndarray], timestamps: Sequence[float | None] | None = None
+        self,
+        images: Sequence[np.ndarray],
+        timestamps: Sequence[float | None] | None = None,
+        attributes: Sequence[Iterable[str]] | None = None,
     ) -> list[FrameAnalysis]:
-        """Analyse several images; the ONNX attribute stages run once over all their faces."""
+        """Analyse several images; the ONNX attribute stages run once over all their faces. `attributes` gives
+        each image its own choice of derived attributes (consent.derived keys; the core ones always): a stage
+        runs only over the faces of images that need it, and not at all when none does."""
         config = self.config
         if timestamps is not None and len(timestamps) != len(images):
             raise ValueError(f"{len(images)} images but {len(timestamps)} timestamps")
+        stages = self._stages_per_image(len(images), attributes)
         started = time.perf_counter()
         originals = [as_rgb_uint8(image, max_input_pixels=config.max_input_pixels) for image in images]
         prepared = [limit_size(image, config.max_image_side) for image in originals]
@@ -96,7 +129,7 @@ class Engine:
         runtime = self.runtime
         timings: dict[str, float] = {}
 
-        candidates = self._detect(analysed, runtime, timings)
+        candidates = self._detect(analysed, stages, runtime, timings)
         # Expression needs only the detector's keypoints, so it runs on the worker thread while
         # this one drives the landmarker (both native libraries release the GIL). Age and gender
         # need the landmarks: each chunk of landmarked faces is queued behind it, so in a batch
@@ -117,8 +150,10 @@ class Engine:
         timings.update(chip_timings)
         parts = [*results_of[1:], last]
         for key in ("age", "gender"):
-            outputs[key] = np.concatenate([part[0][key] for part in parts])
-            timings[key] = sum(part[1][key] for part in parts)
+            outputs[key] = [row for part in parts for row in part[0][key]]
+            spent = [part[1][key] for part in parts if key in part[1]]
+            if spent:  # absent when no image asked for the stage: it did not run
+                timings[key] = sum(spent)
         faces = [
             (candidate.frame, self._face(candidate, row, grey_chips, outputs))
             for row, candidate in enumerate(candidates)
@@ -135,16 +170,22 @@ class Engine:
                     height=int(original.shape[0]),
                     timestamp=None if timestamps is None else timestamps[index],
                     faces=tuple(own),
-                    models=self.models,
+                    models=self._models_for(stages[index]),
                     analysis_scale=scale,
                     timings_ms=dict(timings),
                 )
             )
         return results
 
+    def _models_for(self, stages: frozenset[str]) -> tuple[ModelInfo, ...]:
+        """The models that ran for an image that asked for these optional stages."""
+        return tuple(m for m in self.models if m.key not in OPTIONAL_STAGES or m.key in stages)
+
     # -- stages -------------------------------------------------------------------------------
 
-    def _detect(self, images: list[np.ndarray], runtime: Runtime, timings: dict[str, float]) -> list[_Candidate]:
+    def _detect(
+        self, images: list[np.ndarray], stages: list[frozenset[str]], runtime: Runtime, timings: dict[str, float]
+    ) -> list[_Candidate]:
         """YuNet on each image at a reduced size; on GPU same-sized inputs share one run."""
         config = self.config
         groups: dict[tuple[int, int], list[tuple[int, np.ndarray, float]]] = {}
@@ -180,7 +221,8 @@ class Engine:
                     boxes, scores, points = analysis.decode_yunet(outputs, position, padded_w, padded_h, config)
                     for box, score, keypoints in zip(boxes, scores, points, strict=True):
                         candidates.append(
-                            _Candidate(frame=index, box=box / scale, score=float(score), keypoints=keypoints / scale)
+                            _Candidate(frame=index, stages=stages[index], box=box / scale, score=float(score),
+                                       keypoints=keypoints / scale)
                         )
         timings["detector"] = spent * 1000.0
         return candidates
@@ -222,8 +264,9 @@ class Engine:
 
     def _detector_chip_stages(
         self, candidates: list[_Candidate], images: list[np.ndarray], runtime: Runtime
-    ) -> tuple[dict[str, np.ndarray], list[np.ndarray], dict[str, float]]:
-        """Expression (and embedding) from chips placed by the detector's keypoints, all faces at once."""
+    ) -> tuple[dict[str, Any], list[np.ndarray], dict[str, float]]:
+        """Expression (for the faces that asked for it, and embedding) from chips placed by the detector's
+        keypoints, all faces at once; the grey chips serve the quality gate of every face."""
         count = len(candidates)
         fer_input = np.empty((count, 1, 64, 64), dtype=np.float32)
         embed_input = np.empty((count, 3, 112, 112), dtype=np.float32) if runtime.embedder else None
@@ -239,17 +282,17 @@ class Engine:
                 # OpenCV's FaceRecognizerSF.alignCrop: YuNet's 5 points onto the ArcFace template.
                 matrix = estimate_similarity(candidate.keypoints.astype(np.float64), _SFACE_TEMPLATE)
                 embed_input[row] = warp_chip(image, matrix, 112).transpose(2, 0, 1)
-        outputs: dict[str, np.ndarray] = {}
+        outputs: dict[str, Any] = {}
         timings: dict[str, float] = {}
-        self._run_batched(runtime, "expression", fer_input, outputs, timings)
+        self._run_wanted(runtime, "expression", fer_input, candidates, outputs, timings)
         if embed_input is not None:
             self._run_batched(runtime, "embedder", embed_input, outputs, timings)
         return outputs, grey_chips, timings
 
     def _age_gender_stage(
         self, candidates: list[_Candidate], images: list[np.ndarray], runtime: Runtime
-    ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-        """Age and gender over landmarked faces, on dlib-style chips, one run per model."""
+    ) -> tuple[dict[str, Any], dict[str, float]]:
+        """Age and gender over landmarked faces that asked for them, on dlib-style chips, one run per model."""
         count = len(candidates)
         age_input = np.zeros((count, 3, 64, 64), dtype=np.float32)
         gender_input = np.zeros((count, 3, 32, 32), dtype=np.float32)
@@ -262,11 +305,32 @@ class Engine:
             # 64 px one is that up to resampling.
             gender_chip = cv2.resize(age_chip, (32, 32), interpolation=cv2.INTER_AREA)
             gender_input[row] = ((gender_chip - _AGE_GENDER_MEANS) * np.float32(1 / 256.0)).transpose(2, 0, 1)
-        outputs: dict[str, np.ndarray] = {}
+        outputs: dict[str, Any] = {}
         timings: dict[str, float] = {}
-        self._run_batched(runtime, "age", age_input, outputs, timings)
-        self._run_batched(runtime, "gender", gender_input, outputs, timings)
+        self._run_wanted(runtime, "age", age_input, candidates, outputs, timings)
+        self._run_wanted(runtime, "gender", gender_input, candidates, outputs, timings)
         return outputs, timings
+
+    def _run_wanted(
+        self,
+        runtime: Runtime,
+        key: str,
+        batch: np.ndarray,
+        candidates: list[_Candidate],
+        outputs: dict[str, Any],
+        timings: dict[str, float],
+    ) -> None:
+        """Stage `key` over the rows whose image asked for it; outputs[key] is one row or None per candidate.
+        No row asking: the session is not run, and timings get no entry for it."""
+        wanted = [row for row, candidate in enumerate(candidates) if key in candidate.stages]
+        rows: list[np.ndarray | None] = [None] * len(candidates)
+        if wanted:
+            ran: dict[str, np.ndarray] = {}
+            selected = batch if len(wanted) == len(candidates) else batch[wanted]
+            self._run_batched(runtime, key, selected, ran, timings)
+            for position, row in enumerate(wanted):
+                rows[row] = ran[key][position]
+        outputs[key] = rows
 
     def _pads_rows(self, runtime: Runtime) -> bool:
         return runtime.on_gpu if self.config.pad_rows is None else self.config.pad_rows
@@ -297,16 +361,22 @@ class Engine:
         candidate: _Candidate,
         row: int,
         grey_chips: list[np.ndarray],
-        outputs: dict[str, np.ndarray],
+        outputs: dict[str, Any],
     ) -> FaceAnalysis:
-        """Assemble one face's result, withholding what quality or confidence does not support."""
+        """Assemble one face's result, withholding what was not asked for, or what quality or confidence does
+        not support."""
         config = self.config
         x, y, w, h = (float(v) for v in candidate.box)
         box = BoundingBox(x=x, y=y, width=w, height=h)
         size_px = min(w, h)
+        # Fields of stages this face's image did not ask for: never computed, so never returned.
+        skipped = {f for stage in OPTIONAL_STAGES if stage not in candidate.stages for f in STAGE_FIELDS[stage]}
+        not_requested = [Withheld(attribute=a, reason="not_requested") for a in ATTRIBUTES if a in skipped]
         if candidate.landmarks is None or candidate.matrix is None:
             quality = analysis.quality(grey_chips[row], size_px, candidate.score, None, config)
-            withheld = tuple(Withheld(attribute=a, reason="no_landmarks") for a in ATTRIBUTES)
+            withheld = tuple(
+                Withheld(attribute=a, reason="no_landmarks") for a in ATTRIBUTES if a not in skipped
+            ) + tuple(not_requested)
             return FaceAnalysis(box=box, detection_score=candidate.score, quality=quality, withheld=withheld)
 
         pose = analysis.head_pose(candidate.matrix)
@@ -317,26 +387,30 @@ class Engine:
         closed = 1.0 - config.eye_closed_threshold
         eyes = Eyes(left_openness=left_open, right_openness=right_open, open=min(left_open, right_open) >= closed)
         gaze = analysis.gaze(pose, candidate.landmarks, eyes.open, config)
-        expression = analysis.expression(outputs["expression"][row], self._model_label["expression"])
-        age = analysis.age(outputs["age"][row], AGE_BIN_YEARS, self._model_label["age"])
-        gender = analysis.gender(outputs["gender"][row], self._model_label["gender"])
+        fer, ages, genders = outputs["expression"][row], outputs["age"][row], outputs["gender"][row]
+        expression = None if fer is None else analysis.expression(fer, self._model_label["expression"])
+        age = None if ages is None else analysis.age(ages, AGE_BIN_YEARS, self._model_label["age"])
+        gender = None if genders is None else analysis.gender(genders, self._model_label["gender"])
+        if "blendshapes" in skipped:
+            blendshapes = None  # type: ignore[assignment]
 
         withheld: list[Withheld] = []
         if not quality.acceptable:
             reason = "quality:" + ",".join(quality.reasons)
-            withheld = [Withheld(attribute=a, reason=reason) for a in ATTRIBUTES]
+            withheld = [Withheld(attribute=a, reason=reason) for a in ATTRIBUTES if a not in skipped]
             gaze = eyes = expression = age = gender = None  # type: ignore[assignment]
             blendshapes = None  # type: ignore[assignment]
         else:
-            if expression.confidence < config.min_expression_confidence:
+            if expression is not None and expression.confidence < config.min_expression_confidence:
                 withheld.append(Withheld("expression", f"confidence {expression.confidence:.2f} below threshold"))
-                expression = None  # type: ignore[assignment]
-            if gender.confidence < config.min_gender_confidence:
+                expression = None
+            if gender is not None and gender.confidence < config.min_gender_confidence:
                 withheld.append(Withheld("gender", f"confidence {gender.confidence:.2f} below threshold"))
-                gender = None  # type: ignore[assignment]
-            if age.high - age.low > config.max_age_band_years:
+                gender = None
+            if age is not None and age.high - age.low > config.max_age_band_years:
                 withheld.append(Withheld("age", f"band {age.low:.0f}-{age.high:.0f} too wide"))
-                age = None  # type: ignore[assignment]
+                age = None
+        withheld += not_requested
 
         landmarks = None
         if config.return_landmarks:

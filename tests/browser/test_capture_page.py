@@ -70,7 +70,7 @@ def test_consent_then_stream_shows_real_aggregates_and_withdrawal_stops_the_came
     organization = make_organization(name="Camera Shop")
     make_notice(organization, language="en", purposes=PURPOSES)
     make_notice(organization, language="de", purposes=PURPOSES)
-    campaign = make_campaign(organization, purposes=PURPOSES)
+    campaign = make_campaign(organization, purposes=PURPOSES[:1], optional=PURPOSES[1:])
     seen: dict[str, object] = {}
     from playwright.sync_api import expect, sync_playwright
 
@@ -175,7 +175,7 @@ def test_capture_page_without_consent_never_asks_for_the_camera(live_server, led
     organization = make_organization(name="No Consent Shop")
     make_notice(organization, language="en", purposes=PURPOSES)
     make_notice(organization, language="de", purposes=PURPOSES)
-    campaign = make_campaign(organization, purposes=PURPOSES)
+    campaign = make_campaign(organization, purposes=PURPOSES[:1], optional=PURPOSES[1:])
     url = f"{live_server.url}/c/{campaign.public_id}/capture/"
     from playwright.sync_api import sync_playwright
 
@@ -212,7 +212,7 @@ def test_a_page_left_open_after_withdrawal_opens_no_session_and_no_camera(live_s
     the server refuses to open a session, and the camera is never asked for."""
     organization = make_organization(name="Stale Page Shop")
     make_notice(organization, language="en", purposes=PURPOSES)
-    campaign = make_campaign(organization, purposes=PURPOSES)
+    campaign = make_campaign(organization, purposes=PURPOSES[:1], optional=PURPOSES[1:])
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:

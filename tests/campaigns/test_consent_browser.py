@@ -18,7 +18,7 @@ def test_refuse_consent_and_withdraw_in_a_real_browser(live_server, ledger_flush
     organization = make_organization(name="Browser Shop")
     en = make_notice(organization, language="en", purposes=PURPOSES)
     de = make_notice(organization, language="de", purposes=PURPOSES)
-    campaign = make_campaign(organization, purposes=PURPOSES)
+    campaign = make_campaign(organization, purposes=PURPOSES[:1], optional=PURPOSES[1:])  # personalization: extra
     url = f"{live_server.url}/c/{campaign.public_id}/"
     require_chromium()
 
@@ -86,3 +86,53 @@ def test_refuse_consent_and_withdraw_in_a_real_browser(live_server, ledger_flush
         require_consent(organization_id=organization.pk, subject_id=subject.pk, purpose="face_analysis")
     assert denied.value.reason == DenialReason.WITHDRAWN
     assert ledger_verify(organization=organization).ok
+
+
+def test_consent_page_marks_needed_and_optional_purposes_in_a_real_browser(live_server, ledger_flushable) -> None:
+    """The camera's purposes are marked as needed, the extras as optional, all unticked, with equal-weight
+    buttons; ticking only an extra is a refusal, and the needed one alone opens the camera page."""
+    organization = make_organization(name="Browser Extras")
+    make_notice(organization, language="en", purposes=PURPOSES)
+    campaign = make_campaign(organization, purposes=PURPOSES[:1], optional=PURPOSES[1:])
+    url = f"{live_server.url}/c/{campaign.public_id}/?lang=en"
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_context(locale="en-US").new_page()
+        page.set_default_timeout(15_000)
+        page.goto(url)
+        needed = page.locator(".purpose[data-required=true]")
+        extra = page.locator(".purpose[data-required=false]")
+        assert needed.count() == 1 and extra.count() == 1
+        assert "needed for the camera" in needed.inner_text() and "Face analysis" in needed.inner_text()
+        assert "optional" in extra.inner_text() and "Personalization" in extra.inner_text()
+        # The mark is read out with the box (aria-describedby), and neither box is ticked.
+        described = page.get_by_label("Face analysis").get_attribute("aria-describedby")
+        assert "purpose-face_analysis-need" in described
+        assert not page.get_by_label("Face analysis").is_checked()
+        assert not page.get_by_label("Personalization from face features").is_checked()
+        consent, refuse = page.get_by_role("button", name="I consent"), page.get_by_role("button", name="I refuse")
+        assert consent.evaluate("b => getComputedStyle(b).fontWeight") == refuse.evaluate(
+            "b => getComputedStyle(b).fontWeight"
+        )
+        assert abs(consent.bounding_box()["width"] - refuse.bounding_box()["width"]) < 2
+
+        # Only the extra: that is no consent to what the camera needs, so it is a refusal.
+        page.get_by_label("Personalization from face features").check()
+        consent.click()
+        assert "You refused" in page.locator("h1").inner_text()
+
+        # The needed purpose alone: the camera page (the extra is not needed).
+        page.goto(url)
+        page.get_by_label("Face analysis").check()
+        page.get_by_role("button", name="I consent").click()
+        page.wait_for_url("**/capture/**")
+        assert page.get_by_role("button", name="Start camera").is_visible()
+        browser.close()
+
+    refusal = LedgerEntry.objects.get(organization=organization, event="refused", subject_ref="")
+    assert refusal.purposes == "face_analysis,personalization"  # both refused, though the extra was ticked
+    granted = LedgerEntry.objects.get(organization=organization, event="granted")
+    assert granted.purposes == "face_analysis"

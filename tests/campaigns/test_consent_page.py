@@ -20,7 +20,8 @@ PURPOSES = ("face_analysis", "personalization")
 def setup(org_a):
     en = make_notice(org_a, language="en", purposes=PURPOSES)
     de = make_notice(org_a, language="de", purposes=PURPOSES)
-    campaign = make_campaign(org_a, purposes=PURPOSES)
+    # The camera needs face analysis; personalization is an optional extra.
+    campaign = make_campaign(org_a, purposes=PURPOSES[:1], optional=PURPOSES[1:])
     return campaign, en, de
 
 
@@ -96,12 +97,14 @@ def test_consent_records_grants_with_the_notice_hash_and_leads_to_my_data(setup)
     assert page.status_code == 200 and "Meine Daten" in page.content.decode()
 
 
-def test_consent_without_a_ticked_purpose_is_refused_and_writes_nothing(setup) -> None:
+@pytest.mark.parametrize("ticked", [(), ("personalization",)])
+def test_consent_without_a_required_purpose_ticked_is_a_refusal(setup, ticked) -> None:
     campaign, en, _ = setup
-    response = _post(Client(), campaign, en, "consent", purposes=())
-    assert response.status_code == 400
-    assert "Tick at least one purpose" in response.content.decode()
-    assert not LedgerEntry.objects.exists() and not Subject.objects.exists()
+    response = _post(Client(), campaign, en, "consent", purposes=ticked)
+    assert response.status_code == 200 and "You refused" in response.content.decode()
+    refused = LedgerEntry.objects.get()
+    assert refused.event == "refused" and refused.purposes == "face_analysis,personalization"
+    assert not Subject.objects.exists() and not Grant.objects.exists()
 
 
 def test_stale_or_forged_notice_hash_writes_nothing(setup) -> None:

@@ -29,7 +29,7 @@ def test_marketer_writes_a_draft_and_publishes_it_explicitly(org_a) -> None:
             "controller_contact": "datenschutz@shop.test",
             "recipients": "",
             "introduction": "Hallo.",
-            "analyses_expressions": "on",
+            "attribute_choices": ["expression", "age", "gender"],
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from consent.guards import ConsentDenied, DenialReason, has_consent, require_consent
+from consent.guards import ConsentDenied, DenialReason, has_consent, has_consents, require_consent, require_consents
 from consent.models import Grant, Subject
 from consent.services import consent_grant, consent_withdraw, notice_draft_copy, notice_publish, notice_retire
 from tests.factories import make_grant, make_notice, make_subject
@@ -169,3 +169,47 @@ def test_live_grant_of_another_subject_or_organization_is_not_returned(org_a, or
     assert _reason(
         lambda: require_consent(organization_id=org_b.pk, subject_id=other.pk, purpose="face_analysis")
     ) == DenialReason.UNKNOWN_SUBJECT
+
+
+# --- several purposes together, and what the notice names ------------------------------------------------------
+
+TWO = ("face_analysis", "personalization")
+
+
+def _require_all(subject: Subject, purposes=TWO, **kwargs) -> dict[str, Grant]:
+    return require_consents(organization_id=subject.organization_id, subject_id=subject.pk, purposes=purposes, **kwargs)
+
+
+def test_every_purpose_live_together_returns_each_grant(org_a) -> None:
+    subject = make_subject(org_a)
+    make_grant(subject, make_notice(org_a, purposes=TWO))
+    grants = _require_all(subject)
+    assert set(grants) == set(TWO) and {g.purpose for g in grants.values()} == set(TWO)
+    assert has_consents(organization_id=org_a.pk, subject_id=subject.pk, purposes=TWO)
+
+
+def test_one_of_two_purposes_is_not_enough_and_names_the_missing_one(org_a) -> None:
+    subject = make_subject(org_a)
+    make_grant(subject, make_notice(org_a, purposes=TWO), purposes=("face_analysis",))
+    with pytest.raises(ConsentDenied) as info:
+        _require_all(subject)
+    assert info.value.reason == DenialReason.NO_GRANT and info.value.purpose == "personalization"
+    assert not has_consents(organization_id=org_a.pk, subject_id=subject.pk, purposes=TWO)
+
+
+def test_withdrawing_either_purpose_ends_the_pair(org_a) -> None:
+    subject = make_subject(org_a)
+    make_grant(subject, make_notice(org_a, purposes=TWO))
+    consent_withdraw(organization=org_a, subject=subject, purposes=["personalization"], channel="partner_api")
+    with pytest.raises(ConsentDenied) as info:
+        _require_all(subject)
+    assert info.value.reason == DenialReason.WITHDRAWN and info.value.purpose == "personalization"
+
+
+def test_notice_that_does_not_name_an_attribute_does_not_cover_deriving_it(org_a) -> None:
+    subject = make_subject(org_a)
+    make_grant(subject, make_notice(org_a, derived_attributes=("age",)))
+    assert _require_all(subject, ("face_analysis",), derived_attributes={"gaze", "age"})
+    with pytest.raises(ConsentDenied) as info:
+        _require_all(subject, ("face_analysis",), derived_attributes={"gaze", "gender"})
+    assert info.value.reason == DenialReason.NOTICE_DOES_NOT_COVER and info.value.purpose == "face_analysis"

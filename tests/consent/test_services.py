@@ -84,12 +84,13 @@ def test_emotion_recognition_statement_only_when_expressions_are_analysed(org_a)
     draft = notice_draft_create(
         organization=org_a,
         language="en",
-        purposes=["face_verification"],
+        purposes=["face_analysis"],
         controller_name="Shop",
         controller_contact="x@shop.test",
-        analyses_expressions=False,
+        derived_attributes=["age"],
     )
-    assert "emotion recognition" not in notice_publish(notice=draft).text.lower()
+    text = notice_publish(notice=draft).text
+    assert "emotion recognition" not in text.lower() and "Biometric categorisation" in text
 
 
 def test_published_notice_is_immutable_and_kept(org_a) -> None:

@@ -30,7 +30,7 @@ class FakeEngine:
         self.calls = 0
         self.images = 0
 
-    def analyze_batch(self, images: Sequence[np.ndarray], timestamps=None) -> list[FrameAnalysis]:
+    def analyze_batch(self, images: Sequence[np.ndarray], timestamps=None, attributes=None) -> list[FrameAnalysis]:
         self.calls += 1
         self.images += len(images)
         face = FaceAnalysis(

@@ -17,9 +17,16 @@ _counter = itertools.count(1)
 ALL_PURPOSES = ("face_analysis", "personalization")
 
 
-def make_campaign(organization: Organization, *, purposes: tuple[str, ...] = ("face_analysis",)) -> Campaign:
+def make_campaign(
+    organization: Organization, *, purposes: tuple[str, ...] = ("face_analysis",),
+    derived_attributes: tuple[str, ...] | None = None,
+) -> Campaign:
+    """An active campaign whose camera needs `purposes`, deriving `derived_attributes` (None: everything)."""
+    from consent import derived
+
     return Campaign.objects.create(
         organization=organization, name=f"Campaign {next(_counter)}", required_purposes=",".join(sorted(purposes)),
+        derived_attributes=derived.canonical(derived.ALL_KEYS if derived_attributes is None else derived_attributes),
         status=Campaign.Status.ACTIVE,
     )
 
@@ -58,14 +65,14 @@ def make_consented_subject(
 
 def make_capture_session(
     organization: Organization, *, source: str = "browser_stream", media_ref: str = "video-42",
-    purposes: tuple[str, ...] = ALL_PURPOSES,
+    purposes: tuple[str, ...] = ALL_PURPOSES, campaign: Campaign | None = None,
 ) -> tuple[CaptureSession, str]:
-    """A consented subject's open capture session and its capture token."""
+    """A consented subject's open capture session (in `campaign`, or a new one) and its capture token."""
     from faceanalysis.services import capture_session_start
 
     subject, _ = make_consented_subject(organization, purposes=purposes)
     return capture_session_start(
-        organization=organization, subject=subject, campaign=make_campaign(organization), source=source,
+        organization=organization, subject=subject, campaign=campaign or make_campaign(organization), source=source,
         media_ref=media_ref,
     )
 

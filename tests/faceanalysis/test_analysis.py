@@ -410,7 +410,7 @@ def test_engine_error_fails_the_frame_instead_of_leaving_it_queued(analyze, org_
     class BrokenEngine:
         """A FAKE engine that raises, as a model or driver fault would."""
 
-        def analyze_batch(self, images, timestamps=None):
+        def analyze_batch(self, images, timestamps=None, attributes=None):
             raise RuntimeError("driver fault")
 
     session, _ = make_capture_session(org_a)

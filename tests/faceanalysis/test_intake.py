@@ -451,7 +451,6 @@ def test_single_frame_intake_costs_three_queries(org_a, django_assert_num_querie
 
 def test_consent_guard_is_asked_on_every_intake_request(org_a, monkeypatch) -> None:
     from consent import guards
-    from faceanalysis import services
 
     calls = []
     real = guards.require_consent
@@ -462,7 +461,7 @@ def test_consent_guard_is_asked_on_every_intake_request(org_a, monkeypatch) -> N
 
     session, token = make_capture_session(org_a)
     client = token_client(token)
-    monkeypatch.setattr(services, "require_consent", counting)
+    monkeypatch.setattr(guards, "require_consent", counting)
     assert [post_image(client, session, astronaut_jpeg()).status_code for _ in range(3)] == [202, 202, 202]
     assert calls == [session.subject_id] * 3
 
