@@ -7,6 +7,7 @@ import pytest
 from django.test import Client
 
 from campaigns.models import Campaign
+from consent import derived
 from consent.models import Grant, LedgerEntry, RetentionPolicy, Subject
 from consent.selectors import consent_funnel
 from consent.services import notice_retire
@@ -15,6 +16,8 @@ from tests.factories import make_campaign, make_member, make_notice, make_retent
 pytestmark = pytest.mark.django_db
 
 PURPOSES = ("face_analysis", "personalization")
+# What the add form ticks by default: every optional attribute, as the factories' notices name them all.
+ATTRIBUTES = list(derived.OPTIONAL_KEYS)
 
 
 def _client(user) -> Client:
@@ -24,7 +27,8 @@ def _client(user) -> Client:
 
 
 def _add(client: Client, status: str = "active", purposes=PURPOSES, **extra):
-    data = {"name": "Spring", "status": status, "purpose_choices": list(purposes), **extra}
+    data = {"name": "Spring", "status": status, "purpose_choices": list(purposes), "attribute_choices": ATTRIBUTES,
+            **extra}
     return client.post("/admin/campaigns/campaign/add/", data)
 
 
@@ -61,7 +65,7 @@ def test_a_draft_may_be_saved_unready_and_activated_once_ready(org_a, marketer_a
     assert _add(client, status="draft").status_code == 302
     campaign = Campaign.objects.get()
     change = f"/admin/campaigns/campaign/{campaign.pk}/change/"
-    data = {"name": "Spring", "status": "active", "purpose_choices": list(PURPOSES)}
+    data = {"name": "Spring", "status": "active", "purpose_choices": list(PURPOSES), "attribute_choices": ATTRIBUTES}
     refused = client.post(change, data)
     assert refused.status_code == 200 and "No published notice" in _errors(refused)
     campaign.refresh_from_db()

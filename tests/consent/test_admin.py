@@ -148,7 +148,8 @@ def test_campaign_admin_declares_purposes_and_links_the_consent_page(org_a) -> N
     client = _client(make_member(org_a, role="marketer"))
     response = client.post(
         "/admin/campaigns/campaign/add/",
-        {"name": "Spring", "status": "active", "purpose_choices": ["face_analysis", "personalization"]},
+        {"name": "Spring", "status": "active", "purpose_choices": ["face_analysis", "personalization"],
+         "attribute_choices": ["expression", "age", "gender"]},
     )
     assert response.status_code == 302
     from campaigns.models import Campaign
