@@ -74,6 +74,8 @@ def require_consent(
         raise ConsentDenied(DenialReason.UNKNOWN_SUBJECT, purpose=purpose, subject_id=subject_id)
     if subject.erased_at is not None:
         raise ConsentDenied(DenialReason.SUBJECT_ERASED, purpose=purpose, subject_id=subject_id)
+    if at is None:  # the clock too is read after any wait: a grant may have run out meanwhile
+        now = timezone.now()
 
     grant = (
         Grant.objects.filter(organization_id=organization_id, subject=subject, purpose=purpose, ended_at__isnull=True)

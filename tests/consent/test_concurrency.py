@@ -4,6 +4,7 @@ import threading
 import time
 import types
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
@@ -270,3 +271,37 @@ def test_guard_that_waited_on_the_subject_sees_a_notice_retired_meanwhile(monkey
     assert len(answers) == 1
     assert isinstance(answers[0], ConsentDenied), f"the guard answered {answers[0]!r} after the notice was retired"
     assert answers[0].reason == DenialReason.NOTICE_RETIRED
+
+
+def test_guard_that_waited_past_the_grants_expiry_refuses_it(monkeypatch) -> None:
+    organization = make_organization()
+    notice = make_notice(organization, purposes=("face_analysis", "personalization"))
+    subject = make_subject(organization)
+    grant = make_grant(subject, notice, purposes=("face_analysis",))
+    make_grant(subject, notice, purposes=("personalization",))
+    Grant.objects.filter(pk=grant.pk).update(expires_at=timezone.now() + timedelta(seconds=1))
+    pause = _Pause()
+    monkeypatch.setattr(consent_services, "ledger_append", pause.wrap(consent_services.ledger_append))
+    withdrawn: list[object] = []
+    withdrawal = _in_thread(
+        lambda: consent_withdraw(
+            organization=organization, subject=subject, purposes=["personalization"], channel="my_data_page"
+        ),
+        withdrawn,
+    )
+    withdrawal.start()
+    answers: list[object] = []
+    worker = _guard_in_worker(subject.pk, organization.pk, answers)
+    try:
+        assert pause.reached.wait(10)
+        worker.start()  # asks while the grant is still live
+        _wait_for_lock_waiter()
+        time.sleep(1.2)  # and gets its answer after the grant ran out
+    finally:
+        pause.release.set()
+        withdrawal.join(15)
+        if worker.ident:
+            worker.join(15)
+    assert len(answers) == 1
+    assert isinstance(answers[0], ConsentDenied), f"the guard answered {answers[0]!r} after the grant expired"
+    assert answers[0].reason == DenialReason.EXPIRED
