@@ -53,7 +53,8 @@ def require_consent(
     `for_update=True` (inside a transaction) locks the subject row until commit, so a withdrawal that races
     with the caller waits for it and then purges what it wrote. `share_lock=True` does the same with a shared
     lock on PostgreSQL, so callers that only process (analysis workers) run side by side, and the common yes
-    stays one query.
+    stays one query. Either way the answer is read from what is committed once the lock is held: no
+    processing starts after a withdrawal commits.
     """
     now = at or timezone.now()
     if purpose not in Purpose.values:
@@ -67,16 +68,20 @@ def require_consent(
         )
         if live is not None:
             return _covering(live, derived_attributes)
-    subjects = Subject.objects.filter(organization_id=organization_id, pk=subject_id)
-    if for_update:
-        subjects = subjects.select_for_update()
-    elif share_lock:  # rare (a grant that went live just now): a stronger lock here costs nothing in practice
-        subjects = subjects.select_for_update(no_key=True)
-    subject = subjects.first()
+    # The reads below are statements of their own, after the lock is held: in READ COMMITTED each sees
+    # everything committed before it, so a wait for a withdrawal (or anything else) is answered from its outcome.
+    if share_lock and not for_update and connection.vendor == "postgresql":
+        # FOR SHARE, as the common yes takes it: the workers of one subject stay side by side here too.
+        subject = fetch_one(Subject, _subject_for_share_sql(), [organization_id, subject_id])
+    else:
+        subjects = Subject.objects.filter(organization_id=organization_id, pk=subject_id)
+        subject = (subjects.select_for_update() if for_update else subjects).first()
     if subject is None:
         raise ConsentDenied(DenialReason.UNKNOWN_SUBJECT, purpose=purpose, subject_id=subject_id)
     if subject.erased_at is not None:
         raise ConsentDenied(DenialReason.SUBJECT_ERASED, purpose=purpose, subject_id=subject_id)
+    if at is None:  # the clock too is read after any wait: a grant may have run out meanwhile
+        now = timezone.now()
 
     grant = (
         Grant.objects.filter(organization_id=organization_id, subject=subject, purpose=purpose, ended_at__isnull=True)
@@ -116,6 +121,18 @@ def _covering(grant: Grant, derived_attributes: Iterable[str] | None) -> Grant:
     return grant
 
 
+# The common yes under `share_lock` never waits. A row lock that had to wait would leave the answer resting on the
+# statement's snapshot, taken before the wait: PostgreSQL re-reads only the locked rows that changed meanwhile, so
+# a grant ended (or a notice retired) by the transaction waited for would still pass. Hence SKIP LOCKED: a subject
+# or grant that someone holds (a withdrawal, an expiry, a replacement, all of which lock the subject first) makes
+# this return nothing, and the checks in `require_consent` wait for the lock and read afresh. The grant is locked
+# as well, so that one ended by a transaction that committed between the snapshot and the lock is re-read (and
+# refused) rather than returned; the analysis's own features take a key-share lock on that row anyway. Lock
+# order s, then g (the order of the OF list), as the withdrawal takes them; a statement that never waits
+# cannot deadlock.
+LIVE_GRANT_LOCK = " FOR SHARE OF s, g SKIP LOCKED"
+
+
 @functools.cache
 def _live_grant_sql(share_lock: bool = False) -> str:
     grant, subject, notice = Grant._meta.db_table, Subject._meta.db_table, NoticeVersion._meta.db_table
@@ -126,7 +143,15 @@ def _live_grant_sql(share_lock: bool = False) -> str:
         " WHERE g.organization_id = %s AND g.subject_id = %s AND s.organization_id = %s AND s.erased_at IS NULL"
         " AND g.purpose = %s AND g.ended_at IS NULL AND g.expires_at > %s AND n.status IN (%s, %s)"
         " ORDER BY g.id LIMIT 1"
-        + (" FOR SHARE OF s" if share_lock else "")
+        + (LIVE_GRANT_LOCK if share_lock else "")
+    )
+
+
+@functools.cache
+def _subject_for_share_sql() -> str:
+    return (
+        f"SELECT {select_columns(Subject)} FROM {Subject._meta.db_table}"  # noqa: S608 - names from the model
+        " WHERE organization_id = %s AND id = %s FOR SHARE"
     )
 
 

@@ -2,11 +2,13 @@
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -122,3 +124,37 @@ def ledger_verify(*, organization: Organization) -> ChainVerification:
             f"the chain head says {head.last_sequence} entries; rows after sequence {checked} are missing",
         )
     return ChainVerification(organization.pk, True, checked)
+
+
+# The transaction-local setting the ledger's TRUNCATE trigger lets through (migration 0007).
+TRUNCATE_SETTING = "visage.ledger_truncate"
+
+
+@contextmanager
+def ledger_truncation_allowed(*, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """Let statements in this block empty the ledger table, in one transaction: only for emptying the whole
+    database (`manage.py flush`), never to remove entries. Outside the block, and in any other connection,
+    the database refuses as before; an error inside rolls the allowance back with everything else."""
+    connection = connections[using]
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # is_local=true: ends with the transaction (or the savepoint this block is, if it fails).
+            cursor.execute("SELECT set_config(%s, 'on', true)", [TRUNCATE_SETTING])
+            yield
+            # Within an outer transaction the allowance would outlive the block: take it back explicitly.
+            cursor.execute("SELECT set_config(%s, '', true)", [TRUNCATE_SETTING])
+        elif connection.vendor == "sqlite":
+            # No session settings in SQLite: its row triggers are lifted inside the transaction (DDL is
+            # transactional there, so no other connection ever sees the table without them) and put back.
+            cursor.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s",
+                [LedgerEntry._meta.db_table],
+            )
+            triggers = cursor.fetchall()
+            for name, _ in triggers:
+                cursor.execute(f'DROP TRIGGER "{name}"')
+            yield
+            for _, sql in triggers:
+                cursor.execute(sql)
+        else:
+            yield

@@ -741,6 +741,12 @@ def subject_face_data_purge(
     face contexts are purged, open sessions are ended. Idempotent."""
     now = timezone.now()
     with transaction.atomic():
+        # The subject's sessions first, in id order, as a recount takes its session before the face context:
+        # deleting the contexts first and then waiting for a session a recount holds would deadlock with it.
+        list(
+            CaptureSession.objects.select_for_update(no_key=True)
+            .filter(organization_id=organization_id, subject_id=subject_id).order_by("pk").values_list("pk", flat=True)
+        )
         pending = list(
             Frame.objects.filter(organization_id=organization_id, subject_id=subject_id, status=Frame.Status.QUEUED)
             .values_list("pk", flat=True)

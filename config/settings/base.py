@@ -289,6 +289,8 @@ VISAGE_ANALYSIS_QUEUE = env("VISAGE_ANALYSIS_QUEUE", default="analysis")
 VISAGE_GPU_BATCH_MAX = env.int("VISAGE_GPU_BATCH_MAX", default=16)
 # Under a backlog a session's aggregates are recounted at most this often; exact again once it drains.
 VISAGE_AGGREGATES_REFRESH_MS = env.int("VISAGE_AGGREGATES_REFRESH_MS", default=1000)
+# The consent ledger is evidence: `manage.py flush` may empty it (with every other table) only where this is on.
+VISAGE_LEDGER_FLUSH_ALLOWED = env.bool("VISAGE_LEDGER_FLUSH_ALLOWED", default=False)
 # Retention: derived face features are deleted once the organization's published period has passed.
 CELERY_BEAT_SCHEDULE["retention-purge-face-features"] = {"task": "retention.purge_face_features", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["faceanalysis-expire-frames"] = {

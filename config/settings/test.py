@@ -7,3 +7,5 @@ LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 LOGGING["loggers"]["django"]["level"] = "ERROR"  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# Transactional tests end with a flush; the ledger's TRUNCATE trigger stays on for everything else.
+VISAGE_LEDGER_FLUSH_ALLOWED = True

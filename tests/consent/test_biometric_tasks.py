@@ -151,8 +151,8 @@ def test_a_locked_guard_checks_consent_once_and_runs_the_body_in_the_same_transa
     assert seen == [(outside + 1, grant.pk)]  # the guard's transaction, still open around the body
     checks = [q["sql"] for q in queries.captured_queries if "consent_grant" in q["sql"]]
     assert len(checks) == 1
-    if connection.vendor == "postgresql":  # the subject stays locked for share until the body's commit
-        assert checks[0].rstrip().endswith("FOR SHARE OF s")
+    if connection.vendor == "postgresql":  # subject and grant stay locked for share until the body's commit
+        assert checks[0].rstrip().endswith("FOR SHARE OF s, g SKIP LOCKED")
 
     consent_withdraw(organization=org_a, subject=grant.subject, channel="page")
     assert body(organization_id=org_a.pk, subject_id=grant.subject_id) == {"status": "dropped", "reason": "withdrawn"}

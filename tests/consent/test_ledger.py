@@ -5,9 +5,19 @@ from contextlib import contextmanager
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
+from django.test import override_settings
 
-from consent.ledger import GENESIS_HASH, canonical_json, entry_hash, ledger_append, ledger_verify
+from accounts.models import Organization
+from consent.ledger import (
+    GENESIS_HASH,
+    canonical_json,
+    entry_hash,
+    ledger_append,
+    ledger_truncation_allowed,
+    ledger_verify,
+)
 from consent.models import LedgerAppendOnlyError, LedgerEntry
+from tests.factories import make_organization
 
 pytestmark = pytest.mark.django_db
 
@@ -137,3 +147,73 @@ def test_verify_command_passes_an_intact_chain_and_fails_a_tampered_one(org_a, o
         call_command("consent_verify_ledger")
     out = capsys.readouterr().out
     assert f"{org_a.slug}: " in out and "BROKEN at sequence 1" in out and f"row id {entries_b[0].pk}" in out
+
+
+def _no_pending_foreign_key_checks(cursor) -> None:
+    """Inside the test's transaction PostgreSQL refuses TRUNCATE while deferred foreign-key checks are pending
+    (for a reason of its own); run them now, so the refusal seen is the ledger's."""
+    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+def _empty_the_ledger_table(cursor) -> None:
+    """TRUNCATE on PostgreSQL; on SQLite (no TRUNCATE) an unqualified DELETE, its truncate."""
+    if connection.vendor == "postgresql":
+        _no_pending_foreign_key_checks(cursor)
+        cursor.execute("TRUNCATE consent_ledgerentry")
+    else:
+        cursor.execute("DELETE FROM consent_ledgerentry")
+
+
+def test_database_refuses_truncate_and_the_entries_survive(org_a, org_b) -> None:
+    _chain(org_a, 3)
+    _chain(org_b, 2)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        _empty_the_ledger_table(cursor)
+    assert LedgerEntry.objects.count() == 5
+    assert ledger_verify(organization=org_a).ok and ledger_verify(organization=org_b).ok
+
+
+def test_truncate_cascading_from_the_organizations_is_refused(org_a) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("TRUNCATE ... CASCADE is PostgreSQL's; SQLite's deletes go through the row triggers")
+    _chain(org_a, 2)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        _no_pending_foreign_key_checks(cursor)
+        cursor.execute("TRUNCATE accounts_organization CASCADE")
+    assert LedgerEntry.objects.filter(organization=org_a).count() == 2
+    assert ledger_verify(organization=org_a).ok
+
+
+def test_truncation_allowance_ends_with_its_block(org_a) -> None:
+    _chain(org_a, 2)
+    with ledger_truncation_allowed(), connection.cursor() as cursor:
+        _empty_the_ledger_table(cursor)
+        assert not LedgerEntry.objects.exists()
+    # Still inside the test's transaction: the allowance did not outlive the block.
+    ledger_append(organization=org_a, event="shown")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        _empty_the_ledger_table(cursor)
+    assert LedgerEntry.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flush_empties_the_ledger_with_every_other_table_and_the_refusal_stays() -> None:
+    organization = make_organization()
+    _chain(organization, 3)
+    call_command("flush", interactive=False, verbosity=0)
+    assert not LedgerEntry.objects.exists() and not Organization.objects.exists()
+    organization = make_organization()
+    _chain(organization, 1)
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        _empty_the_ledger_table(cursor)
+    assert LedgerEntry.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flush_where_the_ledger_may_not_go_fails_and_empties_nothing() -> None:
+    organization = make_organization()
+    _chain(organization, 3)
+    with override_settings(VISAGE_LEDGER_FLUSH_ALLOWED=False), pytest.raises(CommandError):
+        call_command("flush", interactive=False, verbosity=0)
+    assert LedgerEntry.objects.count() == 3 and Organization.objects.filter(pk=organization.pk).exists()
+    assert ledger_verify(organization=organization).ok

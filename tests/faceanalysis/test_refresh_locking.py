@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
 
 from faceanalysis import services
-from faceanalysis.models import Frame, FrameFeatures
+from faceanalysis.models import FaceContext, Frame, FrameFeatures
 from tests.faceanalysis.factories import make_capture_session
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -92,3 +93,64 @@ def test_a_recount_under_another_subjects_grant_touches_nothing(org_a) -> None:
     session.refresh_from_db()
     assert session.aggregates == {} and session.aggregates_updated_at is None
     assert services.session_aggregates_refresh(session_id=session.pk, grant=session.grant) is True
+
+
+def _lock_waiters() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_a_withdrawal_purge_racing_a_recount_does_not_deadlock(org_a, monkeypatch) -> None:
+    """The purge takes the subject's sessions before their face contexts, in the recount's order."""
+    session, _ = make_capture_session(org_a)
+    FrameFeatures.objects.create(
+        organization=org_a, frame=_frame(session), session=session, subject=session.subject, grant=session.grant,
+        face_count=1, quality_ok=True, expression="happy", received_at=timezone.now(), latency_ms=1.0,
+    )
+    assert services.session_aggregates_refresh(session_id=session.pk, grant=session.grant)  # a face context now
+    counting, release = threading.Event(), threading.Event()
+    recount = services.session_summary
+
+    def held_open(locked_session):  # the next recount, paused while it holds the session's row lock
+        counting.set()
+        release.wait(10)
+        return recount(locked_session)
+
+    monkeypatch.setattr(services, "session_summary", held_open)
+    outcome: dict[str, object] = {}
+
+    def run(name: str, call) -> threading.Thread:
+        def target() -> None:
+            try:
+                outcome[name] = call()
+            except Exception as exc:  # the assertion below shows it
+                outcome[name] = exc
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=target)
+        thread.start()
+        return thread
+
+    refresh = run("refresh", lambda: services.session_aggregates_refresh(session_id=session.pk, grant=session.grant))
+    purge = None
+    try:
+        assert counting.wait(10)
+        purge = run("purge", lambda: services.subject_face_data_purge(
+            organization_id=org_a.pk, subject_id=session.subject_id))
+        deadline = time.monotonic() + 10
+        while _lock_waiters() == 0:  # the purge waits for the recount's lock
+            assert time.monotonic() < deadline, "the purge never waited for the recount"
+            time.sleep(0.01)
+    finally:
+        release.set()
+        refresh.join(15)
+        if purge is not None:
+            purge.join(15)
+    assert outcome["refresh"] is True, outcome
+    assert isinstance(outcome["purge"], dict) and outcome["purge"]["features_purged"] == 1, outcome
+    assert not FrameFeatures.objects.filter(subject_id=session.subject_id).exists()
+    assert not FaceContext.objects.filter(subject_id=session.subject_id).exists()
