@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from accounts.admin_base import TenantAdmin
+from accounts.admin_base import TenantAdmin, TenantModelForm
 from accounts.models import ApiKey, Membership, Organization
 from accounts.selectors import organization_for_user
 from accounts.services import api_key_create, api_key_revoke, membership_set
@@ -36,7 +36,7 @@ class MembershipAdmin(TenantAdmin):
         membership_set(user=obj.user, organization=organization, role=obj.role)
 
 
-class ApiKeyCreateForm(forms.ModelForm):
+class ApiKeyCreateForm(TenantModelForm):
     scopes = forms.MultipleChoiceField(
         choices=ApiKey.Scope.choices, widget=forms.CheckboxSelectMultiple, initial=["read", "write"]
     )

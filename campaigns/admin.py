@@ -5,13 +5,15 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from accounts.admin_base import TenantAdmin
+from accounts.admin_base import TenantAdmin, TenantModelForm
 from campaigns.models import Campaign
 from consent.models import Purpose
 
 
-class CampaignForm(forms.ModelForm):
+class CampaignForm(TenantModelForm):
     """Required purposes as checkboxes, stored as the canonical set."""
+
+    model_field_aliases = {"required_purposes": "purpose_choices"}
 
     purpose_choices = forms.MultipleChoiceField(
         label="Required consent purposes", choices=Purpose.choices, widget=forms.CheckboxSelectMultiple

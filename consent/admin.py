@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from accounts.admin_base import TenantAdmin
+from accounts.admin_base import TenantAdmin, TenantModelForm
 from accounts.models import Organization
 from accounts.selectors import organization_for_user
 from consent.ledger import ledger_verify
@@ -74,8 +74,10 @@ class RetentionPolicyAdmin(TenantAdmin):
             )
 
 
-class NoticeForm(forms.ModelForm):
+class NoticeForm(TenantModelForm):
     """Purposes as checkboxes on a new draft; stored as the canonical comma-separated set."""
+
+    model_field_aliases = {"purposes": "purpose_choices"}
 
     purpose_choices = forms.MultipleChoiceField(
         label="Purposes", choices=Purpose.choices, widget=forms.CheckboxSelectMultiple
