@@ -42,10 +42,16 @@ class CampaignAdmin(TenantAdmin):
 
     def get_fields(self, request, obj=None):
         head = ["organization"] if request.user.is_superuser or obj is not None else []
-        return [*head, "name", "status", "purpose_choices", *(["consent_page"] if obj else [])]
+        # A view-only member gets no form to tick: the stored purposes are shown as text instead.
+        purposes = "purpose_choices" if self.has_change_permission(request, obj) else "purposes_display"
+        return [*head, "name", "status", purposes, *(["consent_page"] if obj else [])]
 
     def get_readonly_fields(self, request, obj=None):
-        return [*super().get_readonly_fields(request, obj), "consent_page"]
+        return [*super().get_readonly_fields(request, obj), "consent_page", "purposes_display"]
+
+    @admin.display(description="Required consent purposes")
+    def purposes_display(self, obj: Campaign) -> str:
+        return ", ".join(str(Purpose(p).label) if p in Purpose.values else p for p in obj.purpose_list)
 
     @admin.display(description="Consent page")
     def consent_page(self, obj: Campaign) -> str:

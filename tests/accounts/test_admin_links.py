@@ -1,5 +1,6 @@
 """Every admin link a member is shown leads somewhere they may look: no bare 403 (or 500) behind a link, for
-any role, from the index through the lists to each object's page and the links on it."""
+any role, from the index through the lists to each object's page and the links on it; and no page shows a
+bare "None" for an empty value."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tests.factories import make_api_key, make_campaign, make_grant, make_member
 pytestmark = pytest.mark.django_db
 
 HREF = re.compile(r'href="(/admin/[^"?#]*)')
+NONE_SHOWN = re.compile(r">\s*None\s*<")
 SKIP = ("/admin/logout/", "/admin/password_change/", "/admin/jsi18n/", "/admin/r/")
 
 
@@ -36,8 +38,9 @@ def _populate(org: Organization) -> None:
     session_aggregates_refresh(session_id=session.pk, grant=session.grant)
 
 
-def _crawl(client: Client, *, limit: int = 400) -> dict[str, int]:
-    """Status of every /admin/ page reachable by links from the index (each list's first rows included)."""
+def _crawl(client: Client, *, limit: int = 400, showing_none: list[str] | None = None) -> dict[str, int]:
+    """Status of every /admin/ page reachable by links from the index (each list's rows included); pages that
+    show a bare "None" are added to `showing_none`."""
     seen: dict[str, int] = {}
     todo = deque(["/admin/"])
     while todo and len(seen) < limit:
@@ -47,7 +50,10 @@ def _crawl(client: Client, *, limit: int = 400) -> dict[str, int]:
         response = client.get(url)
         seen[url] = response.status_code
         if response.status_code == 200 and "text/html" in response.get("Content-Type", ""):
-            todo.extend(HREF.findall(response.content.decode()))
+            html = response.content.decode()
+            todo.extend(HREF.findall(html))
+            if showing_none is not None and NONE_SHOWN.search(html):
+                showing_none.append(url)
     return seen
 
 
@@ -57,9 +63,11 @@ def test_no_admin_link_a_member_is_shown_answers_403(org_a, role: str) -> None:
     _populate(org_a)
     client = Client()
     client.force_login(make_member(org_a, role=role))
-    statuses = _crawl(client)
+    showing_none: list[str] = []
+    statuses = _crawl(client, showing_none=showing_none)
     assert len(statuses) > 5, statuses
     assert {url: code for url, code in statuses.items() if code not in (200, 302)} == {}
+    assert showing_none == []  # an empty value is an em dash
 
 
 def test_a_marketer_sees_their_organization_read_only_and_no_other(org_a, org_b) -> None:
