@@ -111,12 +111,18 @@ def _browser_session(user) -> str:
 
 
 @pytest.mark.usefixtures("clean_frame_store", "fake_engine")
-def test_admin_tables_fit_a_1280_pixel_window(live_server, ledger_flushable, monkeypatch) -> None:
+@pytest.mark.parametrize("who", ["owner", "superuser"])
+def test_admin_tables_fit_a_1280_pixel_window(live_server, ledger_flushable, monkeypatch, who: str) -> None:
+    from django.contrib.auth import get_user_model
+
     from tests.factories import make_organization
 
     org = make_organization(name="Laptop Shop")
     owner, sessions = _populate(org, monkeypatch)
+    _populate(make_organization(name="Other Shop"), monkeypatch)  # operators see every organization's rows
     pages = _pages(org, sessions)
+    if who == "superuser":
+        owner = get_user_model().objects.create_superuser("operator", "ops@example.test", "pw-123456!")
     cookie = _browser_session(owner)
     from playwright.sync_api import sync_playwright
 
@@ -129,7 +135,7 @@ def test_admin_tables_fit_a_1280_pixel_window(live_server, ledger_flushable, mon
         for path in pages:
             response = page.goto(live_server.url + path)
             assert response.status == 200, path
-            screenshot(page, "admin-1280" + path.replace("/", "-").rstrip("-"))
+            screenshot(page, f"admin-1280-{who}" + path.replace("/", "-").rstrip("-"))
             problems = page.evaluate(OVERFLOWING_TABLES)
             if problems:
                 overflowing[path] = problems
