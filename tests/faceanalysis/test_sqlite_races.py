@@ -107,12 +107,17 @@ def sqlite_server(tmp_path: Path) -> Iterator[Server]:
         yield server
 
 
-def _request(port: int, method: str, path: str, *, body: bytes = b"", headers: dict[str, str]) -> tuple[int, Any]:
+def _request(
+    port: int, method: str, path: str, *, body: bytes = b"", headers: dict[str, str], answer: dict | None = None
+) -> tuple[int, Any]:
+    """Status and JSON body (the first bytes of any other body); `answer` gets the response headers."""
     client = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
         client.request(method, path, body=body, headers=headers)
         response = client.getresponse()
         raw = response.read()
+        if answer is not None:
+            answer.update(response.getheaders())
         try:
             return response.status, json.loads(raw)
         except ValueError:
@@ -129,7 +134,11 @@ def test_frames_racing_withdrawals_and_ends_on_sqlite_never_answer_500_or_lose_a
     answers: list[tuple[str, int, Any]] = []
     accepted: list[str] = []
     lock = threading.Lock()
-    start = threading.Barrier(SUBJECTS * 2)
+    sessions = setup["sessions"]
+    # (seconds after the start, what, whose session): one session is withdrawn and ended at the same moment.
+    interruptions = [(0.3, "withdraw", 0), (0.3, "end", 0), (0.7, "end", 1), (1.1, "withdraw", 2),
+                     (1.5, "end", 3), (1.5, "withdraw", 3)]
+    start = threading.Barrier(SUBJECTS + len(interruptions))
 
     def record(kind: str, status: int, body: Any) -> None:
         with lock:
@@ -147,10 +156,10 @@ def test_frames_racing_withdrawals_and_ends_on_sqlite_never_answer_500_or_lose_a
             if status in (403, 409):
                 break
 
-    def interrupt(index: int, session: dict[str, str]) -> None:
+    def interrupt(delay: float, kind: str, session: dict[str, str]) -> None:
         start.wait(timeout=60)
-        time.sleep(0.3 + 0.4 * index)  # while frames of every session are in flight
-        if index % 2 == 0:
+        time.sleep(delay)  # while frames of every session are in flight
+        if kind == "withdraw":
             status, body = _request(
                 port, "POST", f"/api/v1/consent/subjects/{session['subject']}/withdraw/", body=b"{}",
                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {setup['key']}"},
@@ -161,8 +170,8 @@ def test_frames_racing_withdrawals_and_ends_on_sqlite_never_answer_500_or_lose_a
                                     headers={"Authorization": f"Bearer {session['token']}"})
             record("end", status, body)
 
-    threads = [threading.Thread(target=stream, args=(s,)) for s in setup["sessions"]]
-    threads += [threading.Thread(target=interrupt, args=(i, s)) for i, s in enumerate(setup["sessions"])]
+    threads = [threading.Thread(target=stream, args=(s,)) for s in sessions]
+    threads += [threading.Thread(target=interrupt, args=(delay, kind, sessions[i])) for delay, kind, i in interruptions]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -175,8 +184,8 @@ def test_frames_racing_withdrawals_and_ends_on_sqlite_never_answer_500_or_lose_a
         assert status in expected, (kind, status, body)
         if status == 503:
             assert body["error"]["code"] == "database_busy" and body["error"]["details"]["retry_after_seconds"] >= 1
-    assert sorted(kind for kind, status, _ in answers if kind != "frame" and status == 200) == ["end", "end",
-                                                                                               "withdraw", "withdraw"]
+    done = sorted(kind for kind, status, _ in answers if kind != "frame" and status == 200)
+    assert done == sorted(kind for _, kind, _ in interruptions), answers
     assert accepted, "no frame was accepted at all"
     assert "database is locked" not in log and "Retry in" not in log, log[-4000:]
 
@@ -206,14 +215,16 @@ def test_a_write_lock_held_past_the_busy_timeout_is_a_503_with_retry_after_then_
         headers = {"Content-Type": "image/jpeg", "Authorization": f"Bearer {session['token']}"}
         frame = astronaut_jpeg(size=(320, 240))
         holder = sqlite3.connect(server.database, isolation_level=None)
+        answer: dict[str, str] = {}
         try:
             holder.execute("BEGIN IMMEDIATE")
-            status, body = _request(server.port, "POST", path, body=frame, headers=headers)
+            status, body = _request(server.port, "POST", path, body=frame, headers=headers, answer=answer)
             holder.execute("ROLLBACK")
         finally:
             holder.close()
         assert status == 503, body
         assert body["error"]["code"] == "database_busy"
         assert body["error"]["details"]["retry_after_seconds"] >= 1
+        assert int(answer["Retry-After"]) >= 1
         status, body = _request(server.port, "POST", path, body=frame, headers=headers)
         assert status == 202, body
