@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from accounts.admin_base import TenantAdmin
+from accounts.admin_base import TenantAdmin, TenantModelForm
 from accounts.models import ApiKey, Membership, Organization
 from accounts.selectors import organization_for_user
 from accounts.services import api_key_create, api_key_revoke, membership_set
@@ -10,9 +10,21 @@ from accounts.services import api_key_create, api_key_revoke, membership_set
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
+    """Operators manage every organization; owners edit their own; every other member sees theirs read-only,
+    since each tenant page links it (a link that answers 403 is a dead end)."""
+
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+
+    def has_view_permission(self, request: HttpRequest, obj: Organization | None = None) -> bool:
+        if super().has_view_permission(request, obj):
+            return True
+        organization = organization_for_user(request.user)
+        return organization is not None and (obj is None or obj.pk == organization.pk)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)
 
     def get_queryset(self, request: HttpRequest):
         queryset = super().get_queryset(request)
@@ -36,7 +48,7 @@ class MembershipAdmin(TenantAdmin):
         membership_set(user=obj.user, organization=organization, role=obj.role)
 
 
-class ApiKeyCreateForm(forms.ModelForm):
+class ApiKeyCreateForm(TenantModelForm):
     scopes = forms.MultipleChoiceField(
         choices=ApiKey.Scope.choices, widget=forms.CheckboxSelectMultiple, initial=["read", "write"]
     )
@@ -52,7 +64,12 @@ class ApiKeyAdmin(TenantAdmin):
     list_filter = ["revoked_at"]
     search_fields = ["name", "prefix"]
     actions = ["revoke_selected"]
-    readonly_fields = ["prefix", "created_at", "created_by", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "created_by_name", "last_used_at", "revoked_at"]
+
+    @admin.display(description="Created by")
+    def created_by_name(self, obj: ApiKey) -> str | None:
+        # Text, not the user admin's link: members other than operators may not open user pages.
+        return obj.created_by.get_username() if obj.created_by else None
 
     def get_form(self, request: HttpRequest, obj: ApiKey | None = None, change: bool = False, **kwargs):
         if obj is None:

@@ -10,8 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllow
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from accounts.admin_base import TenantAdmin
-from accounts.models import Organization
+from accounts.admin_base import TenantAdmin, TenantModelForm
 from campaigns.models import Campaign
 from campaigns.selectors import CampaignReadiness, campaign_readiness, campaign_readiness_for
 from campaigns.views import consent_page_preview
@@ -20,12 +19,19 @@ from consent.forms import derived_attribute_field, derived_attributes_label
 from consent.models import Purpose
 
 
-class CampaignForm(forms.ModelForm):
+def _purpose_labels(purposes: list[str]) -> str:
+    return ", ".join(str(Purpose(p).label) if p in Purpose.values else p for p in purposes) or "—"
+
+
+class CampaignForm(TenantModelForm):
     """Required and optional purposes and the derived attributes as checkboxes, stored as canonical sets; refuses
     to make a campaign active while visitors could not see its consent page (naming what is missing)."""
 
-    # The organization a member's new campaign will get (the admin sets it on save); None for operators.
-    member_organization: Organization | None = None
+    model_field_aliases = {
+        "required_purposes": "purpose_choices",
+        "optional_purposes": "optional_purpose_choices",
+        "derived_attributes": "attribute_choices",
+    }
 
     purpose_choices = forms.MultipleChoiceField(
         label="Consent purposes the camera needs", choices=Purpose.choices, widget=forms.CheckboxSelectMultiple,
@@ -65,8 +71,8 @@ class CampaignForm(forms.ModelForm):
             return
         organization = (
             cleaned.get("organization")
+            # A member's new campaign has the member's organization already (TenantModelForm).
             or (self.instance.organization if self.instance.organization_id else None)
-            or self.member_organization
         )
         # clean() has put the chosen purposes and attributes on the instance already.
         readiness = campaign_readiness_for(
@@ -95,18 +101,20 @@ class CampaignAdmin(TenantAdmin):
     list_filter = ["status"]
     search_fields = ["name", "public_id"]
 
-    def get_form(self, request: HttpRequest, obj: Campaign | None = None, change: bool = False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        form.member_organization = None if request.user.is_superuser else self._organization(request)
-        return form
-
     def get_fields(self, request, obj=None):
         head = ["organization"] if request.user.is_superuser or obj is not None else []
         tail = ["readiness", "consent_page", "preview"] if obj else []
-        return [*head, "name", "status", "purpose_choices", "optional_purpose_choices", "attribute_choices", *tail]
+        if self.has_change_permission(request, obj):
+            choices = ["purpose_choices", "optional_purpose_choices", "attribute_choices"]
+        else:  # a view-only member gets no form to tick: the stored choices are shown as text instead
+            choices = ["purposes_display", "optional_purposes_display", "derived_display"]
+        return [*head, "name", "status", *choices, *tail]
 
     def get_readonly_fields(self, request, obj=None):
-        return [*super().get_readonly_fields(request, obj), "readiness", "consent_page", "preview"]
+        return [
+            *super().get_readonly_fields(request, obj), "readiness", "consent_page", "preview", "purposes_display",
+            "optional_purposes_display", "derived_display",
+        ]
 
     def get_urls(self):
         return [
@@ -175,6 +183,14 @@ class CampaignAdmin(TenantAdmin):
     @admin.display(description="Derived from faces")
     def derived_display(self, obj: Campaign) -> str:
         return derived_attributes_label(obj.derived_attribute_set)
+
+    @admin.display(description="Consent purposes the camera needs")
+    def purposes_display(self, obj: Campaign) -> str:
+        return _purpose_labels(obj.required_purpose_list)
+
+    @admin.display(description="Optional extra purposes")
+    def optional_purposes_display(self, obj: Campaign) -> str:
+        return _purpose_labels(obj.optional_purpose_list)
 
     @admin.display(description="Consent page")
     def consent_page(self, obj: Campaign) -> str:

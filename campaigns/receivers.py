@@ -5,6 +5,7 @@ from typing import Any
 
 from django.urls import reverse
 
+from accounts.demo import DEFAULT_DEMO_ADDR, demo_base_url
 from accounts.models import Organization
 from campaigns.models import Campaign
 from consent.models import Purpose
@@ -13,9 +14,11 @@ from consent.receivers import DEMO_PURPOSES
 DEMO_CAMPAIGN_NAME = "Demo spring campaign"
 
 
-def seed_demo_campaign(sender: Any, organization: Organization, **kwargs: Any) -> None:
+def seed_demo_campaign(
+    sender: Any, organization: Organization, base_url: str = demo_base_url(DEFAULT_DEMO_ADDR), **kwargs: Any
+) -> None:
     """Idempotent: one active demo campaign whose camera needs face analysis, with personalization offered as an
-    optional extra (the demo notice covers both); prints its consent page URL."""
+    optional extra (the demo notice covers both); prints its consent page URL on the demo's address (`base_url`)."""
     campaign = Campaign.objects.filter(organization=organization, name=DEMO_CAMPAIGN_NAME).first()
     if campaign is None:
         campaign = Campaign(
@@ -28,4 +31,4 @@ def seed_demo_campaign(sender: Any, organization: Organization, **kwargs: Any) -
         campaign.full_clean()
         campaign.save()
     path = reverse("campaigns:consent-page", kwargs={"public_id": campaign.public_id})
-    sys.stdout.write(f"  Consent page: http://127.0.0.1:8000{path}\n")
+    sys.stdout.write(f"  Consent page: {base_url.rstrip('/')}{path}\n")

@@ -7,6 +7,7 @@ from config import health
 admin.site.site_header = "Visage"
 admin.site.site_title = "Visage admin"
 admin.site.index_title = "Campaigns, consent and analysis"
+admin.site.empty_value_display = "—"  # an em dash for every empty value, never "None" or a bare hyphen
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

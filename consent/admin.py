@@ -12,7 +12,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from accounts.admin_base import TenantAdmin
+from accounts.admin_base import TenantAdmin, TenantModelForm
 from accounts.models import Organization
 from accounts.selectors import organization_for_user
 from consent import derived
@@ -28,6 +28,12 @@ from consent.services import (
     notice_publish,
     notice_retire,
 )
+
+
+def purposes_text(key: str) -> str:
+    """A canonical purpose set ("face_analysis,personalization") with a space after each comma, so a list's
+    cell can wrap it instead of running past the table's edge."""
+    return ", ".join(p for p in key.split(",") if p)
 
 
 def _organizations(request: HttpRequest) -> list[Organization]:
@@ -76,8 +82,10 @@ class RetentionPolicyAdmin(TenantAdmin):
             )
 
 
-class NoticeForm(forms.ModelForm):
+class NoticeForm(TenantModelForm):
     """Purposes as checkboxes on a new draft; stored as the canonical comma-separated set."""
+
+    model_field_aliases = {"purposes": "purpose_choices"}
 
     purpose_choices = forms.MultipleChoiceField(
         label="Purposes", choices=Purpose.choices, widget=forms.CheckboxSelectMultiple
@@ -122,13 +130,17 @@ class NoticeVersionAdmin(TenantAdmin):
     """Drafts are edited here; publishing and retiring are explicit actions; published text is read-only."""
 
     form = NoticeForm
-    list_display = ["purposes", "language", "version", "status", "published_at", "short_hash"]
+    list_display = ["purposes_list", "language", "version", "status", "published_at", "short_hash"]
     list_filter = ["status", "language"]
     actions = ["publish_selected", "retire_selected", "new_draft_from_selected"]
 
     @admin.display(description="Hash")
     def short_hash(self, obj: NoticeVersion) -> str:
         return obj.text_hash[:12]
+
+    @admin.display(description="Purposes", ordering="purposes")
+    def purposes_list(self, obj: NoticeVersion) -> str:
+        return purposes_text(obj.purposes)
 
     @admin.display(description="Purposes")
     def purposes_display(self, obj: NoticeVersion) -> str:
@@ -338,7 +350,7 @@ class LedgerPurposeFilter(admin.SimpleListFilter):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyEvidenceAdmin):
-    list_display = ["sequence", "event", "occurred_at", "purposes", "context_ref", "short_notice", "channel"]
+    list_display = ["sequence", "event", "occurred_at", "purposes_list", "context_ref", "short_notice", "channel"]
     list_filter = ["event", LedgerPurposeFilter, "channel", "language"]
     search_fields = ["subject_ref", "context_ref", "notice_hash", "hash"]
     change_list_template = "consent/admin/ledger_change_list.html"
@@ -346,6 +358,10 @@ class LedgerEntryAdmin(ReadOnlyEvidenceAdmin):
     @admin.display(description="Notice")
     def short_notice(self, obj: LedgerEntry) -> str:
         return obj.notice_hash[:12]
+
+    @admin.display(description="Purposes", ordering="purposes")
+    def purposes_list(self, obj: LedgerEntry) -> str:
+        return purposes_text(obj.purposes)
 
     def get_urls(self):
         return [

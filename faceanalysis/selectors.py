@@ -18,7 +18,7 @@ from consent.guards import has_consent
 from consent.models import Purpose, Subject
 from faceanalysis import aggregates
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
-from faceanalysis.services import hash_capture_token, session_feature_rows
+from faceanalysis.services import hash_capture_token, session_feature_rows, session_summary
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -72,6 +72,22 @@ def frame_status_counts(*, session: CaptureSession) -> dict[str, int]:
     for row in Frame.objects.filter(session=session).values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
     return counts
+
+
+def capture_session_report(*, session: CaptureSession) -> dict[str, Any]:
+    """One session as the admin shows it: its aggregates counted now (as the worker counts them), its frames
+    by status, and the latency from intake to features (None without analysed frames)."""
+    latencies = sorted(FrameFeatures.objects.filter(session=session).values_list("latency_ms", flat=True))
+    return {
+        "aggregates": session_summary(session),
+        "frame_counts": frame_status_counts(session=session),
+        "latency_ms": {
+            "p50": _percentile(latencies, 0.5),
+            "p95": _percentile(latencies, 0.95),
+            "max": round(latencies[-1], 1) if latencies else None,
+            "samples": len(latencies),
+        },
+    }
 
 
 def session_timeline(*, session: CaptureSession, bucket_seconds: float) -> list[dict[str, object]]:

@@ -150,9 +150,17 @@ class MemoryFrameStore:
             return None
         return item[0]
 
+    def _sweep(self, now: float) -> None:
+        # Expired bytes leave memory at the next frame, not only when their key is read again: an in-process
+        # analysis that failed after taking its frame never comes back for it.
+        for key in [key for key, (_, expires) in self._items.items() if expires <= now]:
+            del self._items[key]
+
     def put_many(self, frames: Mapping[int, bytes], ttl_seconds: int) -> None:
-        expires = time.monotonic() + ttl_seconds
+        now = time.monotonic()
+        expires = now + ttl_seconds
         with self._lock:
+            self._sweep(now)
             for frame_id, data in frames.items():
                 self._items[_queued_key("", frame_id)] = (bytes(data), expires)
 

@@ -75,6 +75,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
     )
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite has one writer at a time. Without these, a transaction that reads and then writes (the analysis
+    # task, a withdrawal) fails at once with "database is locked" when another writes, instead of waiting:
+    # WAL lets readers go on beside the writer, IMMEDIATE takes the write lock when a transaction begins
+    # (where the busy timeout applies), and writers wait up to the timeout for their turn.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": env.float("VISAGE_SQLITE_TIMEOUT_SECONDS", default=20.0),
+        **DATABASES["default"].get("OPTIONS", {}),
+    }
 
 # Empty REDIS_URL means the embedded default: in-process tasks, in-memory cache and frame store.
 REDIS_URL = env("REDIS_URL", default="")

@@ -183,3 +183,16 @@ def test_changing_the_retention_policy_warns_about_notices_stating_the_old_one(o
         follow=True,
     )
     assert "still state the previous schedule" in response.content.decode()
+
+
+def test_a_draft_without_a_purpose_is_a_form_error_not_a_crash(org_a) -> None:
+    make_retention_policy(org_a)
+    client = _client(make_member(org_a, role="marketer"))
+    response = client.post(
+        "/admin/consent/noticeversion/add/",
+        {"language": "en", "controller_name": "Shop GmbH", "controller_contact": "privacy@shop.test",
+         "recipients": "", "introduction": ""},
+    )
+    assert response.status_code == 200
+    assert "purpose_choices" in response.context["adminform"].form.errors
+    assert not NoticeVersion.objects.exists()
