@@ -11,6 +11,7 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
 class ApiKeySerializer(serializers.ModelSerializer):
     active = serializers.BooleanField(source="is_active", read_only=True)
+    scopes = serializers.ListField(child=serializers.ChoiceField(choices=ApiKey.Scope.choices), read_only=True)
 
     class Meta:
         model = ApiKey

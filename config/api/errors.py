@@ -67,7 +67,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
     if isinstance(exc, exceptions.ValidationError):
-        code, message, details = "invalid", _first_message(exc.detail), exc.detail
+        # `details` is always an object: a bare list of messages is about the request as a whole.
+        detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        code, message, details = "invalid", _first_message(exc.detail), detail
     else:
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else exc.default_code

@@ -172,13 +172,11 @@ REST_FRAMEWORK = {
     # is the client's own word, and a new bucket per request).
     "NUM_PROXIES": env.int("VISAGE_TRUSTED_PROXY_HOPS", default=0),
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
-    ],
+    # Bodies are JSON; intake views add multipart for files. A form or multipart body elsewhere is a 415, not
+    # a request read as empty (a garbled multipart body parses to no fields at all).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "config.api.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.api.schema.VisageAutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -186,7 +184,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Visage API",
     "DESCRIPTION": (
         "Consent-first face analytics. Authenticate with `Authorization: Bearer <api key>`. "
-        "Every response error has the shape `{\"error\": {\"code\", \"message\", \"details\"}}`."
+        "Every error response has the shape of the `Error` component, "
+        "`{\"error\": {\"code\", \"message\", \"details\"}}`, and each operation lists the error statuses "
+        "it can answer."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -195,6 +195,13 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets that share a field name get names of their own (instead of a hash suffix).
+    "ENUM_NAME_OVERRIDES": {
+        "CaptureSessionEndReasonEnum": "faceanalysis.models.CaptureSession.EndReason",
+        "GrantEndReasonEnum": "consent.models.Grant.EndReason",
+        "FrameStatusEnum": "faceanalysis.models.Frame.Status",
+        "NoticeStatusEnum": "consent.models.NoticeVersion.Status",
+    },
 }
 
 # --- Celery ------------------------------------------------------------------------------------

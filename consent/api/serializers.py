@@ -4,6 +4,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api.fields import StrictCharField
 from consent import derived
 from consent.models import Grant, LedgerEntry, NoticeVersion, Purpose, Subject
 
@@ -24,7 +25,7 @@ class PurposeField(serializers.ChoiceField):
 
 
 class SubjectFindOrCreateSerializer(serializers.Serializer):
-    partner_user_id = serializers.CharField(
+    partner_user_id = StrictCharField(
         max_length=256, trim_whitespace=False, help_text="Your own user id; only a keyed hash of it is kept."
     )
 
@@ -41,8 +42,13 @@ class SubjectSerializer(serializers.ModelSerializer):
 
 class GrantSerializer(serializers.ModelSerializer):
     purpose = PurposeField(read_only=True)
-    state = serializers.CharField(read_only=True, help_text="active, withdrawn, replaced or expired.")
-    end_reason = serializers.CharField(read_only=True, help_text="withdrawn, replaced, expired, or empty while open.")
+    state = serializers.ChoiceField(
+        choices=["active", *Grant.EndReason.values], read_only=True, help_text="Only `active` allows processing."
+    )
+    end_reason = serializers.ChoiceField(
+        choices=Grant.EndReason.choices, allow_blank=True, read_only=True,
+        help_text="Why the grant ended; empty while it is open.",
+    )
 
     class Meta:
         model = Grant
@@ -85,7 +91,7 @@ class GrantCreateSerializer(serializers.Serializer):
     ip_address = serializers.IPAddressField(
         required=False, help_text="The end user's address; only its /24 (IPv4) or /48 (IPv6) network is kept."
     )
-    user_agent = serializers.CharField(
+    user_agent = StrictCharField(
         required=False, max_length=1000, help_text="The end user's browser; only its class is kept."
     )
 

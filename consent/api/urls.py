@@ -7,8 +7,8 @@ from consent.api import views
 urlpatterns = [
     path("notices/", views.NoticeListView.as_view(), name="consent-notice-list"),
     path("subjects/", views.SubjectListView.as_view(), name="consent-subject-list"),
-    path("subjects/<str:subject_id>/", views.SubjectConsentView.as_view(), name="consent-subject-detail"),
-    path("subjects/<str:subject_id>/grants/", views.SubjectGrantView.as_view(), name="consent-subject-grant"),
-    path("subjects/<str:subject_id>/withdraw/", views.SubjectWithdrawView.as_view(), name="consent-subject-withdraw"),
-    path("subjects/<str:subject_id>/history/", views.SubjectHistoryView.as_view(), name="consent-subject-history"),
+    path("subjects/<uuid:subject_id>/", views.SubjectConsentView.as_view(), name="consent-subject-detail"),
+    path("subjects/<uuid:subject_id>/grants/", views.SubjectGrantView.as_view(), name="consent-subject-grant"),
+    path("subjects/<uuid:subject_id>/withdraw/", views.SubjectWithdrawView.as_view(), name="consent-subject-withdraw"),
+    path("subjects/<uuid:subject_id>/history/", views.SubjectHistoryView.as_view(), name="consent-subject-history"),
 ]

@@ -7,12 +7,12 @@ from faceanalysis.api import views
 urlpatterns = [
     path("capture-sessions/", views.CaptureSessionListView.as_view(), name="capture-session-list"),
     path("capture/sessions/", views.EndUserSessionStartView.as_view(), name="capture-session-start"),
-    path("capture-sessions/<str:session_id>/", views.CaptureSessionDetailView.as_view(),
+    path("capture-sessions/<uuid:session_id>/", views.CaptureSessionDetailView.as_view(),
          name="capture-session-detail"),
-    path("capture-sessions/<str:session_id>/end/", views.CaptureSessionEndView.as_view(), name="capture-session-end"),
-    path("capture-sessions/<str:session_id>/frames/", views.FrameIntakeView.as_view(), name="capture-session-frames"),
-    path("capture-sessions/<str:session_id>/video/", views.VideoIntakeView.as_view(), name="capture-session-video"),
-    path("capture-sessions/<str:session_id>/timeline/", views.CaptureSessionTimelineView.as_view(),
+    path("capture-sessions/<uuid:session_id>/end/", views.CaptureSessionEndView.as_view(), name="capture-session-end"),
+    path("capture-sessions/<uuid:session_id>/frames/", views.FrameIntakeView.as_view(), name="capture-session-frames"),
+    path("capture-sessions/<uuid:session_id>/video/", views.VideoIntakeView.as_view(), name="capture-session-video"),
+    path("capture-sessions/<uuid:session_id>/timeline/", views.CaptureSessionTimelineView.as_view(),
          name="capture-session-timeline"),
     path("analysis/stats/", views.PipelineStatsView.as_view(), name="analysis-stats"),
 ]

@@ -7,12 +7,14 @@ missing one or another organization's, is the same 404.
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from django.db import transaction
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import exceptions, serializers, status
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, status
 from rest_framework.generics import ListAPIView
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,8 +24,10 @@ from accounts.api.base import OrganizationAPIView
 from accounts.models import Organization
 from accounts.permissions import HasOrganization
 from campaigns.selectors import campaign_list
+from config.api.schema import error_response
 from consent.selectors import subject_get, subject_get_by_access_token
 from faceanalysis import selectors, services
+from faceanalysis.api import schema
 from faceanalysis.api.authentication import CaptureCredential, CaptureTokenAuthentication
 from faceanalysis.api.parsing import frames_from_request, video_from_request
 from faceanalysis.api.serializers import (
@@ -33,6 +37,8 @@ from faceanalysis.api.serializers import (
     EndUserSessionStartSerializer,
     FramesAcceptedSerializer,
     FrameSerializer,
+    PipelineStatsShape,
+    TimelineShape,
 )
 from faceanalysis.errors import FaceAnalysisError
 from faceanalysis.models import CaptureSession
@@ -74,7 +80,7 @@ class FaceAnalysisAPIView(OrganizationAPIView):
             return self.request.auth.session.organization
         return super().organization
 
-    def get_session(self, session_id: str) -> CaptureSession:
+    def get_session(self, session_id: UUID) -> CaptureSession:
         """The caller's session; a token's own only. Missing and foreign are the same 404."""
         if isinstance(self.request.auth, CaptureCredential):
             session = self.request.auth.session
@@ -117,7 +123,15 @@ class CaptureSessionListView(FaceAnalysisAPIView, ListAPIView):
     def get_queryset(self):
         return selectors.capture_session_list(organization=self.organization)
 
-    @extend_schema(request=CaptureSessionStartSerializer, responses={201: CaptureSessionStartedSerializer})
+    @extend_schema(
+        request=CaptureSessionStartSerializer,
+        responses={
+            201: CaptureSessionStartedSerializer,
+            403: error_response("The key lacks the write scope, or the subject has no live face-analysis consent."),
+            404: error_response("No such subject or campaign in the organization."),
+            409: error_response("The campaign has ended."),
+        },
+    )
     def post(self, request: Request) -> Response:
         payload = CaptureSessionStartSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -142,7 +156,14 @@ class EndUserSessionStartView(FaceAnalysisAPIView):
 
     @extend_schema(
         operation_id="capture_session_start_by_end_user",
-        request=EndUserSessionStartSerializer, responses={201: CaptureSessionStartedSerializer},
+        request=EndUserSessionStartSerializer,
+        responses={
+            201: CaptureSessionStartedSerializer,
+            401: error_response("Unknown or rotated access token."),
+            403: error_response("The subject has no live face-analysis consent."),
+            404: error_response("No such campaign in the subject's organization."),
+            409: error_response("The campaign has ended."),
+        },
     )
     def post(self, request: Request) -> Response:
         payload = EndUserSessionStartSerializer(data=request.data)
@@ -168,7 +189,7 @@ class CaptureSessionDetailView(FaceAnalysisAPIView):
     capture_token_allowed = True
 
     @extend_schema(responses=CaptureSessionSerializer)
-    def get(self, request: Request, session_id: str) -> Response:
+    def get(self, request: Request, session_id: UUID) -> Response:
         return Response(_session_body(self.get_session(session_id)))
 
 
@@ -178,22 +199,36 @@ class CaptureSessionEndView(FaceAnalysisAPIView):
     capture_token_allowed = True
 
     @extend_schema(request=None, responses=CaptureSessionSerializer)
-    def post(self, request: Request, session_id: str) -> Response:
+    def post(self, request: Request, session_id: UUID) -> Response:
         session = services.capture_session_end(session=self.get_session(session_id))
         return Response(_session_body(session))
 
 
-class FrameIntakeView(FaceAnalysisAPIView):
+class FrameIntakeView(FaceAnalysisAPIView, ListAPIView):
     """POST: one frame (raw image body) or a small batch (multipart or JSON base64). 202 with frame ids; the
-    analysis follows in a worker. GET: the session's frames with their features."""
+    analysis follows in a worker. GET: the session's frames with their features, a page at a time."""
 
+    serializer_class = FrameSerializer
+    parser_classes = [JSONParser, MultiPartParser]
     capture_token_allowed = True
+    request_body_required = True
     # Intake has its own bound (frames per session per second); the general per-caller rate would cap it.
     throttle_classes: list[Any] = []
 
-    @extend_schema(request={"image/jpeg": bytes, "multipart/form-data": dict, "application/json": dict},
-                   responses={202: FramesAcceptedSerializer})
-    def post(self, request: Request, session_id: str) -> Response:
+    @extend_schema(
+        request=schema.frame_upload_bodies(),
+        parameters=schema.FRAME_HEADERS,
+        responses={
+            202: FramesAcceptedSerializer,
+            400: error_response("A frame is not a JPEG, PNG or WebP image of a size accepted, or a field is invalid."),
+            403: error_response("The subject's face-analysis consent is not live; nothing was kept."),
+            409: error_response("The session has ended."),
+            413: error_response("The body, a frame, or the number of frames is larger than accepted."),
+            429: error_response("More frames per second than a session may send."),
+            503: error_response("The frame store or the broker is unavailable; nothing was kept."),
+        },
+    )
+    def post(self, request: Request, session_id: UUID) -> Response:
         session = self.get_session(session_id)
         frames = services.frame_intake(session=session, frames=frames_from_request(request))
         return Response(
@@ -202,26 +237,35 @@ class FrameIntakeView(FaceAnalysisAPIView):
         )
 
     @extend_schema(responses=FrameSerializer(many=True))
-    def get(self, request: Request, session_id: str) -> Response:
-        session = self.get_session(session_id)
-        frames = selectors.frame_list(organization=self.organization, session=session)
-        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
-        page = paginator.paginate_queryset(frames, request, view=self)
-        return paginator.get_paginated_response(FrameSerializer(page, many=True).data)
+    def get(self, request: Request, session_id: UUID) -> Response:
+        return self.list(request)
+
+    def get_queryset(self):
+        return selectors.frame_list(organization=self.organization, session=self.get_session(self.kwargs["session_id"]))
 
 
 class VideoIntakeView(FaceAnalysisAPIView):
     """POST: a video (MP4/WebM) sampled at `sample_fps`; every sample is a frame with its media time. 202."""
 
+    parser_classes = [JSONParser, MultiPartParser]
     capture_token_allowed = True
+    request_body_required = True
     throttle_classes: list[Any] = []
 
     @extend_schema(
-        request={"video/mp4": bytes, "video/webm": bytes, "multipart/form-data": dict, "application/json": dict},
-        parameters=[OpenApiParameter("sample_fps", float, description="Frames per second of video to analyse.")],
-        responses={202: FramesAcceptedSerializer},
+        request=schema.video_upload_bodies(),
+        parameters=[schema.sample_fps_parameter()],
+        responses={
+            202: FramesAcceptedSerializer,
+            400: error_response("Not an MP4 or WebM video that decodes, or a field is invalid."),
+            403: error_response("The subject's face-analysis consent is not live; nothing was kept."),
+            409: error_response("The session has ended."),
+            413: error_response("The video is larger or longer than accepted."),
+            429: error_response("More frames per second than a session may send."),
+            503: error_response("The frame store or the broker is unavailable; nothing was kept."),
+        },
     )
-    def post(self, request: Request, session_id: str) -> Response:
+    def post(self, request: Request, session_id: UUID) -> Response:
         session = self.get_session(session_id)
         data, declared, sample_fps = video_from_request(request)
         frames = services.video_intake(session=session, data=data, declared_type=declared, sample_fps=sample_fps)
@@ -236,12 +280,16 @@ class CaptureSessionTimelineView(FaceAnalysisAPIView):
 
     capture_token_allowed = True
 
-    @extend_schema(parameters=[OpenApiParameter("bucket", float, description="Bucket width in seconds.")],
-                   responses=inline_serializer("Timeline", {"session": serializers.UUIDField(),
-                                                            "media_ref": serializers.CharField(),
-                                                            "bucket_seconds": serializers.FloatField(),
-                                                            "buckets": serializers.ListField()}))
-    def get(self, request: Request, session_id: str) -> Response:
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "bucket", {"type": "number", "minimum": 0.05, "maximum": 3600, "default": 1},
+                description="Bucket width in seconds.",
+            )
+        ],
+        responses=TimelineShape,
+    )
+    def get(self, request: Request, session_id: UUID) -> Response:
         session = self.get_session(session_id)
         try:
             bucket = float(request.query_params.get("bucket", "1"))
@@ -259,8 +307,15 @@ class PipelineStatsView(FaceAnalysisAPIView):
     """GET: the organization's pipeline: frames waiting, throughput, latency, failures by reason,
     dropped-for-consent and expired counts. Broker queue depths (all tenants) for superusers only."""
 
-    @extend_schema(parameters=[OpenApiParameter("window", int, description="Seconds to look back (default 300).")],
-                   responses=inline_serializer("PipelineStats", {"queued_now": serializers.IntegerField()}))
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "window", {"type": "integer", "minimum": 1, "maximum": 86400, "default": 300},
+                description="Seconds to look back.",
+            )
+        ],
+        responses=PipelineStatsShape,
+    )
     def get(self, request: Request) -> Response:
         try:
             window = int(request.query_params.get("window", "300"))
