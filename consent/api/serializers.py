@@ -4,6 +4,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api.fields import StrictCharField
 from consent.models import Grant, LedgerEntry, NoticeVersion, Purpose, Subject
 
 
@@ -23,7 +24,7 @@ class PurposeField(serializers.ChoiceField):
 
 
 class SubjectFindOrCreateSerializer(serializers.Serializer):
-    partner_user_id = serializers.CharField(
+    partner_user_id = StrictCharField(
         max_length=256, trim_whitespace=False, help_text="Your own user id; only a keyed hash of it is kept."
     )
 
@@ -76,7 +77,7 @@ class SubjectConsentSerializer(serializers.Serializer):
 
 
 class GrantCreateSerializer(serializers.Serializer):
-    purposes = serializers.ListField(child=PurposeField(), allow_empty=False)
+    purposes = serializers.ListField(child=PurposeField(), allow_empty=False, max_length=len(Purpose.values))
     notice_hash = serializers.RegexField(
         r"^[0-9a-f]{64}$", help_text="SHA-256 of the exact notice text your UI showed (from GET /consent/notices/)."
     )
@@ -84,7 +85,7 @@ class GrantCreateSerializer(serializers.Serializer):
     ip_address = serializers.IPAddressField(
         required=False, help_text="The end user's address; only its /24 (IPv4) or /48 (IPv6) network is kept."
     )
-    user_agent = serializers.CharField(
+    user_agent = StrictCharField(
         required=False, max_length=1000, help_text="The end user's browser; only its class is kept."
     )
 
@@ -94,6 +95,7 @@ class WithdrawSerializer(serializers.Serializer):
         child=PurposeField(),
         required=False,
         allow_empty=False,
+        max_length=len(Purpose.values),
         help_text="Purposes to withdraw; all when omitted.",
     )
 

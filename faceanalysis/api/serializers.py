@@ -6,27 +6,28 @@ from typing import Any
 
 from rest_framework import serializers
 
+from config.api.fields import StrictCharField, StrictUUIDField
 from faceanalysis.models import CaptureSession, Frame, FrameFeatures
 
 
 class CaptureSessionStartSerializer(serializers.Serializer):
     """A partner opens a capture session for a consented subject."""
 
-    subject = serializers.UUIDField(help_text="The subject's public id.")
-    campaign = serializers.CharField(max_length=32, help_text="The campaign's public id.")
+    subject = StrictUUIDField(help_text="The subject's public id.")
+    campaign = StrictCharField(max_length=32, help_text="The campaign's public id.")
     source = serializers.ChoiceField(choices=CaptureSession.Source.choices, default=CaptureSession.Source.PARTNER)
-    media_ref = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    media_ref = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
 
 
 class EndUserSessionStartSerializer(serializers.Serializer):
     """An end user's page opens a capture session with the subject's token from the consent flow."""
 
-    access_token = serializers.CharField(max_length=128, help_text='The subject\'s "my data" token.')
-    campaign = serializers.CharField(max_length=32, help_text="The campaign's public id.")
+    access_token = StrictCharField(max_length=128, help_text='The subject\'s "my data" token.')
+    campaign = StrictCharField(max_length=32, help_text="The campaign's public id.")
     source = serializers.ChoiceField(
         choices=CaptureSession.Source.choices, default=CaptureSession.Source.BROWSER_STREAM
     )
-    media_ref = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    media_ref = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
 
 
 class CaptureSessionSerializer(serializers.ModelSerializer):

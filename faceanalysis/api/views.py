@@ -25,7 +25,7 @@ from campaigns.selectors import campaign_list
 from consent.selectors import subject_get, subject_get_by_access_token
 from faceanalysis import selectors, services
 from faceanalysis.api.authentication import CaptureCredential, CaptureTokenAuthentication
-from faceanalysis.api.parsing import frames_from_request, video_from_request
+from faceanalysis.api.parsing import frames_from_request, query_number, video_from_request
 from faceanalysis.api.serializers import (
     CaptureSessionSerializer,
     CaptureSessionStartedSerializer,
@@ -243,12 +243,7 @@ class CaptureSessionTimelineView(FaceAnalysisAPIView):
                                                             "buckets": serializers.ListField()}))
     def get(self, request: Request, session_id: str) -> Response:
         session = self.get_session(session_id)
-        try:
-            bucket = float(request.query_params.get("bucket", "1"))
-        except ValueError:
-            bucket = 0.0
-        if not 0.05 <= bucket <= 3600:
-            raise exceptions.ValidationError({"bucket": "Give a bucket width between 0.05 and 3600 seconds."})
+        bucket = query_number(request, "bucket", default=1.0, minimum=0.05, maximum=3600)
         return Response(
             {"session": str(session.public_id), "media_ref": session.media_ref, "bucket_seconds": bucket,
              "buckets": selectors.session_timeline(session=session, bucket_seconds=bucket)}
@@ -262,12 +257,7 @@ class PipelineStatsView(FaceAnalysisAPIView):
     @extend_schema(parameters=[OpenApiParameter("window", int, description="Seconds to look back (default 300).")],
                    responses=inline_serializer("PipelineStats", {"queued_now": serializers.IntegerField()}))
     def get(self, request: Request) -> Response:
-        try:
-            window = int(request.query_params.get("window", "300"))
-        except ValueError:
-            window = 0
-        if not 1 <= window <= 86400:
-            raise exceptions.ValidationError({"window": "Give a window between 1 and 86400 seconds."})
+        window = int(query_number(request, "window", default=300, minimum=1, maximum=86400, whole=True))
         with transaction.atomic():
             stats = selectors.pipeline_stats(
                 organization=self.organization, window_seconds=window,
