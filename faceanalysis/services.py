@@ -40,7 +40,7 @@ from faceanalysis.errors import (
 )
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
 from faceanalysis.store import FrameStoreUnavailable, RedisFrameStore, frame_store
-from faceanalysis.validation import FrameInfo, inspect_frame
+from faceanalysis.validation import FrameInfo, inspect_frame, jpeg_scan_intact, sniff_image_type
 
 logger = logging.getLogger(__name__)
 
@@ -322,13 +322,21 @@ def _mark(frame_ids: Iterable[int], status: str, reason: str = "") -> int:
     )
 
 
+class CorruptFrame(ValueError):
+    """A stored frame whose image data is damaged although intake's structural checks passed."""
+
+
 def _decode(data: bytes) -> np.ndarray:
-    """RGB pixels of a stored frame; OpenCV applies the EXIF orientation and is the fastest decoder here."""
+    """RGB pixels of a stored frame; OpenCV applies the EXIF orientation and is the fastest decoder here. OpenCV
+    decodes a JPEG with damaged scan data into a damaged picture without a word, so a JPEG it decodes has its
+    scan checked strictly too (intake checks only the structure)."""
     import cv2
 
     pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if pixels is None:
         raise ValueError("undecodable frame")
+    if sniff_image_type(data) == "image/jpeg" and not jpeg_scan_intact(data):
+        raise CorruptFrame("damaged JPEG scan")
     return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
 
 
@@ -451,6 +459,9 @@ def frame_analyze(*, frame_id: int, claim_more: int = 0, consented: Grant | None
             taken.append(frame.pk)
             try:
                 image = _decode(data)
+            except CorruptFrame:
+                dropped["corrupt_image"].append(frame.pk)
+                continue
             except Exception:
                 dropped["decode_error"].append(frame.pk)
                 continue
