@@ -10,7 +10,7 @@ import logging
 import secrets
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,7 +40,7 @@ from faceanalysis.errors import (
 )
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
 from faceanalysis.store import FrameStoreUnavailable, RedisFrameStore, frame_store
-from faceanalysis.validation import FrameInfo, inspect_frame, jpeg_scan_intact, sniff_image_type
+from faceanalysis.validation import FrameInfo, check_body, inspect_frame, jpeg_scan_intact, sniff_image_type
 
 logger = logging.getLogger(__name__)
 
@@ -175,9 +175,21 @@ def _check_open(session: CaptureSession) -> None:
             raise SessionEnded(f"This browser capture session reached its time limit of {limit} seconds.")
 
 
+@contextlib.contextmanager
+def _frame_index(index: int, count: int) -> Iterator[None]:
+    """A refusal of one frame of a batch names its index."""
+    try:
+        yield
+    except FrameRejected as error:
+        if count > 1:
+            error.details = {**error.details, "index": index}
+        raise
+
+
 def frame_intake(*, session: CaptureSession, frames: Sequence[IncomingFrame]) -> list[Frame]:
-    """Accept images for a session: cheap checks, the frame-rate bound, the consent guard, then the bytes go to
-    the frame store and one task per frame (ids only) is queued after commit. All frames or none."""
+    """Accept images for a session: cheap checks, the frame-rate bound, the bodies' structure, the consent guard,
+    then the bytes go to the frame store and one task per frame (ids only) is queued after commit. All frames
+    or none."""
     _check_open(session)
     if not frames:
         raise FrameRejected("Send at least one frame.", code="no_frames")
@@ -187,16 +199,16 @@ def frame_intake(*, session: CaptureSession, frames: Sequence[IncomingFrame]) ->
         )
     infos = []
     for index, frame in enumerate(frames):
-        try:
+        with _frame_index(index, len(frames)):
             infos.append(
                 inspect_frame(frame.data, frame.declared_type, max_bytes=settings.VISAGE_FRAME_MAX_BYTES,
-                              max_pixels=settings.VISAGE_FRAME_MAX_PIXELS)
+                              max_pixels=settings.VISAGE_FRAME_MAX_PIXELS, body=False)
             )
-        except FrameRejected as error:
-            if len(frames) > 1:
-                error.details = {**error.details, "index": index}
-            raise
     _check_frame_rate(session, len(frames))
+    # The body checks (a PNG's inflate costs milliseconds) only within the session's frame rate.
+    for index, (frame, info) in enumerate(zip(frames, infos, strict=True)):
+        with _frame_index(index, len(frames)):
+            check_body(frame.data, info.content_type)
     grant = _face_consent(organization_id=session.organization_id, subject_id=session.subject_id)
     return _enqueue(session=session, grant=grant, frames=frames, infos=infos, origin=Frame.Origin.IMAGE)
 

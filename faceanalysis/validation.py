@@ -11,7 +11,8 @@ What the body check sees, per format (bench/frame_check_bench.py has the costs t
   the whole scan, about 0.6 ms of the 2.5 ms an intake request costs, so intake does not see it: the worker's
   strict decode does (`jpeg_scan_intact`), and fails the frame with reason `corrupt_image`.
 - PNG: every chunk's CRC, the chunk order, and the IDAT zlib stream inflated to its end, whose length must be
-  what IHDR declares. About 1 to 2 ms per 640x480 PNG; PNG is not the capture page's format.
+  what IHDR declares (up to PNG_INFLATE_MAX_BYTES of pixels). Milliseconds per 640x480 PNG; PNG is not the
+  capture page's format, and intake runs this check after the frame-rate bound, so it is bounded per session.
 - WebP: the RIFF chunks fit the file, the image chunk is there, and a lossy frame's first partition fits its
   chunk. Lossy VP8 data has no checksum: altered bytes inside it decode (to a damaged picture) anywhere, so
   such a frame is analysed like any other.
@@ -145,6 +146,9 @@ def _check_jpeg_structure(data: bytes) -> None:
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
 _INFLATE_STEP = 1 << 20  # bytes of pixels inflated at a time, so a check never holds a whole image
+# Inflating costs about 2 ms per MB of pixels; past this (a 1920x1080 RGBA frame is 8.3 MB) intake checks the
+# chunks and their CRCs only, and a damaged stream is the worker's `decode_error`.
+PNG_INFLATE_MAX_BYTES = 16 << 20
 
 
 def _png_raw_size(width: int, height: int, depth: int, color: int, interlace: int) -> int:
@@ -196,6 +200,8 @@ def _check_png_structure(data: bytes) -> None:
     if not idat:
         raise _corrupt("no image data")
     expected = _png_raw_size(*header)
+    if expected > PNG_INFLATE_MAX_BYTES:
+        return
     inflater, produced = zlib.decompressobj(), 0
     try:
         for chunk in idat:
@@ -267,7 +273,9 @@ def jpeg_scan_intact(data: bytes) -> bool:
         return True
 
 
-def inspect_frame(data: bytes, declared_type: str | None, *, max_bytes: int, max_pixels: int) -> FrameInfo:
+def inspect_frame(
+    data: bytes, declared_type: str | None, *, max_bytes: int, max_pixels: int, body: bool = True
+) -> FrameInfo:
     """Validate a frame without decoding its pixels; raises FrameRejected with a clear reason."""
     size = len(data)
     if size == 0:
@@ -317,5 +325,6 @@ def inspect_frame(data: bytes, declared_type: str | None, *, max_bytes: int, max
     if animated:
         raise FrameRejected("Animated images are not accepted; send single frames.", code="animated_image",
                             status_code=415)
-    check_body(data, sniffed)
+    if body:
+        check_body(data, sniffed)
     return FrameInfo(content_type=sniffed, width=width, height=height, byte_size=size)

@@ -274,3 +274,29 @@ def test_worker_still_analyses_a_valid_jpeg(open_session, fake_engine, eager, dj
         assert _post(session, token, VALID["jpeg_q75"]).status_code == 202
     assert Frame.objects.get(session=session).status == Frame.Status.ANALYZED
     assert fake_engine.images == 1
+
+
+def test_body_checks_run_within_the_frame_rate_bound(org_a, settings, monkeypatch) -> None:
+    """A PNG's inflate costs milliseconds, so a session past its frame rate gets a 429 before any is spent."""
+    from faceanalysis import services, validation
+
+    settings.VISAGE_CAPTURE_MAX_FPS = 1
+    now = services.current_second()
+    monkeypatch.setattr(services, "current_second", lambda: now)
+    inflated = []
+    real = validation._check_png_structure
+    monkeypatch.setattr(validation, "_check_png_structure", lambda data: inflated.append(1) or real(data))
+    session, token = make_capture_session(org_a)
+    assert _post(session, token, PNG).status_code == 202
+    response = _post(session, token, CORRUPT_AT_INTAKE["png_garbage_idat_crc_fixed"])
+    assert response.status_code == 429
+    assert inflated == [1]
+
+
+def test_png_beyond_the_inflate_budget_gets_its_chunks_checked_only(monkeypatch) -> None:
+    from faceanalysis import validation
+
+    monkeypatch.setattr(validation, "PNG_INFLATE_MAX_BYTES", 1000)
+    check_body(CORRUPT_AT_INTAKE["png_garbage_idat_crc_fixed"], "image/png")  # left to the worker
+    with pytest.raises(validation.FrameRejected):
+        check_body(CORRUPT_AT_INTAKE["png_garbage_idat_crc_broken"], "image/png")
