@@ -49,7 +49,7 @@ class InvalidValue(ValueError):
 
 # A number in plain decimal notation: what JSON and headers carry. Python's float() also takes "inf", "nan",
 # "1_000" and surrounding blanks, none of which is a number of milliseconds.
-_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 # Frame.media_time_ms is a positive integer column: 32 bits on PostgreSQL.
 MEDIA_TIME_MS_MAX = 2**31 - 1
 _EARLIEST = datetime(1, 1, 2, tzinfo=UTC)  # a day of margin: every zone offset of it is still a datetime

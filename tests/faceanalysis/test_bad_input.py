@@ -65,7 +65,7 @@ def stream(org_a, settings) -> tuple[CaptureSession, APIClient]:
 
 BAD_MEDIA_TIMES = [
     "1e400", "inf", "-inf", "nan", "Infinity", "2147483648", str(2**63), str(2**64), "9" * 30, "1e18", "-1", "-0.5",
-    "true", "[1]", "{}", "0x10", "1_000", "12abc", "", " ", "+", ".", "1e", "--1",
+    "true", "[1]", "{}", "0x10", "1_000", "12abc", "", " ", "+", ".", "1e", "--1", "\u0663", "\u00b2",
 ]
 
 
