@@ -33,6 +33,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         header = request.headers.get("Authorization", "")
         if header:
             parts = header.split()
+            if not parts:
+                raise exceptions.AuthenticationFailed(_("Malformed Authorization header: use 'Bearer <key>'."))
             if parts[0].lower() != self.keyword.lower():
                 return None  # another scheme (e.g. Basic); not ours to judge
             if len(parts) != 2:

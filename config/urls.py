@@ -19,5 +19,6 @@ urlpatterns = [
     path("", include("campaigns.urls")),
 ]
 
+handler400 = "config.api.errors.bad_request"
 handler404 = "config.api.errors.not_found"
 handler500 = "config.api.errors.server_error"

@@ -2,5 +2,8 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from config.chunked import ChunkedBodyMiddleware
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-application = get_wsgi_application()
+# Chunked request bodies are read (bounded) and given a Content-Length before Django sees them.
+application = ChunkedBodyMiddleware(get_wsgi_application())

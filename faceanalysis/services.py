@@ -10,7 +10,7 @@ import logging
 import secrets
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -41,7 +41,7 @@ from faceanalysis.errors import (
 )
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
 from faceanalysis.store import FrameStoreUnavailable, RedisFrameStore, frame_store
-from faceanalysis.validation import FrameInfo, inspect_frame
+from faceanalysis.validation import FrameInfo, check_body, inspect_frame, jpeg_scan_intact, sniff_image_type
 
 logger = logging.getLogger(__name__)
 
@@ -214,9 +214,21 @@ def _check_open(session: CaptureSession) -> None:
             raise SessionEnded(f"This browser capture session reached its time limit of {limit} seconds.")
 
 
+@contextlib.contextmanager
+def _frame_index(index: int, count: int) -> Iterator[None]:
+    """A refusal of one frame of a batch names its index."""
+    try:
+        yield
+    except FrameRejected as error:
+        if count > 1:
+            error.details = {**error.details, "index": index}
+        raise
+
+
 def frame_intake(*, session: CaptureSession, frames: Sequence[IncomingFrame]) -> list[Frame]:
-    """Accept images for a session: cheap checks, the frame-rate bound, the consent guard, then the bytes go to
-    the frame store and one task per frame (ids only) is queued after commit. All frames or none."""
+    """Accept images for a session: cheap checks, the frame-rate bound, the bodies' structure, the consent guard,
+    then the bytes go to the frame store and one task per frame (ids only) is queued after commit. All frames
+    or none."""
     _check_open(session)
     if not frames:
         raise FrameRejected("Send at least one frame.", code="no_frames")
@@ -226,16 +238,16 @@ def frame_intake(*, session: CaptureSession, frames: Sequence[IncomingFrame]) ->
         )
     infos = []
     for index, frame in enumerate(frames):
-        try:
+        with _frame_index(index, len(frames)):
             infos.append(
                 inspect_frame(frame.data, frame.declared_type, max_bytes=settings.VISAGE_FRAME_MAX_BYTES,
-                              max_pixels=settings.VISAGE_FRAME_MAX_PIXELS)
+                              max_pixels=settings.VISAGE_FRAME_MAX_PIXELS, body=False)
             )
-        except FrameRejected as error:
-            if len(frames) > 1:
-                error.details = {**error.details, "index": index}
-            raise
     _check_frame_rate(session, len(frames))
+    # The body checks (a PNG's inflate costs milliseconds) only within the session's frame rate.
+    for index, (frame, info) in enumerate(zip(frames, infos, strict=True)):
+        with _frame_index(index, len(frames)):
+            check_body(frame.data, info.content_type)
     grant = _session_consent(session)
     return _enqueue(session=session, grant=grant, frames=frames, infos=infos, origin=Frame.Origin.IMAGE)
 
@@ -364,13 +376,21 @@ def _mark(frame_ids: Iterable[int], status: str, reason: str = "") -> int:
     )
 
 
+class CorruptFrame(ValueError):
+    """A stored frame whose image data is damaged although intake's structural checks passed."""
+
+
 def _decode(data: bytes) -> np.ndarray:
-    """RGB pixels of a stored frame; OpenCV applies the EXIF orientation and is the fastest decoder here."""
+    """RGB pixels of a stored frame; OpenCV applies the EXIF orientation and is the fastest decoder here. OpenCV
+    decodes a JPEG with damaged scan data into a damaged picture without a word, so a JPEG it decodes has its
+    scan checked strictly too (intake checks only the structure)."""
     import cv2
 
     pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if pixels is None:
         raise ValueError("undecodable frame")
+    if sniff_image_type(data) == "image/jpeg" and not jpeg_scan_intact(data):
+        raise CorruptFrame("damaged JPEG scan")
     return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
 
 
@@ -519,6 +539,9 @@ def frame_analyze(*, frame_id: int, claim_more: int = 0, consented: Grant | None
             taken.append(frame.pk)
             try:
                 image = _decode(data)
+            except CorruptFrame:
+                dropped["corrupt_image"].append(frame.pk)
+                continue
             except Exception:
                 dropped["decode_error"].append(frame.pk)
                 continue

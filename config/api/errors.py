@@ -6,8 +6,9 @@
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import OperationalError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler, set_rollback
@@ -63,6 +64,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, SuspiciousOperation):  # Django's own limits on reading the body
+        exc = _suspicious_as_api_error(exc)
     response = exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
@@ -78,6 +81,34 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             details = {"retry_after_seconds": int(exc.wait)}
     response.data = error_body(str(code), message, details)
     return response
+
+
+class RequestTooLarge(exceptions.APIException):
+    """A body beyond DATA_UPLOAD_MAX_MEMORY_SIZE."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+    default_detail = "The request body is larger than this server accepts."
+
+
+def _suspicious_as_api_error(exc: SuspiciousOperation) -> exceptions.APIException:
+    """Django's refusals while reading a request (too big, too many fields or files, a bad multipart body) as
+    the API's 413 or 400; the message is Django's, which names the limit and never the content."""
+    if isinstance(exc, RequestDataTooBig):
+        return RequestTooLarge()
+    return exceptions.ParseError(str(exc)[:200] or "The request body cannot be read.", code="malformed_request")
+
+
+def bad_request(request: Any, exception: Exception | None = None) -> HttpResponse:
+    """Django's 400 handler (a refusal outside a DRF view): the error shape for API paths, HTML elsewhere."""
+    from django.views.defaults import bad_request as html_bad_request
+
+    if request.path.startswith("/api/"):
+        if isinstance(exception, RequestDataTooBig):
+            return error_response(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, RequestTooLarge.default_code,
+                                  str(RequestTooLarge.default_detail))
+        return error_response(status.HTTP_400_BAD_REQUEST, "malformed_request", "The request cannot be read.")
+    return html_bad_request(request, exception)
 
 
 def not_found(request: Any, exception: Exception | None = None) -> JsonResponse:

@@ -1,4 +1,9 @@
-"""Serializer fields shared by the apps' APIs."""
+"""Serializer fields that take only the JSON type they document.
+
+DRF's CharField turns a number into its string and its UUIDField takes an integer as a UUID; a client that
+sends `5` where a string is documented has a bug that a 400 shows at once. Both refuse NUL characters
+(DRF's default validator), which PostgreSQL cannot store or compare.
+"""
 
 from __future__ import annotations
 
@@ -16,4 +21,13 @@ class StrictCharField(serializers.CharField):
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictUUIDField(serializers.UUIDField):
+    """A UUID written as a string; an integer is not taken as one."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str) or len(data) > 64:
+            self.fail("invalid", value=str(data)[:64])
         return super().to_internal_value(data)

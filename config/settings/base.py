@@ -30,6 +30,8 @@ MIDDLEWARE = [
     "config.request_body.DrainRequestBodyMiddleware",
     # Next: it sees every error answer under /api/, also those other middleware make.
     "config.api.middleware.ApiErrorShapeMiddleware",
+    # NUL bytes in the path, query, headers or cookies: a 400 (or 404) before anything reads them.
+    "config.request_checks.MalformedRequestMiddleware",
     # A view that finds the database away answers 503 in the error shape, never a 500 or a debug page.
     "config.outage.DatabaseOutageMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -172,9 +174,10 @@ REST_FRAMEWORK = {
     # is the client's own word, and a new bucket per request).
     "NUM_PROXIES": env.int("VISAGE_TRUSTED_PROXY_HOPS", default=0),
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    # Bodies are JSON; intake views add multipart for files. A form or multipart body elsewhere is a 415, not
-    # a request read as empty (a garbled multipart body parses to no fields at all).
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Bodies are JSON (numbers beyond float range, duplicate keys, deep nesting and NUL refused); intake views
+    # add multipart for files. A form or multipart body elsewhere is a 415, not a request read as empty (a
+    # garbled multipart body parses to no fields at all).
+    "DEFAULT_PARSER_CLASSES": ["config.api.parsers.StrictJSONParser"],
     "EXCEPTION_HANDLER": "config.api.errors.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "config.api.schema.VisageAutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

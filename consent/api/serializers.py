@@ -83,7 +83,7 @@ class SubjectConsentSerializer(serializers.Serializer):
 
 
 class GrantCreateSerializer(serializers.Serializer):
-    purposes = serializers.ListField(child=PurposeField(), allow_empty=False)
+    purposes = serializers.ListField(child=PurposeField(), allow_empty=False, max_length=len(Purpose.values))
     notice_hash = serializers.RegexField(
         r"^[0-9a-f]{64}$", help_text="SHA-256 of the exact notice text your UI showed (from GET /consent/notices/)."
     )
@@ -101,6 +101,7 @@ class WithdrawSerializer(serializers.Serializer):
         child=PurposeField(),
         required=False,
         allow_empty=False,
+        max_length=len(Purpose.values),
         help_text="Purposes to withdraw; all when omitted.",
     )
 

@@ -11,7 +11,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.api.fields import StrictCharField
+from config.api.fields import StrictCharField, StrictUUIDField
 from consent import derived
 from consent.api.serializers import PurposeField
 from faceanalysis.engine import EXPRESSION_LABELS
@@ -164,7 +164,7 @@ _FACES_SCHEMA: dict[str, Any] = {
 class CaptureSessionStartSerializer(serializers.Serializer):
     """A partner opens a capture session for a consented subject."""
 
-    subject = serializers.UUIDField(help_text="The subject's public id.")
+    subject = StrictUUIDField(help_text="The subject's public id.")
     campaign = StrictCharField(max_length=32, help_text="The campaign's public id.")
     source = serializers.ChoiceField(choices=CaptureSession.Source.choices, default=CaptureSession.Source.PARTNER)
     media_ref = StrictCharField(max_length=200, required=False, allow_blank=True, default="")

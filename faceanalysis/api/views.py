@@ -14,7 +14,7 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
 from rest_framework.generics import ListAPIView
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,12 +24,13 @@ from accounts.api.base import OrganizationAPIView
 from accounts.models import Organization
 from accounts.permissions import HasOrganization
 from campaigns.selectors import campaign_list
+from config.api.parsers import StrictJSONParser
 from config.api.schema import error_response
 from consent.selectors import subject_get, subject_get_by_access_token
 from faceanalysis import selectors, services
 from faceanalysis.api import schema
 from faceanalysis.api.authentication import CaptureCredential, CaptureTokenAuthentication
-from faceanalysis.api.parsing import frames_from_request, video_from_request
+from faceanalysis.api.parsing import frames_from_request, query_number, video_from_request
 from faceanalysis.api.serializers import (
     CaptureSessionSerializer,
     CaptureSessionStartedSerializer,
@@ -209,7 +210,7 @@ class FrameIntakeView(FaceAnalysisAPIView, ListAPIView):
     analysis follows in a worker. GET: the session's frames with their features, a page at a time."""
 
     serializer_class = FrameSerializer
-    parser_classes = [JSONParser, MultiPartParser]
+    parser_classes = [StrictJSONParser, MultiPartParser]
     capture_token_allowed = True
     request_body_required = True
     # Intake has its own bound (frames per session per second); the general per-caller rate would cap it.
@@ -247,7 +248,7 @@ class FrameIntakeView(FaceAnalysisAPIView, ListAPIView):
 class VideoIntakeView(FaceAnalysisAPIView):
     """POST: a video (MP4/WebM) sampled at `sample_fps`; every sample is a frame with its media time. 202."""
 
-    parser_classes = [JSONParser, MultiPartParser]
+    parser_classes = [StrictJSONParser, MultiPartParser]
     capture_token_allowed = True
     request_body_required = True
     throttle_classes: list[Any] = []
@@ -291,12 +292,7 @@ class CaptureSessionTimelineView(FaceAnalysisAPIView):
     )
     def get(self, request: Request, session_id: UUID) -> Response:
         session = self.get_session(session_id)
-        try:
-            bucket = float(request.query_params.get("bucket", "1"))
-        except ValueError:
-            bucket = 0.0
-        if not 0.05 <= bucket <= 3600:
-            raise exceptions.ValidationError({"bucket": "Give a bucket width between 0.05 and 3600 seconds."})
+        bucket = query_number(request, "bucket", default=1.0, minimum=0.05, maximum=3600)
         return Response(
             {"session": str(session.public_id), "media_ref": session.media_ref, "bucket_seconds": bucket,
              "buckets": selectors.session_timeline(session=session, bucket_seconds=bucket)}
@@ -317,12 +313,7 @@ class PipelineStatsView(FaceAnalysisAPIView):
         responses=PipelineStatsShape,
     )
     def get(self, request: Request) -> Response:
-        try:
-            window = int(request.query_params.get("window", "300"))
-        except ValueError:
-            window = 0
-        if not 1 <= window <= 86400:
-            raise exceptions.ValidationError({"window": "Give a window between 1 and 86400 seconds."})
+        window = int(query_number(request, "window", default=300, minimum=1, maximum=86400, whole=True))
         with transaction.atomic():
             stats = selectors.pipeline_stats(
                 organization=self.organization, window_seconds=window,

@@ -60,6 +60,16 @@ def clear_frame_store() -> None:
             store.client.delete(*keys)
 
 
+def stored_frame_count() -> int:
+    """How many frames' bytes the store holds now (queued or in flight), whichever store runs."""
+    store = frame_store()
+    if isinstance(store, MemoryFrameStore):
+        return len(store._items)
+    if isinstance(store, RedisFrameStore):
+        return sum(1 for _ in store.client.scan_iter(match=f"{store.prefix}*", count=1000))
+    raise AssertionError(f"unknown frame store {store!r}")
+
+
 @pytest.fixture(autouse=True)
 def _clean_frame_store() -> Iterator[None]:
     clear_frame_store()
