@@ -37,29 +37,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def web_server(log_path: Path, **env_overrides: str) -> Iterator[WebServer]:
-    """scripts/web with one worker process on a free port, seeing what the test commits (a transactional test
-    on PostgreSQL). `env_overrides` go to the server's environment."""
-    db = connection.settings_dict
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "VISAGE_BIND": f"127.0.0.1:{port}",
-        "GRANIAN_WORKERS": "1",
-        "GRANIAN_BLOCKING_THREADS": "2",
-        **env_overrides,
-    }
+def running_server(command: list, *, port: int, log_path: Path, env: dict[str, str]) -> Iterator[int]:
+    """Run `command` (a server listening on `port`), wait until it answers /healthz, and stop it afterwards;
+    its output goes to `log_path`, which a failed start shows."""
     with log_path.open("wb") as log:
-        server = subprocess.Popen([ROOT / "scripts" / "web"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 60
             while True:
                 assert server.poll() is None, log_path.read_text(errors="replace")
-                assert time.monotonic() < deadline, "the web server did not come up:\n" + log_path.read_text()
+                assert time.monotonic() < deadline, "the server did not come up:\n" + log_path.read_text()
                 try:
                     probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
                     probe.request("GET", "/healthz")
@@ -67,7 +54,43 @@ def web_server(log_path: Path, **env_overrides: str) -> Iterator[WebServer]:
                         break
                 except OSError:
                     time.sleep(0.2)
-            yield WebServer(port, server.pid)
+            yield server.pid
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+@contextmanager
+def scripts_web(log_path: Path, **env: str) -> Iterator[WebServer]:
+    """scripts/web with one worker process on a free port, test settings and `env` (no database chosen)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "VISAGE_BIND": f"127.0.0.1:{port}",
+        "GRANIAN_WORKERS": "1",
+        "GRANIAN_BLOCKING_THREADS": "2",
+        **env,
+    }
+    with running_server([ROOT / "scripts" / "web"], port=port, log_path=log_path, env=env) as pid:
+        yield WebServer(port, pid)
+
+
+def current_database_url() -> str:
+    """The URL of the database this test runs on (PostgreSQL), for a server process to use."""
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@contextmanager
+def web_server(log_path: Path, **env_overrides: str) -> Iterator[WebServer]:
+    """scripts/web seeing what the test commits (a transactional test on PostgreSQL) and the test's Redis, tasks
+    sent to the broker. `env_overrides` go to the server's environment."""
+    env = {
+        "DATABASE_URL": current_database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        **env_overrides,
+    }
+    with scripts_web(log_path, **env) as server:
+        yield server

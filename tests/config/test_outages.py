@@ -15,16 +15,13 @@ import json
 import logging
 import os
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
 from django.test import Client
 
 from consent.guards import has_consent
@@ -35,6 +32,7 @@ from faceanalysis.models import Frame
 from faceanalysis.services import IncomingFrame
 from tests.conftest import api_client
 from tests.faceanalysis.factories import astronaut_jpeg, make_capture_session
+from tests.web_server import scripts_web, web_server
 
 
 def forget_outage_reports() -> None:
@@ -44,7 +42,6 @@ def forget_outage_reports() -> None:
 
         reset_outage_reports()
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _dead_port() -> int:
@@ -144,39 +141,6 @@ def test_intake_answers_503_with_when_to_retry_while_redis_is_down(org_a, dead_r
 # --- Real server (scripts/web = granian) -----------------------------------------------------------------------
 
 
-@contextmanager
-def serve(tmp_path: Path, **env_overrides: str) -> Iterator[tuple[int, Path]]:
-    """scripts/web with one worker on a free port and the given environment; yields (port, log path)."""
-    port = _dead_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "VISAGE_BIND": f"127.0.0.1:{port}",
-        "GRANIAN_WORKERS": "1",
-        "GRANIAN_BLOCKING_THREADS": "2",
-        **env_overrides,
-    }
-    log_path = tmp_path / "web.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen([ROOT / "scripts" / "web"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert server.poll() is None, log_path.read_text(errors="replace")
-                assert time.monotonic() < deadline, "the web server did not come up:\n" + log_path.read_text()
-                try:
-                    probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                    probe.request("GET", "/healthz")
-                    if probe.getresponse().status == 200:
-                        break
-                except OSError:
-                    time.sleep(0.2)
-            yield port, log_path
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-
-
 def _request(port: int, method: str, path: str, body: bytes | None = None, **headers: str):
     client = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
     client.request(method, path, body=body, headers=headers)
@@ -189,7 +153,9 @@ def test_a_dead_database_answers_503_to_every_request_even_an_unread_raw_body(tm
     # A raw frame body larger than the socket buffers: unread when the answer is ready.
     body = os.urandom(4_500_000)
     frames = "/api/v1/capture-sessions/7a1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d/frames/"
-    with serve(tmp_path, DATABASE_URL=dead, REDIS_URL="", CELERY_TASK_ALWAYS_EAGER="true") as (port, log_path):
+    log_path = tmp_path / "web.log"
+    with scripts_web(log_path, DATABASE_URL=dead, REDIS_URL="", CELERY_TASK_ALWAYS_EAGER="true") as server:
+        port = server.port
         answers = [
             _request(port, "POST", frames, body, **{"Content-Type": "image/jpeg", "X-Capture-Token": "vcs_" + "x" * 43})
             for _ in range(2)
@@ -214,15 +180,10 @@ def test_a_dead_database_answers_503_to_every_request_even_an_unread_raw_body(tm
 @pytest.mark.django_db(transaction=True)
 def test_a_dead_broker_answers_503_within_about_a_second(tmp_path: Path, org_a) -> None:
     session, token = make_capture_session(org_a)
-    db = connection.settings_dict
-    env = {
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "CELERY_BROKER_URL": f"redis://127.0.0.1:{_dead_port()}/0",
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-    }
     url = f"/api/v1/capture-sessions/{session.public_id}/frames/"
-    with serve(tmp_path, **env) as (port, _):
+    dead_broker = f"redis://127.0.0.1:{_dead_port()}/0"
+    with web_server(tmp_path / "web.log", CELERY_BROKER_URL=dead_broker) as server:
+        port = server.port
         started = time.monotonic()
         response, content = _request(port, "POST", url, astronaut_jpeg(), **{
             "Content-Type": "image/jpeg", "Authorization": f"Bearer {token}"})

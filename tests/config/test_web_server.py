@@ -10,70 +10,26 @@ import os
 import select
 import signal
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
 
 from faceanalysis.models import Frame
 from tests.faceanalysis.factories import astronaut_jpeg, make_capture_session
+from tests.web_server import WebServer
+from tests.web_server import web_server as running_web_server
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class WebServer(NamedTuple):
-    port: int
-    pid: int
-
 
 @pytest.fixture
 def web_server(tmp_path: Path) -> Iterator[WebServer]:
     """scripts/web with one worker process, on a free port, seeing what the test commits."""
-    db = connection.settings_dict
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "VISAGE_BIND": f"127.0.0.1:{port}",
-        "GRANIAN_WORKERS": "1",
-        "GRANIAN_BLOCKING_THREADS": "2",
-    }
-    log_path = tmp_path / "web.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen([ROOT / "scripts" / "web"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert server.poll() is None, log_path.read_text(errors="replace")
-                assert time.monotonic() < deadline, "the web server did not come up:\n" + log_path.read_text()
-                try:
-                    probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                    probe.request("GET", "/healthz")
-                    if probe.getresponse().status == 200:
-                        break
-                except OSError:
-                    time.sleep(0.2)
-            yield WebServer(port, server.pid)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    with running_web_server(tmp_path / "web.log") as server:
+        yield server
 
 
 def test_a_frame_posted_to_the_real_server_is_stored_and_queued(web_server: WebServer, org_a) -> None:

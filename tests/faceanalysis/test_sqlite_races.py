@@ -8,7 +8,6 @@ import contextlib
 import http.client
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from tests.faceanalysis.factories import astronaut_jpeg
+from tests.web_server import free_port, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBJECTS = 4
@@ -47,12 +47,6 @@ class Server(NamedTuple):
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _embedded_env(database: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_TASK_ALWAYS_EAGER")}
     return {
@@ -76,29 +70,11 @@ def _serve(tmp_path: Path, **extra_env: str) -> Iterator[Server]:
         capture_output=True, text=True,
     )
     setup = json.loads(made.stdout.strip().splitlines()[-1])
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"], cwd=ROOT, env=env, stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert server.poll() is None, log_path.read_text(errors="replace")
-                assert time.monotonic() < deadline, "runserver did not come up:\n" + log_path.read_text()
-                try:
-                    probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                    probe.request("GET", "/healthz")
-                    if probe.getresponse().status == 200:
-                        break
-                except OSError:
-                    time.sleep(0.2)
-            yield Server(port, database, setup, log_path)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    command = [*manage, "runserver", "--noreload", f"127.0.0.1:{port}"]
+    with running_server(command, port=port, log_path=log_path, env=env):
+        yield Server(port, database, setup, log_path)
 
 
 @pytest.fixture
