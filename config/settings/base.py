@@ -189,7 +189,9 @@ SPECTACULAR_SETTINGS = {
         "Consent-first face analytics. Authenticate with `Authorization: Bearer <api key>`. "
         "Every error response has the shape of the `Error` component, "
         "`{\"error\": {\"code\", \"message\", \"details\"}}`, and each operation lists the error statuses "
-        "it can answer."
+        "it can answer. A JSON body is refused with a 400 `parse_error` when any string in it, also under a key "
+        "the operation ignores, holds a NUL character or an unpaired surrogate, when a key repeats, when a number "
+        "is beyond the float range, or when it nests deeper than 32 levels."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

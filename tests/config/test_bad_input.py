@@ -48,9 +48,10 @@ def test_partner_user_id_no_database_can_hold_or_two_of_them_is_400(body: str, l
     assert not Subject.objects.exists()
 
 
-def test_form_encoded_partner_user_id_with_nul_is_400(lenient_client) -> None:
+def test_a_form_encoded_body_outside_intake_is_415_and_changes_nothing(lenient_client) -> None:
+    """Bodies are JSON; a form (multipart here) is refused whole rather than read field by field."""
     response = lenient_client.post(f"{BASE}/subjects/", {"partner_user_id": "a\x00b"})
-    assert_refused(response, 400, "invalid")
+    assert_refused(response, 415, "unsupported_media_type")
     assert not Subject.objects.exists()
 
 
@@ -137,12 +138,19 @@ def test_body_larger_than_django_reads_is_413_in_the_shape(lenient_client) -> No
     assert not Subject.objects.exists()
 
 
-def test_form_with_more_fields_than_django_reads_is_400_in_the_shape(lenient_client) -> None:
-    body = "&".join(f"f{i}=1" for i in range(1200))
-    response = lenient_client.generic("POST", f"{BASE}/subjects/", body,
-                                      content_type="application/x-www-form-urlencoded")
+def test_multipart_frames_with_more_fields_than_django_reads_is_400_in_the_shape(org_a) -> None:
+    from faceanalysis.models import Frame
+    from tests.faceanalysis.factories import make_capture_session
+
+    session, token = make_capture_session(org_a)
+    boundary = "BoUnDaRy"
+    parts = "".join(f'--{boundary}\r\nContent-Disposition: form-data; name="f{i}"\r\n\r\n1\r\n' for i in range(1200))
+    client = APIClient(raise_request_exception=False)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    response = client.generic("POST", f"/api/v1/capture-sessions/{session.public_id}/frames/",
+                              parts + f"--{boundary}--\r\n", content_type=f"multipart/form-data; boundary={boundary}")
     assert_refused(response, 400, "malformed_request")
-    assert not Subject.objects.exists()
+    assert not Frame.objects.filter(session=session).exists()
 
 
 # --- public pages ----------------------------------------------------------------------------------------------

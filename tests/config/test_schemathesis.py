@@ -78,6 +78,10 @@ def schemathesis_config(world: ApiWorld) -> str:
          "parameters": {"path.prefix": world.spare_key_prefix}, "phases": {"stateful": {"enabled": False}}},
     ]
     lines = [
+        # The API refuses NUL and unpaired surrogates in every string of a JSON body, also under keys the
+        # schema leaves open (the schema's description says so; tests/config/test_bad_input.py holds it): a
+        # generated body with one in an ignored property is not a valid request.
+        "[generation]", "allow-x00 = false", 'codec = "utf-8"', "",
         "[headers]", f"Authorization = {_toml(f'Bearer {world.api_key}')}", "",
         "[parameters]",
         f'"path.session_id" = {_toml(world.session_id)}',
