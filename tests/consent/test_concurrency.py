@@ -240,14 +240,13 @@ def test_guard_that_waited_for_a_replacement_returns_the_new_grant(monkeypatch) 
     assert answers == [new] and new.pk != old.pk, answers
 
 
-def test_guard_that_waited_on_the_subject_sees_a_notice_retired_meanwhile(monkeypatch) -> None:
-    organization = make_organization()
-    notice = make_notice(organization, purposes=("face_analysis", "personalization"))
-    subject = make_subject(organization)
-    make_grant(subject, notice)
+def _guard_answer_while_another_withdrawal_holds_the_subject(
+    monkeypatch, organization, subject, meanwhile: Callable[[], None]
+) -> object:
+    """The guard's one answer for face analysis, asked while a withdrawal of personalization (which leaves the
+    face-analysis grant alone) holds the subject's lock, and `meanwhile` runs once the guard waits for it."""
     pause = _Pause()
     monkeypatch.setattr(consent_services, "ledger_append", pause.wrap(consent_services.ledger_append))
-    # A withdrawal of another purpose holds the subject's lock; the face-analysis grant itself is not touched.
     withdrawn: list[object] = []
     withdrawal = _in_thread(
         lambda: consent_withdraw(
@@ -262,15 +261,26 @@ def test_guard_that_waited_on_the_subject_sees_a_notice_retired_meanwhile(monkey
         assert pause.reached.wait(10)
         worker.start()
         _wait_for_lock_waiter()
-        notice_retire(notice=notice)  # commits while the worker waits
+        meanwhile()
     finally:
         pause.release.set()
         withdrawal.join(15)
         if worker.ident:
             worker.join(15)
     assert len(answers) == 1
-    assert isinstance(answers[0], ConsentDenied), f"the guard answered {answers[0]!r} after the notice was retired"
-    assert answers[0].reason == DenialReason.NOTICE_RETIRED
+    return answers[0]
+
+
+def test_guard_that_waited_on_the_subject_sees_a_notice_retired_meanwhile(monkeypatch) -> None:
+    organization = make_organization()
+    notice = make_notice(organization, purposes=("face_analysis", "personalization"))
+    subject = make_subject(organization)
+    make_grant(subject, notice)
+    answer = _guard_answer_while_another_withdrawal_holds_the_subject(
+        monkeypatch, organization, subject, lambda: notice_retire(notice=notice)  # commits while the guard waits
+    )
+    assert isinstance(answer, ConsentDenied), f"the guard answered {answer!r} after the notice was retired"
+    assert answer.reason == DenialReason.NOTICE_RETIRED
 
 
 def test_guard_that_waited_past_the_grants_expiry_refuses_it(monkeypatch) -> None:
@@ -280,28 +290,9 @@ def test_guard_that_waited_past_the_grants_expiry_refuses_it(monkeypatch) -> Non
     grant = make_grant(subject, notice, purposes=("face_analysis",))
     make_grant(subject, notice, purposes=("personalization",))
     Grant.objects.filter(pk=grant.pk).update(expires_at=timezone.now() + timedelta(seconds=1))
-    pause = _Pause()
-    monkeypatch.setattr(consent_services, "ledger_append", pause.wrap(consent_services.ledger_append))
-    withdrawn: list[object] = []
-    withdrawal = _in_thread(
-        lambda: consent_withdraw(
-            organization=organization, subject=subject, purposes=["personalization"], channel="my_data_page"
-        ),
-        withdrawn,
+    # Asked while the grant is still live, answered after it ran out.
+    answer = _guard_answer_while_another_withdrawal_holds_the_subject(
+        monkeypatch, organization, subject, lambda: time.sleep(1.2)
     )
-    withdrawal.start()
-    answers: list[object] = []
-    worker = _guard_in_worker(subject.pk, organization.pk, answers)
-    try:
-        assert pause.reached.wait(10)
-        worker.start()  # asks while the grant is still live
-        _wait_for_lock_waiter()
-        time.sleep(1.2)  # and gets its answer after the grant ran out
-    finally:
-        pause.release.set()
-        withdrawal.join(15)
-        if worker.ident:
-            worker.join(15)
-    assert len(answers) == 1
-    assert isinstance(answers[0], ConsentDenied), f"the guard answered {answers[0]!r} after the grant expired"
-    assert answers[0].reason == DenialReason.EXPIRED
+    assert isinstance(answer, ConsentDenied), f"the guard answered {answer!r} after the grant expired"
+    assert answer.reason == DenialReason.EXPIRED
