@@ -99,9 +99,15 @@ class DatabaseOutageMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        # OperationalError is the database going away, refusing, timing out or giving up on a lock: all of them
-        # pass, so the client is told to try again; errors in the query itself (ProgrammingError...) stay 500s.
-        if not isinstance(exception, _DATABASE_ERRORS):
-            return None
-        report_outage("database", "the database is unavailable (%s); requests answer 503", type(exception).__name__)
-        return database_unavailable_response(request)
+        return database_outage_answer(request, exception)
+
+
+def database_outage_answer(request: HttpRequest, exception: BaseException | None) -> HttpResponse | None:
+    """The 503 for an exception that means the database is away, else None. Views reach it through the
+    middleware; a failure in another middleware (the session save, say) through the 500 handler."""
+    # OperationalError is the database going away, refusing, timing out or giving up on a lock: all of them
+    # pass, so the client is told to try again; errors in the query itself (ProgrammingError...) stay 500s.
+    if not isinstance(exception, _DATABASE_ERRORS):
+        return None
+    report_outage("database", "the database is unavailable (%s); requests answer 503", type(exception).__name__)
+    return database_unavailable_response(request)

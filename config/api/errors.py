@@ -3,6 +3,7 @@
     {"error": {"code": "not_found", "message": "Not found.", "details": {...}}}
 """
 
+import sys
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -120,9 +121,16 @@ def not_found(request: Any, exception: Exception | None = None) -> JsonResponse:
     return page_not_found(request, exception)
 
 
-def server_error(request: Any) -> JsonResponse:
-    """Django's 500 handler: JSON for API paths, the HTML page elsewhere. Never echoes the request."""
+def server_error(request: Any) -> HttpResponse:
+    """Django's 500 handler: JSON for API paths, the HTML page elsewhere. Never echoes the request. The
+    database being away, where no view caught it (a middleware's own query), is a 503 all the same."""
     from django.views.defaults import server_error as html_server_error
+
+    from config.outage import database_outage_answer
+
+    unavailable = database_outage_answer(request, sys.exc_info()[1])  # Django calls this inside its except
+    if unavailable is not None:
+        return unavailable
 
     if request.path.startswith("/api/"):
         return error_response(

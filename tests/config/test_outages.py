@@ -197,3 +197,33 @@ def test_a_dead_broker_answers_503_within_about_a_second(tmp_path: Path, org_a) 
     frame = Frame.objects.get(session=session)
     assert (frame.status, frame.reason) == ("failed", "broker_unavailable")
     assert not redis.Redis.from_url(settings.REDIS_URL).exists(f"visage:frame:{frame.pk}")
+
+
+# --- The database away where no view catches it (a middleware's own query) ---------------------------------------
+
+
+class DatabaseGoneOnTheWayOut:
+    """Stands for a middleware whose own query finds the database away after the view ran (the session save,
+    the last-login update): the error is raised outside every view."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        self.get_response(request)
+        from django.db import OperationalError
+
+        raise OperationalError("server closed the connection unexpectedly")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/", "/consent/my-data/x/"])
+def test_a_database_error_raised_in_a_middleware_is_a_503_not_a_500(path: str, settings) -> None:
+    settings.DEBUG = False
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.config.test_outages.DatabaseGoneOnTheWayOut"]
+    response = Client(raise_request_exception=False).get(path)
+    assert response.status_code == 503, response.content[:300]
+    assert response["Retry-After"]
+    if path.startswith("/api/"):
+        assert response.json()["error"]["code"] == "service_unavailable"
+    else:
+        assert b"unavailable" in response.content
