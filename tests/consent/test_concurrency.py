@@ -173,6 +173,28 @@ def _in_thread(call: Callable[[], object], results: list[object]) -> threading.T
     return threading.Thread(target=run)
 
 
+def _guard_answers_while_paused(
+    pause: _Pause, holder: threading.Thread, subject, organization, meanwhile: Callable[[], None] = lambda: None
+) -> list[object]:
+    """Start `holder` (a consent change that stops at `pause` holding the subject's lock), ask the guard in a
+    worker once it is paused, run `meanwhile` while the guard waits for the lock, then let the holder commit;
+    the guard's answers."""
+    holder.start()
+    answers: list[object] = []
+    worker = _guard_in_worker(subject.pk, organization.pk, answers)
+    try:
+        assert pause.reached.wait(10)
+        worker.start()
+        _wait_for_lock_waiter()
+        meanwhile()
+    finally:
+        pause.release.set()
+        holder.join(15)
+        if worker.ident:
+            worker.join(15)
+    return answers
+
+
 @pytest.mark.parametrize(
     "pause_at",
     ["after_locking_the_subject", "after_ending_the_grant"],
@@ -192,18 +214,7 @@ def test_guard_that_waited_for_a_withdrawal_refuses_once_it_commits(pause_at: st
     withdrawal = _in_thread(
         lambda: consent_withdraw(organization=organization, subject=subject, channel="my_data_page"), withdrawn
     )
-    withdrawal.start()
-    answers: list[object] = []
-    worker = _guard_in_worker(subject.pk, organization.pk, answers)
-    try:
-        assert pause.reached.wait(10)
-        worker.start()
-        _wait_for_lock_waiter()
-    finally:
-        pause.release.set()
-        withdrawal.join(15)
-        if worker.ident:
-            worker.join(15)
+    answers = _guard_answers_while_paused(pause, withdrawal, subject, organization)
     assert len(withdrawn) == 1 and not isinstance(withdrawn[0], Exception), withdrawn
     assert len(answers) == 1
     assert isinstance(answers[0], ConsentDenied), f"the guard answered {answers[0]!r} after the withdrawal committed"
@@ -224,18 +235,7 @@ def test_guard_that_waited_for_a_replacement_returns_the_new_grant(monkeypatch) 
         ),
         granted,
     )
-    regrant.start()
-    answers: list[object] = []
-    worker = _guard_in_worker(subject.pk, organization.pk, answers)
-    try:
-        assert pause.reached.wait(10)
-        worker.start()
-        _wait_for_lock_waiter()
-    finally:
-        pause.release.set()
-        regrant.join(15)
-        if worker.ident:
-            worker.join(15)
+    answers = _guard_answers_while_paused(pause, regrant, subject, organization)
     (new,) = granted[0]
     assert answers == [new] and new.pk != old.pk, answers
 
@@ -254,19 +254,7 @@ def _guard_answer_while_another_withdrawal_holds_the_subject(
         ),
         withdrawn,
     )
-    withdrawal.start()
-    answers: list[object] = []
-    worker = _guard_in_worker(subject.pk, organization.pk, answers)
-    try:
-        assert pause.reached.wait(10)
-        worker.start()
-        _wait_for_lock_waiter()
-        meanwhile()
-    finally:
-        pause.release.set()
-        withdrawal.join(15)
-        if worker.ident:
-            worker.join(15)
+    answers = _guard_answers_while_paused(pause, withdrawal, subject, organization, meanwhile=meanwhile)
     assert len(answers) == 1
     return answers[0]
 
