@@ -58,6 +58,8 @@ class Campaign(TenantModel):
         errors: dict[str, str] = {}
         if not required or set(required) - set(Purpose.values):
             errors["required_purposes"] = _("Choose at least one known purpose the camera needs.")
+        elif Purpose.FACE_ANALYSIS not in required:  # the camera always needs it (capture_purposes)
+            errors["required_purposes"] = _("The camera always needs face analysis: tick it among these.")
         if set(optional) - set(Purpose.values):
             errors["optional_purposes"] = _("Choose known purposes only.")
         elif set(optional) & set(required):

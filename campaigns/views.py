@@ -250,7 +250,10 @@ def consent_page_preview(request: HttpRequest, *, campaign: Campaign, readiness:
     languages = list(readiness.languages)
     language = page_language(request, languages or SITE_LANGUAGES)
     notice = (
-        notice_get_published(organization=campaign.organization, language=language, purposes=campaign.purpose_list)
+        notice_get_published(
+            organization=campaign.organization, language=language, purposes=campaign.purpose_list,
+            derived_attributes=campaign.derived_attribute_set,
+        )
         if readiness.languages
         else None
     )

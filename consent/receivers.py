@@ -3,6 +3,7 @@
 from typing import Any
 
 from accounts.models import Organization
+from consent import derived
 from consent.models import Purpose, RetentionPolicy
 from consent.selectors import notice_get_published
 from consent.services import notice_draft_create, notice_publish, retention_policy_set
@@ -19,7 +20,9 @@ def seed_demo_consent(sender: Any, organization: Organization, **kwargs: Any) ->
     if not RetentionPolicy.objects.filter(organization=organization).exists():
         retention_policy_set(organization=organization, feature_retention_days=30, grant_validity_days=365)
     for language, introduction in DEMO_INTRODUCTIONS.items():
-        if notice_get_published(organization=organization, language=language, purposes=DEMO_PURPOSES):
+        if notice_get_published(
+            organization=organization, language=language, purposes=DEMO_PURPOSES, derived_attributes=derived.ALL_KEYS
+        ):
             continue
         draft = notice_draft_create(
             organization=organization,

@@ -30,28 +30,25 @@ def notice_list_published(*, organization: Organization | None) -> QuerySet[Noti
 
 
 def _for_choice(
-    notices: QuerySet[NoticeVersion], purposes: Iterable[str], derived_attributes: Iterable[str] | None
+    notices: QuerySet[NoticeVersion], purposes: Iterable[str], derived_attributes: Iterable[str]
 ) -> QuerySet[NoticeVersion]:
-    """Notices for exactly this purpose set and, when given, exactly this attribute choice."""
-    notices = notices.filter(purposes=purposes_key(purposes))
-    if derived_attributes is not None:
-        notices = notices.filter(derived_attributes=derived.canonical(derived_attributes))
-    return notices
+    """Notices for exactly this purpose set and exactly this attribute choice: each choice has notices of its
+    own, so a notice for another choice never stands in."""
+    return notices.filter(purposes=purposes_key(purposes), derived_attributes=derived.canonical(derived_attributes))
 
 
 def notice_get_published(
-    *, organization: Organization | None, language: str, purposes: Iterable[str],
-    derived_attributes: Iterable[str] | None = None,
+    *, organization: Organization | None, language: str, purposes: Iterable[str], derived_attributes: Iterable[str]
 ) -> NoticeVersion | None:
-    """The version offered for exactly this purpose set (and attribute choice, when given) in this language."""
+    """The version offered for exactly this purpose set and attribute choice in this language (one at most)."""
     notices = _for_choice(notice_list_published(organization=organization), purposes, derived_attributes)
-    return notices.filter(language=language).order_by("-version").first()
+    return notices.filter(language=language).first()
 
 
 def notice_languages_published(
-    *, organization: Organization | None, purposes: Iterable[str], derived_attributes: Iterable[str] | None = None
+    *, organization: Organization | None, purposes: Iterable[str], derived_attributes: Iterable[str]
 ) -> list[str]:
-    """Languages in which a notice for this purpose set (and attribute choice, when given) is offered."""
+    """Languages in which a notice for this purpose set and attribute choice is offered."""
     notices = _for_choice(notice_list_published(organization=organization), purposes, derived_attributes)
     return sorted(set(notices.values_list("language", flat=True)))
 

@@ -92,3 +92,14 @@ def test_a_members_add_form_is_validated_against_their_organization(org_a, monke
     errors = response.context["adminform"].form.non_field_errors()
     assert f"Organization: {org_a.name} has too many campaigns." in errors
     assert not Campaign.objects.filter(name="Over quota").exists()
+
+
+def test_a_campaign_whose_camera_would_not_need_face_analysis_is_a_form_error(org_a) -> None:
+    """The camera always needs face analysis: it cannot be optional or left out of the needed purposes."""
+    client = _client_for(org_a, "marketer")
+    body = {"name": "No face", "status": "draft", "purpose_choices": ["personalization"],
+            "optional_purpose_choices": ["face_analysis"]}
+    response = client.post(ADD_URL, body)
+    assert response.status_code == 200
+    assert "face analysis" in " ".join(response.context["adminform"].form.errors.get("purpose_choices", []))
+    assert not Campaign.objects.filter(name="No face").exists()
