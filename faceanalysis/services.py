@@ -226,7 +226,7 @@ def _frame_index(index: int, count: int) -> Iterator[None]:
 
 
 def frame_intake(*, session: CaptureSession, frames: Sequence[IncomingFrame]) -> list[Frame]:
-    """Accept images for a session: cheap checks, the frame-rate bound, the bodies' structure, the consent guard,
+    """Accept images for a session: cheap checks, the frame-rate bound, the consent guard, the bodies' structure,
     then the bytes go to the frame store and one task per frame (ids only) is queued after commit. All frames
     or none."""
     _check_open(session)
@@ -244,11 +244,12 @@ def frame_intake(*, session: CaptureSession, frames: Sequence[IncomingFrame]) ->
                               max_pixels=settings.VISAGE_FRAME_MAX_PIXELS, body=False)
             )
     _check_frame_rate(session, len(frames))
-    # The body checks (a PNG's inflate costs milliseconds) only within the session's frame rate.
+    # Consent before the body checks: a PNG's inflate reads its pixels (and costs milliseconds, so it runs only
+    # within the session's frame rate).
+    grant = _session_consent(session)
     for index, (frame, info) in enumerate(zip(frames, infos, strict=True)):
         with _frame_index(index, len(frames)):
             check_body(frame.data, info.content_type)
-    grant = _session_consent(session)
     return _enqueue(session=session, grant=grant, frames=frames, infos=infos, origin=Frame.Origin.IMAGE)
 
 
@@ -408,7 +409,7 @@ def _only_chosen(face: dict[str, Any], chosen: frozenset[str]) -> dict[str, Any]
 
 
 def _features_from(
-    frame: Frame, grant: Grant, analysis: Any, now: datetime, chosen: frozenset[str] = derived.ALL_KEYS
+    frame: Frame, grant: Grant, analysis: Any, now: datetime, chosen: frozenset[str]
 ) -> FrameFeatures:
     """The row of derived features for one analysed frame, holding only the attributes in `chosen`."""
     face = analysis.faces[0] if analysis.faces else None
@@ -454,20 +455,15 @@ def _run_engine(images: list[np.ndarray], attributes: list[frozenset[str]]) -> l
 
     engine = get_engine()
 
-    def analyze(batch: list[np.ndarray], chosen: list[frozenset[str]]) -> list[Any]:
-        if all(keys == derived.ALL_KEYS for keys in chosen):
-            return engine.analyze_batch(batch)  # everything: the engine's default, no choice to pass
-        return engine.analyze_batch(batch, attributes=chosen)
-
     try:
-        return analyze(images, attributes)
+        return engine.analyze_batch(images, attributes=attributes)
     except Exception as exc:
         if len(images) == 1:
             return [exc]
     results: list[Any] = []
     for image, chosen in zip(images, attributes, strict=True):
         try:
-            results.append(analyze([image], [chosen])[0])
+            results.append(engine.analyze_batch([image], attributes=[chosen])[0])
         except Exception as exc:  # the frame fails; the error names its type only, never pixels
             results.append(exc)
     return results

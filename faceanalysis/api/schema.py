@@ -9,11 +9,9 @@ from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiParameter
 
+from faceanalysis.api.parsing import MEDIA_TIME_MS_MAX
 from faceanalysis.validation import ALLOWED_IMAGE_TYPES
 from faceanalysis.video import ALLOWED_VIDEO_TYPES
-
-# The largest value the frame table holds; a tighter bound, if any, is the parser's to state.
-MEDIA_TIME_MAX_MS = 2**31 - 1
 
 
 class CaptureTokenAuthenticationScheme(OpenApiAuthenticationExtension):
@@ -33,7 +31,7 @@ class CaptureTokenAuthenticationScheme(OpenApiAuthenticationExtension):
 
 _BINARY: dict[str, Any] = {"type": "string", "format": "binary"}
 _MEDIA_TIME: dict[str, Any] = {
-    "type": "integer", "minimum": 0, "maximum": MEDIA_TIME_MAX_MS,
+    "type": "integer", "minimum": 0, "maximum": MEDIA_TIME_MS_MAX,
     "description": "Where in the watched media the frame was taken, in milliseconds.",
 }
 _CAPTURED_AT: dict[str, Any] = {
@@ -78,7 +76,7 @@ def frame_upload_bodies() -> dict[str, Any]:
 
 FRAME_HEADERS = [
     OpenApiParameter(
-        "X-Media-Time-Ms", {"type": "integer", "minimum": 0, "maximum": MEDIA_TIME_MAX_MS},
+        "X-Media-Time-Ms", {"type": "integer", "minimum": 0, "maximum": MEDIA_TIME_MS_MAX},
         location=OpenApiParameter.HEADER, description="With a raw image body: its media time in milliseconds.",
     ),
     OpenApiParameter(

@@ -37,6 +37,9 @@ STAGE_FIELDS = {
 }
 
 
+_AGE_GENDER_STAGES = frozenset({"age", "gender"})
+
+
 @dataclass(slots=True)
 class _Candidate:
     """A detected face on its way through the pipeline (mutable scratch, never returned)."""
@@ -297,8 +300,8 @@ class Engine:
         age_input = np.zeros((count, 3, 64, 64), dtype=np.float32)
         gender_input = np.zeros((count, 3, 32, 32), dtype=np.float32)
         for row, candidate in enumerate(candidates):
-            if candidate.landmarks is None:
-                continue  # withheld later; the zero rows only keep the batch aligned
+            if candidate.landmarks is None or not candidate.stages & _AGE_GENDER_STAGES:
+                continue  # withheld or not asked for; the zero rows only keep the batch aligned
             age_chip = warp_chip(images[candidate.frame], analysis.dlib_chip_matrix(candidate.landmarks, 64), 64)
             age_input[row] = ((age_chip - _AGE_GENDER_MEANS) * np.float32(1 / 256.0)).transpose(2, 0, 1)
             # dlib extracts the 32 px chip separately with the same placement; area-averaging the
