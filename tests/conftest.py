@@ -32,6 +32,14 @@ def _clear_cache() -> None:
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _forget_outages() -> None:
+    """Outage warnings and skipped services are per process: each test sees the next outage at once."""
+    from config.outage import reset_outage_reports
+
+    reset_outage_reports()
+
+
 @pytest.fixture
 def org_a(db):
     return make_organization(name="Org A")

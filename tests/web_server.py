@@ -36,6 +36,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def answers_health(port: int) -> bool:
+    """Whether a server on `port` answers /healthz with 200 now."""
+    probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        probe.request("GET", "/healthz")
+        return probe.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        probe.close()
+
+
 @contextmanager
 def running_server(command: list, *, port: int, log_path: Path, env: dict[str, str]) -> Iterator[int]:
     """Run `command` (a server listening on `port`), wait until it answers /healthz, and stop it afterwards;
@@ -44,16 +56,10 @@ def running_server(command: list, *, port: int, log_path: Path, env: dict[str, s
         server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 60
-            while True:
+            while not answers_health(port):
                 assert server.poll() is None, log_path.read_text(errors="replace")
                 assert time.monotonic() < deadline, "the server did not come up:\n" + log_path.read_text()
-                try:
-                    probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                    probe.request("GET", "/healthz")
-                    if probe.getresponse().status == 200:
-                        break
-                except OSError:
-                    time.sleep(0.2)
+                time.sleep(0.2)
             yield server.pid
         finally:
             server.terminate()

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import logging
@@ -35,15 +34,6 @@ from tests.faceanalysis.factories import astronaut_jpeg, make_capture_session
 from tests.web_server import scripts_web, web_server
 
 
-def forget_outage_reports() -> None:
-    """The next outage warning is logged at once (a module the code before this test did not have yet)."""
-    with contextlib.suppress(ImportError):
-        from config.outage import reset_outage_reports
-
-        reset_outage_reports()
-
-
-
 def _dead_port() -> int:
     """A port nothing listens on (bound and released: the kernel refuses connections to it)."""
     with socket.socket() as probe:
@@ -61,7 +51,6 @@ def point_at_dead_redis(settings) -> None:
                                    "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
     settings.VISAGE_FRAME_STORE_URL = url
     store._store_for.cache_clear()
-    forget_outage_reports()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ Runs against Redis when REDIS_URL is set (the cache is RedisCache) and against l
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
 import threading
@@ -22,14 +21,6 @@ from config.api.throttling import PrincipalRateThrottle
 from tests.conftest import api_client
 from tests.faceanalysis.factories import make_capture_session
 from tests.factories import make_api_key
-
-
-def forget_outage_reports() -> None:
-    """The next outage warning is logged at once (a module the code before this test did not have yet)."""
-    with contextlib.suppress(ImportError):
-        from config.outage import reset_outage_reports
-
-        reset_outage_reports()
 
 pytestmark = pytest.mark.django_db
 
@@ -135,7 +126,6 @@ def test_anonymous_callers_cannot_escape_their_bucket_with_a_forwarded_header(or
 
 def test_rate_limits_fail_open_with_one_warning_when_the_cache_is_away(key_a, settings, caplog, rates) -> None:
     rates["principal"] = "1/min"
-    forget_outage_reports()
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": DEAD_REDIS,
                                    "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
     client = api_client(key_a)
@@ -150,7 +140,6 @@ def test_rate_limits_fail_open_with_one_warning_when_the_cache_is_away(key_a, se
 def test_a_hanging_cache_costs_one_request_its_timeout_not_every_request(key_a, settings, rates) -> None:
     """A Redis that accepts connections and never answers (a listening socket nobody serves)."""
     rates["principal"] = "100/min"
-    forget_outage_reports()
     with socket.socket() as hanging:
         hanging.bind(("127.0.0.1", 0))
         hanging.listen(16)

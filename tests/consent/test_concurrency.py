@@ -10,6 +10,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from consent import guards as consent_guards
 from consent import services as consent_services
 from consent.guards import ConsentDenied, DenialReason, require_consent
 from consent.ledger import ledger_append, ledger_verify
@@ -277,10 +278,17 @@ def test_guard_that_waited_past_the_grants_expiry_refuses_it(monkeypatch) -> Non
     subject = make_subject(organization)
     grant = make_grant(subject, notice, purposes=("face_analysis",))
     make_grant(subject, notice, purposes=("personalization",))
-    Grant.objects.filter(pk=grant.pk).update(expires_at=timezone.now() + timedelta(seconds=1))
-    # Asked while the grant is still live, answered after it ran out.
+    Grant.objects.filter(pk=grant.pk).update(expires_at=timezone.now() + timedelta(hours=1))
+    # The guard's clock: asked while the grant is still live, it moves past the expiry while the guard waits.
+    later = timedelta()
+    monkeypatch.setattr(consent_guards, "timezone", types.SimpleNamespace(now=lambda: timezone.now() + later))
+
+    def run_past_the_expiry() -> None:
+        nonlocal later
+        later = timedelta(hours=2)
+
     answer = _guard_answer_while_another_withdrawal_holds_the_subject(
-        monkeypatch, organization, subject, lambda: time.sleep(1.2)
+        monkeypatch, organization, subject, run_past_the_expiry
     )
     assert isinstance(answer, ConsentDenied), f"the guard answered {answer!r} after the grant expired"
     assert answer.reason == DenialReason.EXPIRED
