@@ -102,12 +102,36 @@ class DatabaseOutageMiddleware:
         return database_outage_answer(request, exception)
 
 
+# SQLite (the embedded default) kept its one write lock past the busy timeout: not an outage, a short wait.
+DATABASE_BUSY_RETRY_AFTER_SECONDS = 1
+
+
+def _database_busy_response(request: HttpRequest) -> HttpResponse:
+    from config.api.errors import error_response
+
+    seconds = DATABASE_BUSY_RETRY_AFTER_SECONDS
+    if request.path.startswith("/api/"):
+        response: HttpResponse = error_response(
+            503, "database_busy", "The database is busy; try again shortly.", {"retry_after_seconds": seconds}
+        )
+    else:
+        response = HttpResponse(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Busy</title></head>"
+            "<body><h1>One moment</h1><p>Nothing was changed. Please try again.</p></body></html>",
+            status=503, content_type="text/html; charset=utf-8",
+        )
+    response["Retry-After"] = str(seconds)
+    return response
+
+
 def database_outage_answer(request: HttpRequest, exception: BaseException | None) -> HttpResponse | None:
-    """The 503 for an exception that means the database is away, else None. Views reach it through the
-    middleware; a failure in another middleware (the session save, say) through the 500 handler."""
+    """The 503 for an exception that means the database is away or (SQLite) busy, else None. Views reach it
+    through the middleware; a failure in another middleware (the session save, say) through the 500 handler."""
     # OperationalError is the database going away, refusing, timing out or giving up on a lock: all of them
     # pass, so the client is told to try again; errors in the query itself (ProgrammingError...) stay 500s.
     if not isinstance(exception, _DATABASE_ERRORS):
         return None
+    if "database is locked" in str(exception):
+        return _database_busy_response(request)
     report_outage("database", "the database is unavailable (%s); requests answer 503", type(exception).__name__)
     return database_unavailable_response(request)

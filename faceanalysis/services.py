@@ -329,6 +329,7 @@ def _enqueue(
 def _dispatch(frame_ids: list[int], *, organization_id: int, subject_id: int, queue: str) -> None:
     """Queue one analysis task per frame, ids only. A broker that refuses fails the frames and drops their
     bytes, so nothing waits for a message that was never sent."""
+    from celery.exceptions import Retry
     from kombu.exceptions import OperationalError
 
     from faceanalysis import tasks
@@ -351,6 +352,8 @@ def _dispatch(frame_ids: list[int], *, organization_id: int, subject_id: int, qu
                     retry=False,
                 )
                 sent += 1
+    except Retry as retry:  # an in-process (eager) task asked to be tried again: the request answers its cause
+        raise (retry.exc or retry) from None
     except (OperationalError, *_redis_errors()):
         unsent = frame_ids[sent:]
         Frame.objects.filter(pk__in=unsent, status=Frame.Status.QUEUED).update(

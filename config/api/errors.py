@@ -8,14 +8,10 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.db import OperationalError
 from django.http import Http404, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler, set_rollback
-
-# How long a client should wait before trying again when SQLite's write lock outlasted the busy timeout.
-DATABASE_BUSY_RETRY_AFTER_SECONDS = 1
+from rest_framework.views import exception_handler
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -38,29 +34,8 @@ def _first_message(detail: Any) -> str:
     return str(detail)
 
 
-def sqlite_database_locked(exc: BaseException) -> bool:
-    """SQLite (the embedded default) kept its one write lock past the busy timeout: the request may succeed
-    when tried again. A task run in-process that hit it arrives wrapped in Celery's Retry."""
-    cause = getattr(exc, "exc", None) if type(exc).__name__ == "Retry" else exc
-    return isinstance(cause, OperationalError) and "database is locked" in str(cause)
-
-
-def _database_busy() -> Response:
-    seconds = DATABASE_BUSY_RETRY_AFTER_SECONDS
-    response = Response(
-        error_body("database_busy", "The database is busy; try again shortly.",
-                   {"retry_after_seconds": seconds}),
-        status=status.HTTP_503_SERVICE_UNAVAILABLE,
-    )
-    response["Retry-After"] = str(seconds)
-    return response
-
-
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF exception handler that renders every handled error in the one shape."""
-    if sqlite_database_locked(exc):
-        set_rollback()
-        return _database_busy()
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -69,30 +69,37 @@ TEMPLATES = [
 # --- Data stores -------------------------------------------------------------------------------
 # Embedded default: SQLite in var/. The full stack sets DATABASE_URL to PostgreSQL (psycopg 3).
 (BASE_DIR / "var").mkdir(exist_ok=True)
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'visage.sqlite3'}")}
-DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # A database that does not answer costs a request this many seconds before its 503, not a hang.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
-        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
-    )
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # SQLite has one writer at a time. Without these, a transaction that reads and then writes (the analysis
-    # task, a withdrawal) fails at once with "database is locked" when another writes, instead of waiting:
-    # WAL lets readers go on beside the writer, IMMEDIATE takes the write lock when a transaction begins
-    # (where the busy timeout applies), and writers wait up to the timeout for their turn.
-    DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        "transaction_mode": "IMMEDIATE",
-        "timeout": env.float("VISAGE_SQLITE_TIMEOUT_SECONDS", default=20.0),
-        **DATABASES["default"].get("OPTIONS", {}),
-    }
+def database_settings(database: dict) -> dict:
+    """Complete a parsed DATABASE_URL with what every setting needs (production parses its own URL too)."""
+    database["ATOMIC_REQUESTS"] = False
+    database.setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        # A database that does not answer costs a request this many seconds before its 503, not a hang.
+        database.setdefault("OPTIONS", {}).setdefault(
+            "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+        )
+    elif database["ENGINE"] == "django.db.backends.sqlite3":
+        # SQLite has one writer at a time. Without these, a transaction that reads and then writes (the analysis
+        # task, a withdrawal) fails at once with "database is locked" when another writes, instead of waiting:
+        # WAL lets readers go on beside the writer, IMMEDIATE takes the write lock when a transaction begins
+        # (where the busy timeout applies), and writers wait up to the timeout for their turn.
+        database["OPTIONS"] = {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env.float("VISAGE_SQLITE_TIMEOUT_SECONDS", default=20.0),
+            **(database.get("OPTIONS") or {}),
+        }
+    return database
+
+
+DATABASES = {
+    "default": database_settings(env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'visage.sqlite3'}"))
+}
 
 # Empty REDIS_URL means the embedded default: in-process tasks, in-memory cache and frame store.
 REDIS_URL = env("REDIS_URL", default="")
 
-# Seconds a web request waits for Redis (cache, frame store) before treating it as away.
+# Seconds a web request waits for the Redis cache (rate limits) before treating it as away.
 VISAGE_REDIS_TIMEOUT_SECONDS = env.float("VISAGE_REDIS_TIMEOUT_SECONDS", default=1.0)
 if REDIS_URL:
     from redis.backoff import NoBackoff
