@@ -44,8 +44,9 @@ def read_bounded(stream: Any, limit: int) -> bytes | None:
 def _too_large(environ: dict[str, Any], start_response: StartResponse, limit: int) -> list[bytes]:
     message = f"The request body is larger than {limit} bytes."
     if environ.get("PATH_INFO", "").startswith("/api/"):
-        body = json.dumps({"error": {"code": "request_too_large", "message": message,
-                                     "details": {"max_bytes": limit}}}).encode()
+        from config.api.errors import error_body  # the WSGI wrapper loads before Django is set up
+
+        body = json.dumps(error_body("request_too_large", message, {"max_bytes": limit})).encode()
         content_type = "application/json"
     else:
         body, content_type = message.encode(), "text/plain; charset=utf-8"

@@ -2,29 +2,30 @@
 resolver (an unknown path, also under DEBUG, where Django would render its technical 404 page), a plain Django
 view's 405, the CSRF failure view, or a crash page."""
 
+import json
 from collections.abc import Callable
 from http import HTTPStatus
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import get_urlconf, is_valid_path
 
-from config.api.errors import error_response
+from config.api.errors import error_body, error_response
 
 API_PREFIX = "/api/"
 
-# Codes as DRF names them, so that a client sees the same code whether DRF or Django answered.
+# Codes as DRF and this API's own handlers name them, so that a client sees the same code whoever answered.
 _CODES: dict[int, tuple[str, str]] = {
-    400: ("bad_request", "Bad request."),
+    400: ("malformed_request", "The request cannot be read."),
     401: ("not_authenticated", "Authentication credentials were not provided."),
     403: ("permission_denied", "You do not have permission to perform this action."),
     404: ("not_found", "Not found."),
     405: ("method_not_allowed", "Method not allowed."),
     406: ("not_acceptable", "Could not satisfy the request Accept header."),
-    413: ("too_large", "The request body is too large."),
+    413: ("request_too_large", "The request body is too large."),
     415: ("unsupported_media_type", "Unsupported media type."),
     429: ("throttled", "Request was throttled."),
     500: ("server_error", "Internal error; it has been logged."),
-    503: ("unavailable", "The service is unavailable; try again later."),
+    503: ("service_unavailable", "The service is unavailable; try again later."),
 }
 
 
@@ -34,7 +35,8 @@ def _is_json(response: HttpResponse) -> bool:
 
 
 def shaped_error(request: HttpRequest, response: HttpResponse) -> HttpResponse:
-    """The error `response` in the API's JSON shape (same status); the original body is dropped, never echoed."""
+    """The error `response` in the API's JSON shape (same status); the original body is dropped, never echoed.
+    Its headers and cookies stay (security headers, CORS, Vary, Allow, Retry-After ...)."""
     status = response.status_code
     code, message = _CODES.get(status, (HTTPStatus(status).phrase.lower().replace(" ", "_"), ""))
     if not message:
@@ -44,11 +46,13 @@ def shaped_error(request: HttpRequest, response: HttpResponse) -> HttpResponse:
         allowed = [m.strip() for m in response.get("Allow", "").split(",") if m.strip()]
         message = f'Method "{request.method}" not allowed.'
         details = {"allowed": allowed} if allowed else {}
-    shaped = error_response(status, code, message, details)
-    for header in ("Allow", "Retry-After", "WWW-Authenticate"):
-        if header in response:
-            shaped[header] = response[header]
-    return shaped
+    if getattr(response, "streaming", False):
+        return error_response(status, code, message, details)
+    response.content = json.dumps(error_body(code, message, details)).encode()
+    response["Content-Type"] = "application/json"
+    if response.has_header("Content-Length"):  # set by an inner middleware for the old body
+        response["Content-Length"] = str(len(response.content))
+    return response
 
 
 class ApiErrorShapeMiddleware:

@@ -80,11 +80,9 @@ def count_hits(buckets: list[Bucket], *, now: float | None = None) -> list[tuple
 
 
 def _organization_id(request: Request) -> int | None:
-    auth = request.auth
-    if isinstance(auth, ApiKey):
-        return auth.organization_id
-    # A capture token's credential names its session's organization (faceanalysis, which config may not import).
-    organization_id = getattr(auth, "organization_id", None)
+    # An API key, or a capture token's credential (faceanalysis, which config may not import), names its
+    # organization; a member's comes from the membership.
+    organization_id = getattr(request.auth, "organization_id", None)
     if organization_id is not None:
         return int(organization_id)
     organization = organization_for_user(getattr(request, "user", None))

@@ -129,3 +129,13 @@ def test_plain_django_errors_under_api_are_reshaped_and_pages_are_left_alone(rf)
     assert b"SECRET_KEY" not in _assert_shape(crash, 500, "server_error") and b"SECRET" not in crash.content
     page = HttpResponse("<h1>Not found</h1>", status=404)
     assert answer(page)(rf.get("/c/nope/")) is page
+
+
+def test_a_reshaped_error_keeps_the_headers_the_inner_middleware_set(settings) -> None:
+    """Under DEBUG Django's HTML 404 is rewritten into the error shape; the security headers stay."""
+    settings.DEBUG = True
+    response = APIClient().get("/api/v1/no-such-thing/")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["X-Frame-Options"] == "DENY"
+    assert int(response.get("Content-Length", len(response.content))) == len(response.content)
