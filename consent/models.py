@@ -1,5 +1,6 @@
 """Consent: purposes, notices, pseudonymous subjects, grants and the append-only, hash-chained ledger."""
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 
@@ -28,6 +29,14 @@ class Purpose(models.TextChoices):
 def purposes_key(purposes: "list[str] | tuple[str, ...] | set[str]") -> str:
     """The canonical, comparable form of a set of purposes: sorted, comma-joined."""
     return ",".join(sorted(set(purposes)))
+
+
+ACCESS_TOKEN_MAX_LENGTH = 128
+
+
+def hash_access_token(token: str) -> str:
+    """Stored form of a "my data" token (256 random bits, so plain SHA-256 suffices)."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class Channel(models.TextChoices):

@@ -1,6 +1,5 @@
 """Reads of the consent app, each scoped to one organization (no organization, no rows)."""
 
-import hashlib
 import hmac
 import uuid
 from collections.abc import Iterable
@@ -13,6 +12,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from consent import derived
 from consent.models import (
+    ACCESS_TOKEN_MAX_LENGTH,
     Grant,
     LedgerEntry,
     NoticeVersion,
@@ -20,6 +20,7 @@ from consent.models import (
     ReplacedAccessToken,
     RetentionPolicy,
     Subject,
+    hash_access_token,
     purposes_key,
 )
 
@@ -93,9 +94,9 @@ def subject_get(*, organization: Organization | None, public_id: str | uuid.UUID
 def subject_get_by_access_token(*, token: str) -> Subject | None:
     """The subject whose current "my data" token this is; None for forged, rotated or malformed tokens.
     Looks up by hash, then compares in constant time."""
-    if not token or len(token) > 128:
+    if not token or len(token) > ACCESS_TOKEN_MAX_LENGTH:
         return None
-    digest = hashlib.sha256(token.encode()).hexdigest()
+    digest = hash_access_token(token)
     subject = Subject.objects.select_related("organization").filter(access_token_hash=digest).first()
     if subject is None or not hmac.compare_digest(subject.access_token_hash, digest):
         return None
@@ -104,9 +105,9 @@ def subject_get_by_access_token(*, token: str) -> Subject | None:
 
 def access_token_was_replaced(*, token: str) -> bool:
     """Whether this is a "my data" token that was replaced by a newer one (and is therefore no longer valid)."""
-    if not token or len(token) > 128:
+    if not token or len(token) > ACCESS_TOKEN_MAX_LENGTH:
         return False
-    return ReplacedAccessToken.objects.filter(token_hash=hashlib.sha256(token.encode()).hexdigest()).exists()
+    return ReplacedAccessToken.objects.filter(token_hash=hash_access_token(token)).exists()
 
 
 def grant_list(*, organization: Organization | None, subject: Subject | None = None) -> QuerySet[Grant]:

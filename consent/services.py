@@ -23,6 +23,7 @@ from consent.models import (
     ReplacedAccessToken,
     RetentionPolicy,
     Subject,
+    hash_access_token,
     purposes_key,
 )
 from consent.notice_text import compose_notice_text, text_hash
@@ -235,11 +236,6 @@ def subject_get_or_create_for_partner(*, organization: Organization, partner_use
             return Subject.objects.create(organization=organization, partner_ref_hash=ref), True
     except IntegrityError:  # created by a concurrent call a moment ago
         return Subject.objects.get(organization=organization, partner_ref_hash=ref), False
-
-
-def hash_access_token(token: str) -> str:
-    """Stored form of a "my data" token (256 random bits, so plain SHA-256 suffices)."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @transaction.atomic
