@@ -16,11 +16,11 @@ from campaigns.selectors import CampaignReadiness, campaign_readiness, campaign_
 from campaigns.views import consent_page_preview
 from consent import derived
 from consent.forms import derived_attribute_field, derived_attributes_label
-from consent.models import Purpose
+from consent.models import Purpose, purpose_labels
 
 
 def _purpose_labels(purposes: list[str]) -> str:
-    return ", ".join(str(Purpose(p).label) if p in Purpose.values else p for p in purposes) or "—"
+    return ", ".join(purpose_labels(purposes)) or "—"
 
 
 class CampaignForm(TenantModelForm):

@@ -4,16 +4,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
+from django.utils.translation import get_language_info
 
 from accounts.models import Organization
 from campaigns.models import Campaign
 from consent import derived
 from consent.forms import derived_attributes_label
-from consent.models import Purpose
+from consent.models import purpose_labels
 from consent.pages import SITE_LANGUAGES
 from consent.selectors import notice_languages_published, retention_policy_get
-
-LANGUAGE_NAMES = {"en": "English", "de": "German"}
 
 
 def campaign_list(*, organization: Organization | None) -> QuerySet[Campaign]:
@@ -58,7 +57,7 @@ class CampaignReadiness:
 
 
 def _purpose_names(purposes: Iterable[str]) -> str:
-    return ", ".join(str(Purpose(p).label) if p in Purpose.values else p for p in purposes)
+    return ", ".join(purpose_labels(list(purposes)))
 
 
 def campaign_readiness_for(
@@ -91,10 +90,10 @@ def campaign_readiness_for(
             "publish it."
         )
     elif purposes:
-        shown = LANGUAGE_NAMES.get(languages[0], languages[0])
+        shown = get_language_info(languages[0])["name"]
         for code in SITE_LANGUAGES:
             if code not in published:
-                name = LANGUAGE_NAMES.get(code, code)
+                name = get_language_info(code)["name"]
                 warnings.append(
                     f"No published notice in {name} for these purposes: visitors who read {name} are shown the "
                     f"{shown} one, and told so."

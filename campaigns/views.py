@@ -226,8 +226,7 @@ def consent_page(request: HttpRequest, public_id: str) -> HttpResponse:
             context_ref=campaign.context_ref,
         )
     except ConsentError as error:
-        message = _("Tick at least one purpose, or refuse.") if error.code == "no_purpose" else str(error)
-        return _render_page(request, campaign, notice, languages, error=message, ticked=ticked, status=400)
+        return _render_page(request, campaign, notice, languages, error=str(error), ticked=ticked, status=400)
     if set(campaign.capture_purposes) <= set(ticked):
         # On to the camera page, which thanks, shows the personal "my data" link, and starts nothing by itself.
         url = reverse("capture:capture-page", kwargs={"public_id": campaign.public_id})

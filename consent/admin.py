@@ -18,7 +18,7 @@ from accounts.selectors import organization_for_user
 from consent import derived
 from consent.forms import derived_attribute_field, derived_attributes_label
 from consent.ledger import ledger_verify
-from consent.models import Grant, LedgerEntry, NoticeVersion, Purpose, RetentionPolicy, Subject
+from consent.models import Grant, LedgerEntry, NoticeVersion, Purpose, RetentionPolicy, Subject, purpose_labels
 from consent.selectors import consent_funnel, notice_list_published, subject_get
 from consent.services import (
     ConsentError,
@@ -144,7 +144,7 @@ class NoticeVersionAdmin(TenantAdmin):
 
     @admin.display(description="Purposes")
     def purposes_display(self, obj: NoticeVersion) -> str:
-        return ", ".join(str(Purpose(p).label) for p in obj.purpose_list)
+        return ", ".join(purpose_labels(obj.purpose_list))
 
     @admin.display(description="Derived from faces")
     def derived_attributes_display(self, obj: NoticeVersion) -> str:

@@ -31,6 +31,11 @@ def purposes_key(purposes: "list[str] | tuple[str, ...] | set[str]") -> str:
     return ",".join(sorted(set(purposes)))
 
 
+def purpose_labels(purposes: "list[str] | tuple[str, ...] | set[str]") -> list[str]:
+    """Display names of purposes, in the order given; an unknown key stays as it is."""
+    return [str(Purpose(p).label) if p in Purpose.values else p for p in purposes if p]
+
+
 ACCESS_TOKEN_MAX_LENGTH = 128
 
 
@@ -371,7 +376,7 @@ class LedgerEntry(TenantModel):
 
     @property
     def purpose_labels(self) -> list[str]:
-        return [str(Purpose(p).label) if p in Purpose.values else p for p in self.purposes.split(",") if p]
+        return purpose_labels(self.purposes.split(","))
 
     def canonical_content(self) -> dict:
         """What the hash covers: every column but the hashes themselves and the row id."""

@@ -41,7 +41,7 @@ from faceanalysis.errors import (
 )
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
 from faceanalysis.store import FrameStoreUnavailable, RedisFrameStore, frame_store
-from faceanalysis.validation import FrameInfo, check_body, inspect_frame, jpeg_scan_intact, sniff_image_type
+from faceanalysis.validation import FrameInfo, check_body, inspect_frame, jpeg_scan_intact
 
 logger = logging.getLogger(__name__)
 
@@ -80,27 +80,27 @@ def _consent_required(denial: ConsentDenied) -> ConsentRequired:
     return ConsentRequired(message, details=details)
 
 
-def _capture_consent(
+def _capture_consents(
     *, organization_id: int, subject_id: int, purposes: Iterable[str], derived_attributes: Iterable[str]
-) -> Grant:
-    """The face-analysis grant, once every purpose capture needs is live and its notice names every attribute
-    that will be derived (the consent guard decides); otherwise ConsentRequired with the guard's reason."""
+) -> dict[str, Grant]:
+    """The live grant of every purpose capture needs, face analysis under a notice naming every attribute that
+    will be derived (the consent guard decides); otherwise ConsentRequired with the guard's reason."""
     try:
-        grants = require_consents(
+        return require_consents(
             organization_id=organization_id, subject_id=subject_id, purposes={Purpose.FACE_ANALYSIS, *purposes},
             derived_attributes=derived_attributes,
         )
     except ConsentDenied as denial:
         raise _consent_required(denial) from None
-    return grants[Purpose.FACE_ANALYSIS]
 
 
 def _session_consent(session: CaptureSession) -> Grant:
     """Consent for one more frame of a session: the campaign's required purposes and attributes at its start."""
-    return _capture_consent(
+    grants = _capture_consents(
         organization_id=session.organization_id, subject_id=session.subject_id,
         purposes=session.required_purpose_list, derived_attributes=session.derived_attribute_set,
     )
+    return grants[Purpose.FACE_ANALYSIS]
 
 
 def capture_session_start(
@@ -116,11 +116,12 @@ def capture_session_start(
         raise FaceAnalysisError(f"Unknown source {source!r}.", code="invalid")
     if campaign.status == Campaign.Status.ENDED:
         raise FaceAnalysisError("The campaign has ended.", code="campaign_ended", status_code=409)
-    grant = _capture_consent(
+    grants = _capture_consents(
         organization_id=organization.pk, subject_id=subject.pk, purposes=campaign.capture_purposes,
         derived_attributes=campaign.derived_attribute_set,
     )
-    consented = [p for p in Purpose.values if p == grant.purpose or has_consent(
+    grant = grants[Purpose.FACE_ANALYSIS]
+    consented = [p for p in Purpose.values if p in grants or has_consent(
         organization_id=organization.pk, subject_id=subject.pk, purpose=p)]
     token = f"{CAPTURE_TOKEN_PREFIX}_{secrets.token_urlsafe(32)}"
     now = timezone.now()
@@ -384,7 +385,7 @@ class CorruptFrame(ValueError):
     """A stored frame whose image data is damaged although intake's structural checks passed."""
 
 
-def _decode(data: bytes) -> np.ndarray:
+def _decode(data: bytes, content_type: str) -> np.ndarray:
     """RGB pixels of a stored frame; OpenCV applies the EXIF orientation and is the fastest decoder here. OpenCV
     decodes a JPEG with damaged scan data into a damaged picture without a word, so a JPEG it decodes has its
     scan checked strictly too (intake checks only the structure)."""
@@ -393,7 +394,7 @@ def _decode(data: bytes) -> np.ndarray:
     pixels = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if pixels is None:
         raise ValueError("undecodable frame")
-    if sniff_image_type(data) == "image/jpeg" and not jpeg_scan_intact(data):
+    if content_type == "image/jpeg" and not jpeg_scan_intact(data):
         raise CorruptFrame("damaged JPEG scan")
     return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
 
@@ -537,7 +538,7 @@ def frame_analyze(*, frame_id: int, claim_more: int = 0, consented: Grant | None
                 continue
             taken.append(frame.pk)
             try:
-                image = _decode(data)
+                image = _decode(data, frame.content_type)
             except CorruptFrame:
                 dropped["corrupt_image"].append(frame.pk)
                 continue
