@@ -15,7 +15,7 @@ from campaigns.models import Campaign
 from campaigns.selectors import CampaignReadiness, campaign_readiness, campaign_readiness_for
 from campaigns.views import consent_page_preview
 from consent import derived
-from consent.forms import derived_attribute_field, derived_attributes_label
+from consent.forms import attribute_choices_initial, derived_attribute_field, derived_attributes_label
 from consent.models import Purpose, purpose_labels
 
 
@@ -52,11 +52,9 @@ class CampaignForm(TenantModelForm):
         if self.instance.pk:
             self.fields["purpose_choices"].initial = self.instance.required_purpose_list
             self.fields["optional_purpose_choices"].initial = self.instance.optional_purpose_list
-            self.fields["attribute_choices"].initial = sorted(
-                self.instance.derived_attribute_set & set(derived.OPTIONAL_KEYS)
-            )
-        else:
-            self.fields["attribute_choices"].initial = list(derived.OPTIONAL_KEYS)
+        self.fields["attribute_choices"].initial = attribute_choices_initial(
+            self.instance.derived_attribute_set if self.instance.pk else None
+        )
 
     def clean(self) -> dict:
         cleaned = super().clean()

@@ -16,7 +16,7 @@ from accounts.admin_base import TenantAdmin, TenantModelForm
 from accounts.models import Organization
 from accounts.selectors import organization_for_user
 from consent import derived
-from consent.forms import derived_attribute_field, derived_attributes_label
+from consent.forms import attribute_choices_initial, derived_attribute_field, derived_attributes_label
 from consent.ledger import ledger_verify
 from consent.models import Grant, LedgerEntry, NoticeVersion, Purpose, RetentionPolicy, Subject, purpose_labels
 from consent.selectors import consent_funnel, notice_list_published, subject_get
@@ -107,11 +107,9 @@ class NoticeForm(TenantModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:  # the purpose set and language define a version line; fixed after creation
             del self.fields["purpose_choices"]
-            self.fields["attribute_choices"].initial = sorted(
-                self.instance.derived_attribute_set & set(derived.OPTIONAL_KEYS)
-            )
-        else:
-            self.fields["attribute_choices"].initial = list(derived.OPTIONAL_KEYS)
+        self.fields["attribute_choices"].initial = attribute_choices_initial(
+            self.instance.derived_attribute_set if self.instance.pk else None
+        )
 
     def clean(self) -> dict:
         cleaned = super().clean()

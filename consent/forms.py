@@ -18,6 +18,12 @@ def derived_attribute_field(*, label: str = "Also derived (each named in the not
     )
 
 
+def attribute_choices_initial(chosen: frozenset[str] | None) -> list[str]:
+    """What the attribute boxes show ticked: a saved choice's optional attributes, or (new) all of them."""
+    optional = list(derived.OPTIONAL_KEYS)
+    return optional if chosen is None else [key for key in optional if key in chosen]
+
+
 def derived_attributes_label(keys: frozenset[str]) -> str:
     """The attributes of a choice in catalogue order, in English, for admin lists."""
     return ", ".join(a.label["en"] for a in derived.DERIVED_ATTRIBUTES if a.key in keys)
