@@ -48,33 +48,33 @@ def _populate(org, monkeypatch) -> Any:
     )
     from tests.faceanalysis.factories import astronaut_jpeg, make_capture_session
 
-    monkeypatch.setattr(services, "_dispatch", lambda *args, **kwargs: None)
+    with monkeypatch.context() as patch:  # only for making the data, not for the pages
+        patch.setattr(services, "_dispatch", lambda *args, **kwargs: None)
 
-    owner = make_member(org, role="owner")
-    for _ in range(3):
-        api_key, _ = make_api_key(org)
-        api_key.created_by = owner
-        api_key.save(update_fields=["created_by"])
-    notice = make_notice(org, purposes=("face_analysis", "personalization"))
-    for _ in range(3):
-        make_grant(make_subject(org), notice)
-    make_campaign(org)
-    sessions = []
-    for index in range(3):
-        session, _ = make_capture_session(org, media_ref=f"https://shop.example/products/spring-collection/{index}")
-        frames = frame_intake(
-            session=session,
-            frames=[IncomingFrame(astronaut_jpeg(), "image/jpeg", media_time_ms=i * 500) for i in range(4)],
-        )
-        for frame in frames[:2]:
-            frame_analyze(frame_id=frame.pk)
-        frame_drop(frame_id=frames[2].pk, reason="consent_withdrawn")
-        Frame.objects.filter(pk=frames[3].pk).update(status=Frame.Status.FAILED, reason="decode_error")
-        session_aggregates_refresh(session_id=session.pk, grant=session.grant)
-        if index == 0:
-            capture_session_end(session=session)
-        sessions.append(session)
-    monkeypatch.undo()
+        owner = make_member(org, role="owner")
+        for _ in range(3):
+            api_key, _ = make_api_key(org)
+            api_key.created_by = owner
+            api_key.save(update_fields=["created_by"])
+        notice = make_notice(org, purposes=("face_analysis", "personalization"))
+        for _ in range(3):
+            make_grant(make_subject(org), notice)
+        make_campaign(org)
+        sessions = []
+        for index in range(3):
+            session, _ = make_capture_session(org, media_ref=f"https://shop.example/products/spring-collection/{index}")
+            frames = frame_intake(
+                session=session,
+                frames=[IncomingFrame(astronaut_jpeg(), "image/jpeg", media_time_ms=i * 500) for i in range(4)],
+            )
+            for frame in frames[:2]:
+                frame_analyze(frame_id=frame.pk)
+            frame_drop(frame_id=frames[2].pk, reason="consent_withdrawn")
+            Frame.objects.filter(pk=frames[3].pk).update(status=Frame.Status.FAILED, reason="decode_error")
+            session_aggregates_refresh(session_id=session.pk, grant=session.grant)
+            if index == 0:
+                capture_session_end(session=session)
+            sessions.append(session)
     return owner, sessions
 
 
