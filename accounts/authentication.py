@@ -5,7 +5,8 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from accounts.models import ApiKey
-from accounts.services import KEY_PREFIX, api_key_touch, hash_api_key
+from accounts.services import KEY_PREFIX, api_key_touch
+from accounts.tokens import token_hash
 
 
 class PartnerPrincipal:
@@ -49,7 +50,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if not raw_key.startswith(f"{KEY_PREFIX}_") or len(raw_key) > 200:
             raise exceptions.AuthenticationFailed(_("Malformed API key."))
         api_key = (
-            ApiKey.objects.select_related("organization").filter(key_hash=hash_api_key(raw_key)).first()
+            ApiKey.objects.select_related("organization").filter(key_hash=token_hash(raw_key)).first()
         )
         if api_key is None:
             raise exceptions.AuthenticationFailed(_("Unknown API key."))

@@ -1,4 +1,3 @@
-import hashlib
 import secrets
 from collections.abc import Iterable
 
@@ -7,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, Membership, Organization
+from accounts.tokens import token_hash
 
 KEY_PREFIX = "vsg"
 
@@ -26,11 +26,6 @@ ROLE_PERMISSIONS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 # Models no role below owner may touch, whatever their app grants.
 OWNER_ONLY_MODELS = {("accounts", "apikey"), ("accounts", "membership"), ("accounts", "organization")}
-
-
-def hash_api_key(raw_key: str) -> str:
-    """The stored form of a key. Keys carry 256 random bits, so a plain SHA-256 is enough."""
-    return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
 def role_group_name(role: str) -> str:
@@ -90,7 +85,7 @@ def api_key_create(
         organization=organization,
         name=name,
         prefix=prefix,
-        key_hash=hash_api_key(raw_key),
+        key_hash=token_hash(raw_key),
         scopes=scopes,
         created_by=created_by,
     )

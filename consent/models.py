@@ -1,6 +1,5 @@
 """Consent: purposes, notices, pseudonymous subjects, grants and the append-only, hash-chained ledger."""
 
-import hashlib
 import uuid
 from datetime import UTC, datetime
 
@@ -37,11 +36,6 @@ def purpose_labels(purposes: "list[str] | tuple[str, ...] | set[str]") -> list[s
 
 
 ACCESS_TOKEN_MAX_LENGTH = 128
-
-
-def hash_access_token(token: str) -> str:
-    """Stored form of a "my data" token (256 random bits, so plain SHA-256 suffices)."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class Channel(models.TextChoices):

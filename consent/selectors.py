@@ -10,6 +10,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Organization
+from accounts.tokens import token_hash
 from consent import derived
 from consent.models import (
     ACCESS_TOKEN_MAX_LENGTH,
@@ -20,7 +21,6 @@ from consent.models import (
     ReplacedAccessToken,
     RetentionPolicy,
     Subject,
-    hash_access_token,
     purposes_key,
 )
 
@@ -96,7 +96,7 @@ def subject_get_by_access_token(*, token: str) -> Subject | None:
     Looks up by hash, then compares in constant time."""
     if not token or len(token) > ACCESS_TOKEN_MAX_LENGTH:
         return None
-    digest = hash_access_token(token)
+    digest = token_hash(token)
     subject = Subject.objects.select_related("organization").filter(access_token_hash=digest).first()
     if subject is None or not hmac.compare_digest(subject.access_token_hash, digest):
         return None
@@ -107,7 +107,7 @@ def access_token_was_replaced(*, token: str) -> bool:
     """Whether this is a "my data" token that was replaced by a newer one (and is therefore no longer valid)."""
     if not token or len(token) > ACCESS_TOKEN_MAX_LENGTH:
         return False
-    return ReplacedAccessToken.objects.filter(token_hash=hash_access_token(token)).exists()
+    return ReplacedAccessToken.objects.filter(token_hash=token_hash(token)).exists()
 
 
 def grant_list(*, organization: Organization | None, subject: Subject | None = None) -> QuerySet[Grant]:

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
+from accounts.tokens import token_hash
 from consent import derived
 from consent.ledger import ledger_append
 from consent.models import (
@@ -23,7 +24,6 @@ from consent.models import (
     ReplacedAccessToken,
     RetentionPolicy,
     Subject,
-    hash_access_token,
     purposes_key,
 )
 from consent.notice_text import compose_notice_text, text_hash
@@ -252,9 +252,9 @@ def subject_access_token_rotate(*, subject: Subject) -> str:
             ignore_conflicts=True,
         )
     Subject.objects.filter(pk=subject.pk).update(
-        access_token_hash=hash_access_token(token), access_token_issued_at=timezone.now()
+        access_token_hash=token_hash(token), access_token_issued_at=timezone.now()
     )
-    subject.access_token_hash = hash_access_token(token)
+    subject.access_token_hash = token_hash(token)
     return token
 
 

@@ -12,13 +12,14 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from accounts.models import Organization
+from accounts.tokens import token_hash
 from campaigns.models import Campaign
 from config.rawsql import fetch_one, select_columns
 from consent.guards import has_consent
 from consent.models import Purpose, Subject
 from faceanalysis import aggregates
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
-from faceanalysis.services import hash_capture_token, session_feature_rows, session_summary
+from faceanalysis.services import session_feature_rows, session_summary
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -54,7 +55,7 @@ def capture_session_for_token(*, token: str) -> CaptureSession | None:
         return None
     # On every intake request: one indexed lookup, without the aggregates snapshot, in SQL written once (the
     # ORM's query building cost more than the query). The organization loads only where a view reads it.
-    session = fetch_one(CaptureSession, _session_by_token_sql(), [hash_capture_token(token)], exclude=["aggregates"])
+    session = fetch_one(CaptureSession, _session_by_token_sql(), [token_hash(token)], exclude=["aggregates"])
     if session is None or session.token_expires_at is None or session.token_expires_at <= timezone.now():
         return None
     return session

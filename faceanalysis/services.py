@@ -5,7 +5,6 @@ and are never logged, persisted or put into an exception."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import secrets
 import time
@@ -23,6 +22,7 @@ from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
 from accounts.models import Organization
+from accounts.tokens import token_hash
 from campaigns.models import Campaign
 from config.rawsql import insert_one
 from consent import derived
@@ -56,11 +56,6 @@ def _redis_errors() -> tuple[type[BaseException], ...]:
 
 
 # --- Capture sessions -----------------------------------------------------------------------------------------
-
-
-def hash_capture_token(token: str) -> str:
-    """Stored form of a capture token (256 random bits, so a plain SHA-256 is enough)."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _consent_required(denial: ConsentDenied) -> ConsentRequired:
@@ -136,7 +131,7 @@ def capture_session_start(
         source=source,
         media_ref=media_ref[:200],
         started_at=now,
-        token_hash=hash_capture_token(token),
+        token_hash=token_hash(token),
         token_expires_at=now + timedelta(seconds=settings.VISAGE_CAPTURE_TOKEN_TTL_SECONDS),
     )
     return session, token
