@@ -79,7 +79,7 @@ class Totals:
 
 
 def is_counting(row: FeatureRow) -> bool:
-    """The frame's largest face passed the quality gate (the SQL twin is in services.session_summary)."""
+    """The frame's largest face passed the quality gate (the SQL twin is in selectors.session_summary)."""
     return bool(row.face_count and row.quality_ok)
 
 

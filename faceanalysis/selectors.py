@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, QuerySet
+from django.db.models import Avg, Count, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -19,7 +20,6 @@ from consent.guards import has_consent
 from consent.models import Purpose, Subject
 from faceanalysis import aggregates
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
-from faceanalysis.services import session_feature_rows, session_summary
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -73,6 +73,63 @@ def frame_status_counts(*, session: CaptureSession) -> dict[str, int]:
     for row in Frame.objects.filter(session=session).values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
     return counts
+
+
+def _timeline_rows(rows: Iterable[tuple], session: CaptureSession) -> list[aggregates.FeatureRow]:
+    """FeatureRows from value tuples that start with (media_time_ms, captured_at, received_at)."""
+    result = []
+    for media_time_ms, captured_at, received_at, *rest in rows:
+        if media_time_ms is not None:
+            t = media_time_ms / 1000.0
+        else:
+            t = max(0.0, ((captured_at or received_at) - session.started_at).total_seconds())
+        result.append(aggregates.FeatureRow(t, *rest))
+    return result
+
+
+_ROW_COLUMNS = ("media_time_ms", "captured_at", "received_at", "face_count", "quality_ok", "looking_at_screen",
+                "attention_score", "eyes_open", "smile", "expression")
+
+
+def session_feature_rows(session: CaptureSession) -> list[aggregates.FeatureRow]:
+    """The session's derived features in the shape the aggregate functions take."""
+    return _timeline_rows(FrameFeatures.objects.filter(session=session).values_list(*_ROW_COLUMNS), session)
+
+
+def session_summary(session: CaptureSession) -> dict[str, object]:
+    """The session's aggregates, counted by the database (the worker runs this after every frame, so it must
+    not load every row); same definitions as `aggregates.summarize`, which a test holds it to."""
+    features = FrameFeatures.objects.filter(session=session)
+    counting = Q(face_count__gt=0, quality_ok=True)  # aggregates.is_counting
+    totals = features.aggregate(
+        analysed=Count("pk"),
+        counted=Count("pk", filter=counting),
+        looking=Count("pk", filter=counting & Q(looking_at_screen=True)),
+        smiling=Count("pk", filter=counting & Q(smile__gte=aggregates.SMILE_THRESHOLD)),
+        score=Avg("attention_score", filter=counting),
+    )
+    expressions = dict(
+        features.filter(counting).exclude(expression="").values_list("expression").annotate(n=Count("pk"))
+    )
+    # Blinks need the eye state in time order: two columns of the counting frames with a known eye state.
+    eye_rows = _timeline_rows(
+        (
+            (m, c, r, 1, True, None, None, eyes_open, None, "")
+            for m, c, r, eyes_open in features.filter(counting, eyes_open__isnull=False).values_list(
+                "media_time_ms", "captured_at", "received_at", "eyes_open"
+            )
+        ),
+        session,
+    )
+    eye_rows.sort(key=lambda row: row.t)
+    return aggregates.compose(
+        aggregates.Totals(
+            analysed=totals["analysed"], counted=totals["counted"], looking=totals["looking"],
+            smiling=totals["smiling"], mean_attention_score=totals["score"], expressions=expressions,
+        ),
+        eye_rows,
+        session.derived_attribute_set,
+    )
 
 
 def capture_session_report(*, session: CaptureSession) -> dict[str, Any]:

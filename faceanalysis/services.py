@@ -18,7 +18,6 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -30,7 +29,6 @@ from consent.guards import ConsentDenied, DenialReason, has_consent, require_con
 from consent.models import Grant, Purpose, Subject, purposes_key
 from consent.selectors import feature_retention_days
 from consent.services import purge_receipt_record
-from faceanalysis import aggregates
 from faceanalysis.errors import (
     ConsentRequired,
     FaceAnalysisError,
@@ -40,6 +38,7 @@ from faceanalysis.errors import (
     SessionEnded,
 )
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
+from faceanalysis.selectors import session_summary
 from faceanalysis.store import FrameStoreUnavailable, RedisFrameStore, frame_store
 from faceanalysis.validation import FrameInfo, check_body, inspect_frame, jpeg_scan_intact
 
@@ -586,63 +585,6 @@ def _discard_quietly(frame_ids: list[int]) -> None:
         frame_store().discard(frame_ids)
     except FrameStoreUnavailable:
         logger.warning("frame store unavailable; %d dropped frames are left to expire", len(frame_ids))
-
-
-def _timeline_rows(rows: Iterable[tuple], session: CaptureSession) -> list[aggregates.FeatureRow]:
-    """FeatureRows from value tuples that start with (media_time_ms, captured_at, received_at)."""
-    result = []
-    for media_time_ms, captured_at, received_at, *rest in rows:
-        if media_time_ms is not None:
-            t = media_time_ms / 1000.0
-        else:
-            t = max(0.0, ((captured_at or received_at) - session.started_at).total_seconds())
-        result.append(aggregates.FeatureRow(t, *rest))
-    return result
-
-
-_ROW_COLUMNS = ("media_time_ms", "captured_at", "received_at", "face_count", "quality_ok", "looking_at_screen",
-                "attention_score", "eyes_open", "smile", "expression")
-
-
-def session_feature_rows(session: CaptureSession) -> list[aggregates.FeatureRow]:
-    """The session's derived features in the shape the aggregate functions take."""
-    return _timeline_rows(FrameFeatures.objects.filter(session=session).values_list(*_ROW_COLUMNS), session)
-
-
-def session_summary(session: CaptureSession) -> dict[str, object]:
-    """The session's aggregates, counted by the database (the worker runs this after every frame, so it must
-    not load every row); same definitions as `aggregates.summarize`, which a test holds it to."""
-    features = FrameFeatures.objects.filter(session=session)
-    counting = Q(face_count__gt=0, quality_ok=True)  # aggregates.is_counting
-    totals = features.aggregate(
-        analysed=Count("pk"),
-        counted=Count("pk", filter=counting),
-        looking=Count("pk", filter=counting & Q(looking_at_screen=True)),
-        smiling=Count("pk", filter=counting & Q(smile__gte=aggregates.SMILE_THRESHOLD)),
-        score=Avg("attention_score", filter=counting),
-    )
-    expressions = dict(
-        features.filter(counting).exclude(expression="").values_list("expression").annotate(n=Count("pk"))
-    )
-    # Blinks need the eye state in time order: two columns of the counting frames with a known eye state.
-    eye_rows = _timeline_rows(
-        (
-            (m, c, r, 1, True, None, None, eyes_open, None, "")
-            for m, c, r, eyes_open in features.filter(counting, eyes_open__isnull=False).values_list(
-                "media_time_ms", "captured_at", "received_at", "eyes_open"
-            )
-        ),
-        session,
-    )
-    eye_rows.sort(key=lambda row: row.t)
-    return aggregates.compose(
-        aggregates.Totals(
-            analysed=totals["analysed"], counted=totals["counted"], looking=totals["looking"],
-            smiling=totals["smiling"], mean_attention_score=totals["score"], expressions=expressions,
-        ),
-        eye_rows,
-        session.derived_attribute_set,
-    )
 
 
 _REFRESH_FIELDS = (

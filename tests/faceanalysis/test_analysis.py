@@ -292,7 +292,7 @@ def test_database_counted_aggregates_match_the_pure_definitions(org_a, settings)
     from django.utils import timezone
 
     from faceanalysis.aggregates import summarize
-    from faceanalysis.services import session_feature_rows, session_summary
+    from faceanalysis.selectors import session_feature_rows, session_summary
 
     settings.VISAGE_CAPTURE_MAX_FPS = 1000
     session, _ = make_capture_session(org_a)
