@@ -8,6 +8,7 @@ class FaceanalysisConfig(AppConfig):
     verbose_name = "Face analysis"
 
     def ready(self) -> None:
-        # Listening is how consent's withdrawal reaches this app without consent importing it.
-        from faceanalysis import receivers  # noqa: F401
+        # Listening is how consent's withdrawal reaches this app without consent importing it. The tasks are
+        # registered in every process, web included: dispatch finds them by name, never by import.
+        from faceanalysis import receivers, tasks  # noqa: F401
         from faceanalysis.api import schema  # noqa: F401  (registers the OpenAPI extension)

@@ -11,9 +11,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-logger = logging.getLogger(__name__)
+from faceanalysis.dispatch import ANALYSIS_QUEUES
 
-ANALYSIS_QUEUES = frozenset({"analysis", "analysis_gpu"})
+logger = logging.getLogger(__name__)
 
 
 class AnalysisEngine(Protocol):

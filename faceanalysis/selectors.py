@@ -8,7 +8,6 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Avg, Count, Q, QuerySet
 from django.utils import timezone
 
@@ -18,7 +17,7 @@ from campaigns.models import Campaign
 from config.rawsql import fetch_one, select_columns
 from consent.guards import has_consent
 from consent.models import Purpose, Subject
-from faceanalysis import aggregates
+from faceanalysis import aggregates, dispatch
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
 
 
@@ -177,20 +176,6 @@ def _percentile(ordered: list[float], q: float) -> float | None:
     return round(ordered[index], 1)
 
 
-def _broker_queue_depths() -> dict[str, int] | None:
-    """Messages waiting in the analysis queues of a Redis broker (all organizations); None elsewhere."""
-    url = settings.CELERY_BROKER_URL
-    if settings.CELERY_TASK_ALWAYS_EAGER or not url.startswith(("redis://", "rediss://")):
-        return None
-    import redis
-
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-        return {queue: int(client.llen(queue)) for queue in ("default", "analysis", "analysis_gpu")}
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
-        return None
-
-
 def pipeline_stats(
     *, organization: Organization | None, window_seconds: int = 300, include_broker: bool = False
 ) -> dict[str, Any]:
@@ -227,5 +212,5 @@ def pipeline_stats(
         ],
     }
     if include_broker:
-        stats["broker_queue_depths"] = _broker_queue_depths()
+        stats["broker_queue_depths"] = dispatch.broker_queue_depths()
     return stats

@@ -29,6 +29,7 @@ from consent.guards import ConsentDenied, DenialReason, has_consent, require_con
 from consent.models import Grant, Purpose, Subject, purposes_key
 from consent.selectors import feature_retention_days
 from consent.services import purge_receipt_record
+from faceanalysis import dispatch
 from faceanalysis.errors import (
     ConsentRequired,
     FaceAnalysisError,
@@ -45,13 +46,6 @@ from faceanalysis.validation import FrameInfo, check_body, inspect_frame, jpeg_s
 logger = logging.getLogger(__name__)
 
 CAPTURE_TOKEN_PREFIX = "vcs"  # noqa: S105 - a public prefix, not a secret
-GPU_QUEUE = "analysis_gpu"
-
-
-def _redis_errors() -> tuple[type[BaseException], ...]:
-    import redis
-
-    return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 # --- Capture sessions -----------------------------------------------------------------------------------------
@@ -316,50 +310,11 @@ def _enqueue(
         raise ServiceUnavailable("The frame store is unavailable; nothing was accepted. Try again shortly.") from None
     # After commit when a caller holds a transaction; at once otherwise.
     transaction.on_commit(
-        lambda: _dispatch(ids, organization_id=session.organization_id, subject_id=session.subject_id, queue=queue)
+        lambda: dispatch.send_analysis(
+            ids, organization_id=session.organization_id, subject_id=session.subject_id, queue=queue
+        )
     )
     return rows
-
-
-def _dispatch(frame_ids: list[int], *, organization_id: int, subject_id: int, queue: str) -> None:
-    """Queue one analysis task per frame, ids only. A broker that refuses fails the frames and drops their
-    bytes, so nothing waits for a message that was never sent."""
-    from celery.exceptions import Retry
-    from kombu.exceptions import OperationalError
-
-    from faceanalysis import tasks
-
-    task = tasks.analyze_frame_gpu if queue == GPU_QUEUE else tasks.analyze_frame
-    sent = 0
-    try:
-        # One producer (one broker connection) for the whole batch. This runs on every intake request, so:
-        # the kwargs' repr for monitoring is plain repr (Celery's default saferepr costs more than the rest
-        # of the message), and no retry loop around the publish (redis-py reconnects by itself; a broker that
-        # stays down fails the frames below).
-        with task.app.producer_or_acquire() as producer:
-            # A broker that is away fails here at once: kombu's own connect loop (a retry every 2 s for the
-            # broker connection timeout) would hold the request for seconds before the same 503.
-            producer.connection.ensure_connection(max_retries=0, timeout=settings.VISAGE_BROKER_PUBLISH_TIMEOUT_SECONDS)
-            for frame_id in frame_ids:
-                kwargs = {"organization_id": organization_id, "subject_id": subject_id, "frame_id": frame_id}
-                task.apply_async(
-                    kwargs=kwargs, queue=queue, producer=producer, argsrepr="()", kwargsrepr=repr(kwargs),
-                    retry=False,
-                )
-                sent += 1
-    except Retry as retry:  # an in-process (eager) task asked to be tried again: the request answers its cause
-        raise (retry.exc or retry) from None
-    except (OperationalError, *_redis_errors()):
-        unsent = frame_ids[sent:]
-        Frame.objects.filter(pk__in=unsent, status=Frame.Status.QUEUED).update(
-            status=Frame.Status.FAILED, reason="broker_unavailable", finished_at=timezone.now()
-        )
-        with contextlib.suppress(FrameStoreUnavailable):  # the TTL removes them
-            frame_store().discard(unsent)
-        raise ServiceUnavailable(
-            "The task broker is unavailable; the frames were not queued. Try again shortly.",
-            code="broker_unavailable", details={"frames_not_queued": len(unsent)},
-        ) from None
 
 
 # --- Analysis (worker) ------------------------------------------------------------------------------------------
@@ -571,7 +526,7 @@ def frame_analyze(*, frame_id: int, claim_more: int = 0, consented: Grant | None
                 outcome[Frame.Status.FAILED] += _mark(ids, Frame.Status.FAILED, reason)
             # Aggregates and the face context are recounted off this path, at most once per interval per session.
             sessions = {f.session_id: f.frame for f in features}
-            transaction.on_commit(lambda: [_schedule_refresh(frame) for frame in sessions.values()])
+            transaction.on_commit(lambda: [dispatch.schedule_refresh(frame) for frame in sessions.values()])
 
         discard = [i for ids in dropped.values() for i in ids if i not in taken]
         transaction.on_commit(lambda: store.release(taken))
@@ -592,38 +547,11 @@ _REFRESH_FIELDS = (
 )
 
 
-def _refresh_key(session_id: int) -> str:
-    return f"faceanalysis:refresh-scheduled:{session_id}"
-
-
-def _schedule_refresh(frame: Frame) -> None:
-    """After a frame's commit: make sure a recount of its session is scheduled, at most one at a time, an
-    interval from the first frame that asked. Asking after the commit is what makes it exact: if a recount
-    is already scheduled it has not started (it clears the mark first), so it will see this frame."""
-    delay = settings.VISAGE_AGGREGATES_REFRESH_MS / 1000.0
-    try:
-        if not cache.add(_refresh_key(frame.session_id), 1, timeout=max(1, round(delay * 10))):
-            return
-    except _redis_errors():  # the cache is away: freshness waits for the next frame, nothing else does
-        logger.warning("cache unavailable; a session's aggregates refresh was not scheduled")
-        return
-    from kombu.exceptions import OperationalError
-
-    from faceanalysis import tasks
-
-    kwargs = {"organization_id": frame.organization_id, "subject_id": frame.subject_id, "session_id": frame.session_id}
-    try:
-        tasks.refresh_session_aggregates.apply_async(kwargs=kwargs, countdown=delay)
-    except (OperationalError, *_redis_errors()):
-        cache.delete(_refresh_key(frame.session_id))
-        logger.warning("broker unavailable; a session's aggregates refresh was not queued")
-
-
 def session_aggregates_refresh(*, session_id: int, grant: Grant) -> bool:
     """Recount a session's aggregates and push them to the face context: exact for every frame committed
     before it started. Refreshes of one session run one after the other (row lock), so the last word is the
     latest count. False if the session or its features are gone."""
-    cache.delete(_refresh_key(session_id))  # first: a frame committed from now on schedules the next one
+    cache.delete(dispatch.refresh_key(session_id))  # first: a frame committed from now on schedules the next one
     with transaction.atomic():
         # NO KEY UPDATE: refreshes of one session still queue behind each other, but the frames being inserted
         # meanwhile (their foreign keys take KEY SHARE on this row) do not wait for the recount.

@@ -15,7 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from consent.biometric import consent_guarded
 from consent.guards import ConsentDenied
 from consent.models import Grant, Purpose
-from faceanalysis import services
+from faceanalysis import dispatch, services
 from faceanalysis.store import FrameStoreUnavailable
 
 # Only errors that can succeed on the next try: the database or the store being briefly away.
@@ -39,14 +39,14 @@ def _drop_denied(denial: ConsentDenied, kwargs: dict[str, Any]) -> dict[str, Any
     return {"dropped": dropped, "reason": denial.reason.value}
 
 
-@shared_task(name="faceanalysis.analyze_frame", **ANALYSIS_OPTIONS)
+@shared_task(name=dispatch.ANALYZE_FRAME, **ANALYSIS_OPTIONS)
 @consent_guarded(purpose=Purpose.FACE_ANALYSIS, on_denied=_drop_denied, locked=True)
 def analyze_frame(*, organization_id: int, subject_id: int, frame_id: int, grant: Grant) -> dict[str, int]:
     """Analyse one queued frame on a CPU worker, in the guard's transaction (the subject locked for share)."""
     return services.frame_analyze(frame_id=frame_id, consented=grant)
 
 
-@shared_task(name="faceanalysis.analyze_frame_gpu", **ANALYSIS_OPTIONS)
+@shared_task(name=dispatch.ANALYZE_FRAME_GPU, **ANALYSIS_OPTIONS)
 @consent_guarded(purpose=Purpose.FACE_ANALYSIS, on_denied=_drop_denied, locked=True)
 def analyze_frame_gpu(*, organization_id: int, subject_id: int, frame_id: int, grant: Grant) -> dict[str, int]:
     """Analyse a queued frame on a GPU worker, batched with other queued frames of any session (each checked
@@ -56,7 +56,7 @@ def analyze_frame_gpu(*, organization_id: int, subject_id: int, frame_id: int, g
     )
 
 
-@shared_task(name="faceanalysis.refresh_session_aggregates", acks_late=True, time_limit=60, soft_time_limit=50,
+@shared_task(name=dispatch.REFRESH_SESSION_AGGREGATES, acks_late=True, time_limit=60, soft_time_limit=50,
              ignore_result=True,
              autoretry_for=TRANSIENT, retry_backoff=1, max_retries=5)
 @consent_guarded(purpose=Purpose.FACE_ANALYSIS)
@@ -66,13 +66,13 @@ def refresh_session_aggregates(*, organization_id: int, subject_id: int, session
     return services.session_aggregates_refresh(session_id=session_id, grant=grant)
 
 
-@shared_task(name="pipeline.expire_frames", acks_late=True, time_limit=120, ignore_result=True)
+@shared_task(name=dispatch.EXPIRE_FRAMES, acks_late=True, time_limit=120, ignore_result=True)
 def expire_frames() -> int:
     """Periodic: count queued frames whose bytes expired unclaimed (their messages were lost)."""
     return services.frames_expire()
 
 
-@shared_task(name="retention.purge_face_features", acks_late=True, time_limit=600, ignore_result=True)
+@shared_task(name=dispatch.PURGE_FACE_FEATURES, acks_late=True, time_limit=600, ignore_result=True)
 def purge_face_features() -> int:
     """Periodic: delete derived face features past each organization's retention period, with receipts."""
     return len(services.face_features_retention_purge())

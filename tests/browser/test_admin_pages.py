@@ -36,7 +36,7 @@ OVERFLOWING_TABLES = """
 def _populate(org, monkeypatch) -> Any:
     """A realistic organization: keys, consent evidence, campaigns and capture sessions with frames analysed
     (by the FAKE engine), dropped and failed. Intake queues nothing; the test analyses what it chooses."""
-    from faceanalysis import services
+    from faceanalysis import dispatch
     from faceanalysis.models import Frame
     from faceanalysis.services import (
         IncomingFrame,
@@ -49,7 +49,7 @@ def _populate(org, monkeypatch) -> Any:
     from tests.faceanalysis.factories import astronaut_jpeg, make_capture_session
 
     with monkeypatch.context() as patch:  # only for making the data, not for the pages
-        patch.setattr(services, "_dispatch", lambda *args, **kwargs: None)
+        patch.setattr(dispatch, "send_analysis", lambda *args, **kwargs: None)
 
         owner = make_member(org, role="owner")
         for _ in range(3):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from faceanalysis import services
+from faceanalysis import dispatch, services
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
 from faceanalysis.services import IncomingFrame, frame_intake, frames_expire
 from faceanalysis.store import frame_store
@@ -78,7 +78,7 @@ def test_gpu_queue_analyses_frames_of_several_sessions_with_the_real_engine(anal
     so there each task takes its own frame."""
     from django.db import connection
 
-    settings.VISAGE_ANALYSIS_QUEUE = services.GPU_QUEUE
+    settings.VISAGE_ANALYSIS_QUEUE = dispatch.GPU_QUEUE
     frames = [frame for _ in range(3) for frame in queue_frames(make_capture_session(org_a)[0], 2)]
     outcomes = [analyze(frame_id=frame.pk, claim_more=15) for frame in frames]
     if connection.features.has_select_for_update_skip_locked:

@@ -9,7 +9,7 @@ from django.db import connection
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from faceanalysis import services
+from faceanalysis import dispatch, services
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
 from faceanalysis.services import IncomingFrame, frame_intake
 from tests.faceanalysis.factories import astronaut_jpeg, make_campaign, make_capture_session
@@ -100,7 +100,7 @@ def test_campaign_deriving_everything_still_stores_everything(analyze, org_a, re
 
 
 def test_gpu_batch_mixing_campaigns_honours_each_frames_choice(analyze, org_a, real_engine, settings) -> None:
-    settings.VISAGE_ANALYSIS_QUEUE = services.GPU_QUEUE
+    settings.VISAGE_ANALYSIS_QUEUE = dispatch.GPU_QUEUE
     attention, gender = _session(org_a, ATTENTION_ONLY), _session(org_a, ("gender",))
     frames = _queue(attention) + _queue(gender)
     outcomes = [analyze(frame_id=frame.pk, claim_more=15) for frame in frames]

@@ -16,7 +16,7 @@ from django.db import connection
 
 from consent.models import Grant
 from consent.services import consent_withdraw
-from faceanalysis import services, tasks
+from faceanalysis import dispatch, tasks
 from faceanalysis.models import CaptureSession, Frame, FrameFeatures
 from faceanalysis.store import frame_store
 from tests.faceanalysis.factories import encode, make_capture_session
@@ -128,7 +128,7 @@ def test_no_frame_is_analysed_after_its_withdrawal_commits(
     path: str, org_a, fake_engine, settings, monkeypatch
 ) -> None:
     # Recounts race the withdrawal's purge too (their lock order once deadlocked with it).
-    monkeypatch.setattr(services, "_schedule_refresh", _recount_at_once)
+    monkeypatch.setattr(dispatch, "schedule_refresh", _recount_at_once)
     queue_name = "analysis" if path == "cpu" else "analysis_gpu"
     task: Callable[..., object] = tasks.analyze_frame if path == "cpu" else tasks.analyze_frame_gpu
     settings.VISAGE_GPU_BATCH_MAX = 2  # a batch claims another queued frame, of either subject
