@@ -24,7 +24,6 @@ from accounts.models import Organization
 from accounts.tokens import token_hash
 from campaigns.models import Campaign
 from config.rawsql import insert_one
-from consent import derived
 from consent.guards import ConsentDenied, DenialReason, has_consent, require_consents
 from consent.models import Grant, Purpose, Subject, purposes_key
 from consent.selectors import feature_retention_days
@@ -38,6 +37,7 @@ from faceanalysis.errors import (
     ServiceUnavailable,
     SessionEnded,
 )
+from faceanalysis.features import features_from
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
 from faceanalysis.selectors import session_summary
 from faceanalysis.store import FrameStoreUnavailable, RedisFrameStore, frame_store
@@ -348,58 +348,6 @@ def _decode(data: bytes, content_type: str) -> np.ndarray:
     return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
 
 
-def _only_chosen(face: dict[str, Any], chosen: frozenset[str]) -> dict[str, Any]:
-    """An engine face as stored: no raw biometric data, and nothing of an attribute the session did not choose
-    (the engine skipped those stages; this holds whatever engine ran)."""
-    for name in derived.RAW_BIOMETRIC_FIELDS:
-        face.pop(name, None)  # biometric raw data is never kept, whatever the engine was asked for
-    for attribute in derived.DERIVED_ATTRIBUTES:
-        if attribute.key not in chosen:
-            for name in attribute.result_fields:
-                if name in face:
-                    face[name] = None
-    return face
-
-
-def _features_from(
-    frame: Frame, grant: Grant, analysis: Any, now: datetime, chosen: frozenset[str]
-) -> FrameFeatures:
-    """The row of derived features for one analysed frame, holding only the attributes in `chosen`."""
-    face = analysis.faces[0] if analysis.faces else None
-    smile = None
-    if face is not None and face.blendshapes:
-        smile = (face.blendshapes.get("mouthSmileLeft", 0.0) + face.blendshapes.get("mouthSmileRight", 0.0)) / 2
-    faces = [_only_chosen(item.to_dict(), chosen) for item in analysis.faces]
-    features = FrameFeatures(
-        organization_id=frame.organization_id,
-        frame=frame,
-        session_id=frame.session_id,
-        subject_id=frame.subject_id,
-        grant=grant,
-        media_time_ms=frame.media_time_ms,
-        captured_at=frame.captured_at,
-        face_count=len(analysis.faces),
-        quality_ok=bool(face is not None and face.quality.acceptable),
-        quality_reasons=list(face.quality.reasons) if face is not None else ["no_face"],
-        attention_score=face.gaze.attention_score if face is not None and face.gaze else None,
-        looking_at_screen=face.gaze.looking_at_screen if face is not None and face.gaze else None,
-        eyes_open=face.eyes.open if face is not None and face.eyes else None,
-        smile=round(smile, 4) if smile is not None else None,
-        expression=face.expression.top if face is not None and face.expression else "",
-        expression_confidence=face.expression.confidence if face is not None and face.expression else None,
-        faces=faces,
-        model_versions=[model.to_dict() for model in analysis.models],
-        received_at=frame.received_at,
-        analyzed_at=now,
-        latency_ms=round((now - frame.received_at).total_seconds() * 1000.0, 2),
-    )
-    for column, key in FrameFeatures.ATTRIBUTE_COLUMNS.items():
-        if key not in chosen:
-            field = FrameFeatures._meta.get_field(column)
-            setattr(features, column, None if field.null else field.get_default())
-    return features
-
-
 def _run_engine(images: list[np.ndarray], attributes: list[frozenset[str]]) -> list[Any]:
     """The engine over a batch, each image deriving only its session's attributes (the engine skips stages no
     image needs): a result or the exception per image. One bad image must not sink the others, so a failed
@@ -517,7 +465,7 @@ def frame_analyze(*, frame_id: int, claim_more: int = 0, consented: Grant | None
                         frame.pk)
                     logger.warning("analysis of frame %s failed: %s", frame.pk, type(result).__name__)
                     continue
-                features.append(_features_from(frame, grant, result, now, keys))
+                features.append(features_from(frame, grant, result, now, keys))
             FrameFeatures.objects.bulk_create(features)
             outcome[Frame.Status.ANALYZED] += Frame.objects.filter(pk__in=[f.frame_id for f in features]).update(
                 status=Frame.Status.ANALYZED, reason="", finished_at=now
