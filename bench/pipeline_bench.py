@@ -114,7 +114,7 @@ def make_sessions(count: int) -> list[tuple[str, str]]:
         retention_policy_set,
         subject_create,
     )
-    from faceanalysis.services import capture_session_start
+    from faceanalysis.services.capture import capture_session_start
 
     organization, _ = Organization.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
     retention_policy_set(organization=organization, feature_retention_days=30, grant_validity_days=30)

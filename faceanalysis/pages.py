@@ -24,9 +24,10 @@ from consent.models import Purpose, Subject
 from consent.notice_text import capture_statement
 from consent.pages import SITE_LANGUAGES, page_language, private_page
 from consent.selectors import subject_get
-from faceanalysis import selectors, services
+from faceanalysis import selectors
 from faceanalysis.errors import ConsentRequired, FaceAnalysisError
 from faceanalysis.models import CaptureSession
+from faceanalysis.services import capture
 
 CAPTURE_MEDIA_REF = "capture-page"
 # The capture session this browser's page last opened, per campaign: a reload ends it before opening the next.
@@ -71,7 +72,7 @@ def _replace_page_session(request: HttpRequest, campaign: Campaign, session: Cap
         organization=campaign.organization, public_id=opened.get(campaign.public_id)
     )
     if previous is not None and previous.is_open and previous.subject_id == session.subject_id:
-        services.capture_session_end(session=previous)
+        capture.capture_session_end(session=previous)
     opened[campaign.public_id] = str(session.public_id)
     request.session[PAGE_SESSIONS_KEY] = opened
 
@@ -157,7 +158,7 @@ def capture_session_open(request: HttpRequest, public_id: str) -> JsonResponse:
         if subject is None:
             raise ConsentRequired("This browser has not consented to face analysis.",
                                   details={"reason": DenialReason.NO_GRANT.value})
-        session, token = services.capture_session_start(
+        session, token = capture.capture_session_start(
             organization=campaign.organization, subject=subject, campaign=campaign,
             source=CaptureSession.Source.BROWSER_STREAM, media_ref=CAPTURE_MEDIA_REF,
         )

@@ -6,7 +6,7 @@ from django.dispatch import receiver
 
 from consent.models import Purpose
 from consent.signals import consent_withdrawn
-from faceanalysis.services import subject_face_data_purge
+from faceanalysis.services.purge import subject_face_data_purge
 
 
 @receiver(consent_withdrawn, dispatch_uid="faceanalysis.purge_on_withdrawal")

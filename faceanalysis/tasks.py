@@ -15,7 +15,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from consent.biometric import consent_guarded
 from consent.guards import ConsentDenied
 from consent.models import Grant, Purpose
-from faceanalysis import dispatch, services
+from faceanalysis import dispatch
+from faceanalysis.services import context, purge, worker
 from faceanalysis.store import FrameStoreUnavailable
 
 # Only errors that can succeed on the next try: the database or the store being briefly away.
@@ -35,7 +36,7 @@ ANALYSIS_OPTIONS: dict[str, Any] = {
 
 def _drop_denied(denial: ConsentDenied, kwargs: dict[str, Any]) -> dict[str, Any]:
     """A frame whose consent is gone is dropped unanalysed, and its bytes deleted."""
-    dropped = services.frame_drop(frame_id=kwargs["frame_id"], reason=f"consent_{denial.reason.value}")
+    dropped = worker.frame_drop(frame_id=kwargs["frame_id"], reason=f"consent_{denial.reason.value}")
     return {"dropped": dropped, "reason": denial.reason.value}
 
 
@@ -43,7 +44,7 @@ def _drop_denied(denial: ConsentDenied, kwargs: dict[str, Any]) -> dict[str, Any
 @consent_guarded(purpose=Purpose.FACE_ANALYSIS, on_denied=_drop_denied, locked=True)
 def analyze_frame(*, organization_id: int, subject_id: int, frame_id: int, grant: Grant) -> dict[str, int]:
     """Analyse one queued frame on a CPU worker, in the guard's transaction (the subject locked for share)."""
-    return services.frame_analyze(frame_id=frame_id, consented=grant)
+    return worker.frame_analyze(frame_id=frame_id, consented=grant)
 
 
 @shared_task(name=dispatch.ANALYZE_FRAME_GPU, **ANALYSIS_OPTIONS)
@@ -51,7 +52,7 @@ def analyze_frame(*, organization_id: int, subject_id: int, frame_id: int, grant
 def analyze_frame_gpu(*, organization_id: int, subject_id: int, frame_id: int, grant: Grant) -> dict[str, int]:
     """Analyse a queued frame on a GPU worker, batched with other queued frames of any session (each checked
     against its own subject's consent); their own messages then find them finished."""
-    return services.frame_analyze(
+    return worker.frame_analyze(
         frame_id=frame_id, claim_more=max(0, settings.VISAGE_GPU_BATCH_MAX - 1), consented=grant
     )
 
@@ -63,19 +64,19 @@ def analyze_frame_gpu(*, organization_id: int, subject_id: int, frame_id: int, g
 def refresh_session_aggregates(*, organization_id: int, subject_id: int, session_id: int, grant: Grant) -> bool:
     """Recount a session's aggregates and face context, an interval after a frame asked (derived features
     only; a withdrawn subject's were purged, and the guard skips them)."""
-    return services.session_aggregates_refresh(session_id=session_id, grant=grant)
+    return context.session_aggregates_refresh(session_id=session_id, grant=grant)
 
 
 @shared_task(name=dispatch.EXPIRE_FRAMES, acks_late=True, time_limit=120, ignore_result=True)
 def expire_frames() -> int:
     """Periodic: count queued frames whose bytes expired unclaimed (their messages were lost)."""
-    return services.frames_expire()
+    return worker.frames_expire()
 
 
 @shared_task(name=dispatch.PURGE_FACE_FEATURES, acks_late=True, time_limit=600, ignore_result=True)
 def purge_face_features() -> int:
     """Periodic: delete derived face features past each organization's retention period, with receipts."""
-    return len(services.face_features_retention_purge())
+    return len(purge.face_features_retention_purge())
 
 
 @celeryd_after_setup.connect

@@ -102,7 +102,8 @@ def _frames(session: CaptureSession) -> None:
 def make_api_world() -> ApiWorld:
     """An organization seeded so that every API operation has a real object to answer with."""
     from consent.services import subject_access_token_rotate
-    from faceanalysis.services import capture_session_end, capture_session_start, session_aggregates_refresh
+    from faceanalysis.services.capture import capture_session_end, capture_session_start
+    from faceanalysis.services.context import session_aggregates_refresh
     from tests.faceanalysis.factories import make_campaign, make_consented_subject
 
     organization = make_organization(name="Schema")

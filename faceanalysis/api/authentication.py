@@ -11,7 +11,7 @@ from rest_framework.request import Request
 
 from faceanalysis.models import CaptureSession
 from faceanalysis.selectors import capture_session_for_token
-from faceanalysis.services import CAPTURE_TOKEN_PREFIX
+from faceanalysis.services.capture import CAPTURE_TOKEN_PREFIX
 
 
 class CaptureCredential:

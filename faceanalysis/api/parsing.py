@@ -19,7 +19,7 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 
 from faceanalysis.errors import FrameRejected
-from faceanalysis.services import IncomingFrame
+from faceanalysis.services.intake import IncomingFrame
 from faceanalysis.validation import ALLOWED_IMAGE_TYPES
 from faceanalysis.video import ALLOWED_VIDEO_TYPES
 

@@ -27,7 +27,7 @@ from campaigns.selectors import campaign_list
 from config.api.parsers import StrictJSONParser
 from config.api.schema import error_response
 from consent.selectors import subject_get, subject_get_by_access_token
-from faceanalysis import selectors, services
+from faceanalysis import selectors
 from faceanalysis.api import schema
 from faceanalysis.api.authentication import CaptureCredential, CaptureTokenAuthentication
 from faceanalysis.api.parsing import frames_from_request, query_number, video_from_request
@@ -43,6 +43,7 @@ from faceanalysis.api.serializers import (
 )
 from faceanalysis.errors import FaceAnalysisError
 from faceanalysis.models import CaptureSession
+from faceanalysis.services import capture, intake
 
 
 class FaceAnalysisAPIError(exceptions.APIException):
@@ -141,7 +142,7 @@ class CaptureSessionListView(FaceAnalysisAPIView, ListAPIView):
         campaign = campaign_list(organization=self.organization).filter(public_id=data["campaign"]).first()
         if subject is None or campaign is None:
             raise exceptions.NotFound("No such subject or campaign.")
-        session, token = services.capture_session_start(
+        session, token = capture.capture_session_start(
             organization=self.organization, subject=subject, campaign=campaign, source=data["source"],
             media_ref=data["media_ref"],
         )
@@ -177,7 +178,7 @@ class EndUserSessionStartView(FaceAnalysisAPIView):
         campaign = campaign_list(organization=subject.organization).filter(public_id=data["campaign"]).first()
         if campaign is None:
             raise exceptions.NotFound("No such campaign.")
-        session, token = services.capture_session_start(
+        session, token = capture.capture_session_start(
             organization=subject.organization, subject=subject, campaign=campaign, source=data["source"],
             media_ref=data["media_ref"],
         )
@@ -201,7 +202,7 @@ class CaptureSessionEndView(FaceAnalysisAPIView):
 
     @extend_schema(request=None, responses=CaptureSessionSerializer)
     def post(self, request: Request, session_id: UUID) -> Response:
-        session = services.capture_session_end(session=self.get_session(session_id))
+        session = capture.capture_session_end(session=self.get_session(session_id))
         return Response(_session_body(session))
 
 
@@ -231,7 +232,7 @@ class FrameIntakeView(FaceAnalysisAPIView, ListAPIView):
     )
     def post(self, request: Request, session_id: UUID) -> Response:
         session = self.get_session(session_id)
-        frames = services.frame_intake(session=session, frames=frames_from_request(request))
+        frames = intake.frame_intake(session=session, frames=frames_from_request(request))
         return Response(
             {"session": str(session.public_id), "frame_ids": [str(f.public_id) for f in frames]},
             status=status.HTTP_202_ACCEPTED,
@@ -269,7 +270,7 @@ class VideoIntakeView(FaceAnalysisAPIView):
     def post(self, request: Request, session_id: UUID) -> Response:
         session = self.get_session(session_id)
         data, declared, sample_fps = video_from_request(request)
-        frames = services.video_intake(session=session, data=data, declared_type=declared, sample_fps=sample_fps)
+        frames = intake.video_intake(session=session, data=data, declared_type=declared, sample_fps=sample_fps)
         return Response(
             {"session": str(session.public_id), "frame_ids": [str(f.public_id) for f in frames]},
             status=status.HTTP_202_ACCEPTED,

@@ -23,7 +23,9 @@ SKIP = ("/admin/logout/", "/admin/password_change/", "/admin/jsi18n/", "/admin/r
 
 def _populate(org: Organization) -> None:
     """One row of every kind a member's admin lists, with the foreign keys its pages link."""
-    from faceanalysis.services import IncomingFrame, frame_analyze, frame_intake, session_aggregates_refresh
+    from faceanalysis.services.context import session_aggregates_refresh
+    from faceanalysis.services.intake import IncomingFrame, frame_intake
+    from faceanalysis.services.worker import frame_analyze
     from tests.faceanalysis.factories import astronaut_jpeg, make_capture_session
 
     owner = make_member(org, role="owner")

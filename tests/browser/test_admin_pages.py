@@ -38,14 +38,10 @@ def _populate(org, monkeypatch) -> Any:
     (by the FAKE engine), dropped and failed. Intake queues nothing; the test analyses what it chooses."""
     from faceanalysis import dispatch
     from faceanalysis.models import Frame
-    from faceanalysis.services import (
-        IncomingFrame,
-        capture_session_end,
-        frame_analyze,
-        frame_drop,
-        frame_intake,
-        session_aggregates_refresh,
-    )
+    from faceanalysis.services.capture import capture_session_end
+    from faceanalysis.services.context import session_aggregates_refresh
+    from faceanalysis.services.intake import IncomingFrame, frame_intake
+    from faceanalysis.services.worker import frame_analyze, frame_drop
     from tests.faceanalysis.factories import astronaut_jpeg, make_capture_session
 
     with monkeypatch.context() as patch:  # only for making the data, not for the pages

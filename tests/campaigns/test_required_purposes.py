@@ -12,7 +12,8 @@ from django.urls import reverse
 
 from consent.services import consent_withdraw
 from faceanalysis.models import CaptureSession, Frame
-from faceanalysis.services import IncomingFrame, frame_analyze, frame_intake
+from faceanalysis.services.intake import IncomingFrame, frame_intake
+from faceanalysis.services.worker import frame_analyze
 from tests.faceanalysis.factories import astronaut_jpeg
 from tests.factories import make_campaign, make_grant, make_notice, make_subject
 

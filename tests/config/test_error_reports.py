@@ -19,7 +19,8 @@ from rest_framework.test import APIClient
 
 from config.logging import JsonFormatter
 from config.request_id import RequestIdLogFilter
-from faceanalysis import services, video
+from faceanalysis import video
+from faceanalysis.services import intake
 from tests.faceanalysis.factories import astronaut_jpeg, make_capture_session, make_video
 
 pytestmark = pytest.mark.django_db
@@ -113,7 +114,7 @@ def test_a_500_in_frame_intake_shows_no_byte_of_the_frame(
     shape: str, accept: str, org_a, monkeypatch, debug_reports: Captured
 ) -> None:
     jpeg = astronaut_jpeg()
-    monkeypatch.setattr(services, "inspect_frame", crash)
+    monkeypatch.setattr(intake, "inspect_frame", crash)
     session, token = make_capture_session(org_a)
     response = _client(token, accept).post(
         f"/api/v1/capture-sessions/{session.public_id}/frames/", **_frame_request(shape, jpeg)

@@ -26,9 +26,9 @@ from django.test import Client
 from consent.guards import has_consent
 from consent.models import Purpose
 from consent.services import subject_access_token_rotate
-from faceanalysis import services, store
+from faceanalysis import store
 from faceanalysis.models import Frame
-from faceanalysis.services import IncomingFrame
+from faceanalysis.services.intake import IncomingFrame, frame_intake
 from tests.conftest import api_client
 from tests.faceanalysis.factories import astronaut_jpeg, make_capture_session
 from tests.web_server import scripts_web, web_server
@@ -64,7 +64,7 @@ def _queue_frames(session, count: int, django_capture_on_commit_callbacks) -> li
     """Frames queued with their bytes in the (live) store; their messages are never sent."""
     with django_capture_on_commit_callbacks(execute=False):
         frames = [IncomingFrame(astronaut_jpeg(comment=b"%d" % i), "image/jpeg") for i in range(count)]
-        return services.frame_intake(session=session, frames=frames)
+        return frame_intake(session=session, frames=frames)
 
 
 @pytest.mark.django_db

@@ -68,7 +68,7 @@ def make_capture_session(
     purposes: tuple[str, ...] = ALL_PURPOSES, campaign: Campaign | None = None,
 ) -> tuple[CaptureSession, str]:
     """A consented subject's open capture session (in `campaign`, or a new one) and its capture token."""
-    from faceanalysis.services import capture_session_start
+    from faceanalysis.services.capture import capture_session_start
 
     subject, _ = make_consented_subject(organization, purposes=purposes)
     return capture_session_start(

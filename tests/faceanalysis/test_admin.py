@@ -10,7 +10,9 @@ from django.test import Client
 from django.urls import reverse
 
 from faceanalysis.models import CaptureSession, Frame
-from faceanalysis.services import IncomingFrame, frame_analyze, frame_drop, frame_intake, session_aggregates_refresh
+from faceanalysis.services.context import session_aggregates_refresh
+from faceanalysis.services.intake import IncomingFrame, frame_intake
+from faceanalysis.services.worker import frame_analyze, frame_drop
 from tests.faceanalysis.factories import astronaut_jpeg, make_capture_session
 from tests.factories import make_member
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from faceanalysis import dispatch, services
+from faceanalysis import dispatch
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
-from faceanalysis.services import IncomingFrame, frame_intake, frames_expire
+from faceanalysis.services import worker
+from faceanalysis.services.intake import IncomingFrame, frame_intake
+from faceanalysis.services.worker import frames_expire
 from faceanalysis.store import frame_store
 from tests.faceanalysis.factories import astronaut_jpeg, make_capture_session, withdraw
 
@@ -16,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def analyze(django_capture_on_commit_callbacks, monkeypatch):
-    """`services.frame_analyze` with its after-commit hooks (store cleanup, the aggregates refresh) run at once:
+    """`worker.frame_analyze` with its after-commit hooks (store cleanup, the aggregates refresh) run at once:
     the test's own transaction never commits. The refresh a frame schedules runs at once too, through the real
     guarded task, as on the embedded default (`trailing` below holds it back instead)."""
     from faceanalysis import tasks
@@ -26,7 +28,7 @@ def analyze(django_capture_on_commit_callbacks, monkeypatch):
 
     def run(**kwargs):
         with django_capture_on_commit_callbacks(execute=True):
-            return services.frame_analyze(**kwargs)
+            return worker.frame_analyze(**kwargs)
 
     return run
 
@@ -126,7 +128,7 @@ def test_a_finished_frame_whose_bytes_arrived_late_leaves_none_behind(analyze, o
     first); the message that follows finds it finished and deletes the bytes, not only the TTL."""
     session, _ = make_capture_session(org_a)
     (frame,) = queue_frames(session)
-    services._mark([frame.pk], Frame.Status.DROPPED, "consent_withdrawn")
+    worker._mark([frame.pk], Frame.Status.DROPPED, "consent_withdrawn")
     assert frame_store().exists(frame.pk)
     assert analyze(frame_id=frame.pk) == {"already_finished": 1}
     assert not frame_store().exists(frame.pk)
@@ -434,7 +436,7 @@ def test_retention_purge_deletes_features_past_the_organizations_period_and_writ
 
     from consent.models import LedgerEntry
     from consent.services import retention_policy_set
-    from faceanalysis.services import face_features_retention_purge
+    from faceanalysis.services.purge import face_features_retention_purge
 
     retention_policy_set(organization=org_a, feature_retention_days=30, grant_validity_days=365)
     old_session, _ = make_capture_session(org_a)

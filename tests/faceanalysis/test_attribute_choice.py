@@ -9,9 +9,10 @@ from django.db import connection
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from faceanalysis import dispatch, services
+from faceanalysis import dispatch
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
-from faceanalysis.services import IncomingFrame, frame_intake
+from faceanalysis.services import worker
+from faceanalysis.services.intake import IncomingFrame, frame_intake
 from tests.faceanalysis.factories import astronaut_jpeg, make_campaign, make_capture_session
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
@@ -21,7 +22,7 @@ ATTENTION_ONLY: tuple[str, ...] = ()
 
 @pytest.fixture
 def analyze(django_capture_on_commit_callbacks, monkeypatch):
-    """`services.frame_analyze` with its after-commit hooks and the aggregates refresh run at once."""
+    """`worker.frame_analyze` with its after-commit hooks and the aggregates refresh run at once."""
     from faceanalysis import tasks
 
     task = tasks.refresh_session_aggregates
@@ -29,7 +30,7 @@ def analyze(django_capture_on_commit_callbacks, monkeypatch):
 
     def run(**kwargs):
         with django_capture_on_commit_callbacks(execute=True):
-            return services.frame_analyze(**kwargs)
+            return worker.frame_analyze(**kwargs)
 
     return run
 

@@ -278,11 +278,12 @@ def test_worker_still_analyses_a_valid_jpeg(open_session, fake_engine, eager, dj
 
 def test_body_checks_run_within_the_frame_rate_bound(org_a, settings, monkeypatch) -> None:
     """A PNG's inflate costs milliseconds, so a session past its frame rate gets a 429 before any is spent."""
-    from faceanalysis import services, validation
+    from faceanalysis import validation
+    from faceanalysis.services import intake
 
     settings.VISAGE_CAPTURE_MAX_FPS = 1
-    now = services.current_second()
-    monkeypatch.setattr(services, "current_second", lambda: now)
+    now = intake.current_second()
+    monkeypatch.setattr(intake, "current_second", lambda: now)
     inflated = []
     real = validation._check_png_structure
     monkeypatch.setattr(validation, "_check_png_structure", lambda data: inflated.append(1) or real(data))

@@ -7,7 +7,8 @@ import pytest
 from django.db import connection
 
 from faceanalysis.models import Frame, FrameFeatures
-from faceanalysis.services import IncomingFrame, frame_analyze, frame_intake
+from faceanalysis.services.intake import IncomingFrame, frame_intake
+from faceanalysis.services.worker import frame_analyze
 from tests.faceanalysis.factories import astronaut_jpeg, make_capture_session, withdraw
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]

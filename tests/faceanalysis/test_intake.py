@@ -255,11 +255,11 @@ def test_consent_guard_runs_at_intake(org_a, settings) -> None:
 
 
 def test_frame_rate_bound_answers_429(org_a, settings, monkeypatch) -> None:
-    from faceanalysis import services
+    from faceanalysis.services import intake
 
     settings.VISAGE_CAPTURE_MAX_FPS = 2
-    now = services.current_second()
-    monkeypatch.setattr(services, "current_second", lambda: now)  # every request in the same second
+    now = intake.current_second()
+    monkeypatch.setattr(intake, "current_second", lambda: now)  # every request in the same second
     session, token = make_capture_session(org_a)
     client = token_client(token)
     codes = [post_image(client, session, astronaut_jpeg()).status_code for _ in range(3)]
@@ -267,7 +267,7 @@ def test_frame_rate_bound_answers_429(org_a, settings, monkeypatch) -> None:
     assert Frame.objects.filter(session=session).count() == 2
     refused = post_image(client, session, astronaut_jpeg())
     assert refused.json()["error"]["code"] == "frame_rate_exceeded" and refused["Retry-After"] == "1"
-    monkeypatch.setattr(services, "current_second", lambda: now + 1)  # the next second has its own budget
+    monkeypatch.setattr(intake, "current_second", lambda: now + 1)  # the next second has its own budget
     assert post_image(client, session, astronaut_jpeg()).status_code == 202
 
 
@@ -354,7 +354,7 @@ def test_one_bad_frame_in_a_batch_refuses_the_whole_batch(client_a, org_a) -> No
 
 
 def test_store_down_answers_503_and_writes_nothing(org_a, monkeypatch) -> None:
-    from faceanalysis import services
+    from faceanalysis.services import intake
     from faceanalysis.store import FrameStoreUnavailable
 
     class DownStore:
@@ -363,7 +363,7 @@ def test_store_down_answers_503_and_writes_nothing(org_a, monkeypatch) -> None:
         def put_many(self, frames, ttl_seconds):
             raise FrameStoreUnavailable("ConnectionError")
 
-    monkeypatch.setattr(services, "frame_store", lambda: DownStore())
+    monkeypatch.setattr(intake, "frame_store", lambda: DownStore())
     session, token = make_capture_session(org_a)
     response = post_image(token_client(token), session, astronaut_jpeg())
     assert response.status_code == 503
@@ -467,7 +467,7 @@ def test_consent_guard_is_asked_on_every_intake_request(org_a, monkeypatch) -> N
 
 
 def test_store_down_during_a_batch_writes_none_of_its_frames(client_a, org_a, monkeypatch) -> None:
-    from faceanalysis import services
+    from faceanalysis.services import intake
     from faceanalysis.store import FrameStoreUnavailable
 
     class DownStore:
@@ -476,7 +476,7 @@ def test_store_down_during_a_batch_writes_none_of_its_frames(client_a, org_a, mo
         def put_many(self, frames, ttl_seconds):
             raise FrameStoreUnavailable("ConnectionError")
 
-    monkeypatch.setattr(services, "frame_store", lambda: DownStore())
+    monkeypatch.setattr(intake, "frame_store", lambda: DownStore())
     session, _ = make_capture_session(org_a)
     good = base64.b64encode(astronaut_jpeg()).decode()
     response = client_a.post(frames_url(session), {"frames": [{"data": good}] * 3}, format="json")

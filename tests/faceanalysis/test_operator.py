@@ -7,7 +7,8 @@ from django.test import Client
 from django.urls import reverse
 
 from faceanalysis.models import Frame
-from faceanalysis.services import IncomingFrame, frame_analyze, frame_drop, frame_intake
+from faceanalysis.services.intake import IncomingFrame, frame_intake
+from faceanalysis.services.worker import frame_analyze, frame_drop
 from tests.faceanalysis.factories import astronaut_jpeg, make_capture_session
 from tests.factories import make_member
 

@@ -9,8 +9,9 @@ import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
 
-from faceanalysis import services
 from faceanalysis.models import FaceContext, Frame, FrameFeatures
+from faceanalysis.services import context
+from faceanalysis.services.purge import subject_face_data_purge
 from tests.faceanalysis.factories import make_capture_session
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -37,19 +38,19 @@ def test_frames_of_a_session_are_written_while_its_recount_runs(org_a, monkeypat
         face_count=1, quality_ok=True, expression="happy", received_at=timezone.now(), latency_ms=1.0,
     )
     counting, release = threading.Event(), threading.Event()
-    recount = services.session_summary
+    recount = context.session_summary
 
     def held_open(locked_session):  # the recount, paused while it holds the session's row lock
         counting.set()
         release.wait(10)
         return recount(locked_session)
 
-    monkeypatch.setattr(services, "session_summary", held_open)
+    monkeypatch.setattr(context, "session_summary", held_open)
     outcome: list[object] = []
 
     def refresh() -> None:
         try:
-            outcome.append(services.session_aggregates_refresh(session_id=session.pk, grant=session.grant))
+            outcome.append(context.session_aggregates_refresh(session_id=session.pk, grant=session.grant))
         except Exception as exc:  # the assertion below shows it
             outcome.append(exc)
         finally:
@@ -89,10 +90,10 @@ def test_a_recount_under_another_subjects_grant_touches_nothing(org_a) -> None:
         organization=org_a, frame=_frame(session), session=session, subject=session.subject, grant=session.grant,
         face_count=1, quality_ok=True, received_at=timezone.now(), latency_ms=1.0,
     )
-    assert services.session_aggregates_refresh(session_id=session.pk, grant=other.grant) is False
+    assert context.session_aggregates_refresh(session_id=session.pk, grant=other.grant) is False
     session.refresh_from_db()
     assert session.aggregates == {} and session.aggregates_updated_at is None
-    assert services.session_aggregates_refresh(session_id=session.pk, grant=session.grant) is True
+    assert context.session_aggregates_refresh(session_id=session.pk, grant=session.grant) is True
 
 
 def _lock_waiters() -> int:
@@ -110,16 +111,16 @@ def test_a_withdrawal_purge_racing_a_recount_does_not_deadlock(org_a, monkeypatc
         organization=org_a, frame=_frame(session), session=session, subject=session.subject, grant=session.grant,
         face_count=1, quality_ok=True, expression="happy", received_at=timezone.now(), latency_ms=1.0,
     )
-    assert services.session_aggregates_refresh(session_id=session.pk, grant=session.grant)  # a face context now
+    assert context.session_aggregates_refresh(session_id=session.pk, grant=session.grant)  # a face context now
     counting, release = threading.Event(), threading.Event()
-    recount = services.session_summary
+    recount = context.session_summary
 
     def held_open(locked_session):  # the next recount, paused while it holds the session's row lock
         counting.set()
         release.wait(10)
         return recount(locked_session)
 
-    monkeypatch.setattr(services, "session_summary", held_open)
+    monkeypatch.setattr(context, "session_summary", held_open)
     outcome: dict[str, object] = {}
 
     def run(name: str, call) -> threading.Thread:
@@ -135,11 +136,11 @@ def test_a_withdrawal_purge_racing_a_recount_does_not_deadlock(org_a, monkeypatc
         thread.start()
         return thread
 
-    refresh = run("refresh", lambda: services.session_aggregates_refresh(session_id=session.pk, grant=session.grant))
+    refresh = run("refresh", lambda: context.session_aggregates_refresh(session_id=session.pk, grant=session.grant))
     purge = None
     try:
         assert counting.wait(10)
-        purge = run("purge", lambda: services.subject_face_data_purge(
+        purge = run("purge", lambda: subject_face_data_purge(
             organization_id=org_a.pk, subject_id=session.subject_id))
         deadline = time.monotonic() + 10
         while _lock_waiters() == 0:  # the purge waits for the recount's lock

@@ -24,7 +24,7 @@ from rest_framework.test import APIClient
 
 from config.celery import app
 from faceanalysis.models import CaptureSession, Frame, FrameFeatures
-from faceanalysis.services import IncomingFrame, frame_intake
+from faceanalysis.services.intake import IncomingFrame, frame_intake
 from tests.faceanalysis.factories import astronaut_jpeg, make_capture_session, withdraw
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
