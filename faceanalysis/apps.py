@@ -8,6 +8,9 @@ class FaceanalysisConfig(AppConfig):
     verbose_name = "Face analysis"
 
     def ready(self) -> None:
-        # Listening is how consent's withdrawal reaches this app without consent importing it.
-        from faceanalysis import receivers  # noqa: F401
+        # Registering its purger is how a withdrawal reaches this app without consent importing it.
+        from consent.purging import purger_register
+        from faceanalysis.purgers import FACE_DATA_PURGER
+
+        purger_register(FACE_DATA_PURGER)
         from faceanalysis.api import schema  # noqa: F401  (registers the OpenAPI extension)

@@ -72,12 +72,6 @@ def expire_frames() -> int:
     return services.frames_expire()
 
 
-@shared_task(name="retention.purge_face_features", acks_late=True, time_limit=600, ignore_result=True)
-def purge_face_features() -> int:
-    """Periodic: delete derived face features past each organization's retention period, with receipts."""
-    return len(services.face_features_retention_purge())
-
-
 @celeryd_after_setup.connect
 def _refuse_to_start_without_models(sender: str, instance: Any, **kwargs: Any) -> None:
     """An analysis worker checks the model files at start-up and exits naming any that is missing or wrong."""
