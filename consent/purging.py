@@ -192,7 +192,8 @@ def _do(part: PurgePart) -> None:
     )
     now = timezone.now()
     PurgePart.objects.filter(pk=part.pk).update(
-        status=PurgePart.Status.DONE, done_at=now, counts=counts, receipt_sequence=receipt.sequence, attempts=F("attempts") + 1
+        status=PurgePart.Status.DONE, done_at=now, counts=counts, receipt_sequence=receipt.sequence,
+        attempts=F("attempts") + 1,
     )
     if not request.parts.filter(status=PurgePart.Status.OWED).exists():
         PurgeRequest.objects.filter(pk=request.pk).update(completed_at=now)

@@ -48,7 +48,8 @@ def test_a_purge_worker_killed_halfway_leaves_the_part_owed_and_its_redelivery_f
     side_watch.autocommit = True
     try:
         with side.cursor() as cursor:
-            cursor.execute(f"SELECT id FROM {FrameFeatures._meta.db_table} WHERE id = %s FOR UPDATE", [held.pk])
+            table = FrameFeatures._meta.db_table
+            cursor.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", [held.pk])  # noqa: S608
         first = workers()
         withdraw(session.subject)  # commits; its purge part is sent to the broker
         (part,) = PurgePart.objects.all()

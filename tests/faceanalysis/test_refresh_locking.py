@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from consent.purging import PurgeOrder
 from faceanalysis import services
-from faceanalysis.purgers import face_data_purge
 from faceanalysis.models import FaceContext, Frame, FrameFeatures
+from faceanalysis.purgers import face_data_purge
 from tests.faceanalysis.factories import make_capture_session
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]

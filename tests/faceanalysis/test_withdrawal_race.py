@@ -19,8 +19,8 @@ from consent.services import consent_withdraw
 from faceanalysis import services, tasks
 from faceanalysis.models import CaptureSession, Frame, FrameFeatures
 from faceanalysis.store import frame_store
-from tests.purges import run_owed_purges
 from tests.faceanalysis.factories import encode, make_capture_session
+from tests.purges import run_owed_purges
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
