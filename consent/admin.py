@@ -18,7 +18,18 @@ from accounts.selectors import organization_for_user
 from consent import derived
 from consent.forms import attribute_choices_initial, derived_attribute_field, derived_attributes_label
 from consent.ledger import ledger_verify
-from consent.models import Grant, LedgerEntry, NoticeVersion, Purpose, RetentionPolicy, Subject, purpose_labels
+from consent.models import (
+    Grant,
+    LedgerEntry,
+    NoticeVersion,
+    PurgePart,
+    PurgeRequest,
+    Purpose,
+    RetentionPolicy,
+    Subject,
+    purpose_labels,
+)
+from consent.purging import purge_parts_dispatch
 from consent.selectors import consent_funnel, notice_list_published, subject_get
 from consent.services import (
     ConsentError,
@@ -384,3 +395,67 @@ class LedgerEntryAdmin(ReadOnlyEvidenceAdmin):
         context = self._context(request, "Consent funnel")
         context["funnels"] = [(org, consent_funnel(organization=org)) for org in _organizations(request)]
         return TemplateResponse(request, "consent/admin/funnel.html", context)
+
+
+class PurgePartInline(admin.TabularInline):
+    model = PurgePart
+    extra = 0
+    can_delete = False
+    fields = ["purger", "status", "attempts", "last_error", "dispatched_at", "done_at", "counts_text", "receipt_link"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Counts")
+    def counts_text(self, obj: PurgePart) -> str:
+        return ", ".join(f"{name.replace('_', ' ')}: {count}" for name, count in obj.counts.items()) or "—"
+
+    @admin.display(description="Receipt")
+    def receipt_link(self, obj: PurgePart) -> str:
+        if obj.receipt_sequence is None:
+            return "—"
+        entry = LedgerEntry.objects.filter(organization_id=obj.organization_id, sequence=obj.receipt_sequence).first()
+        if entry is None:
+            return f"#{obj.receipt_sequence}"
+        url = reverse("admin:consent_ledgerentry_change", args=[entry.pk])
+        return format_html('<a href="{}">Ledger #{}</a>', url, obj.receipt_sequence)
+
+
+@admin.register(PurgeRequest)
+class PurgeRequestAdmin(ReadOnlyEvidenceAdmin):
+    """What withdrawals, erasures and retention runs owe, part by part: owed parts are sent again by beat, or at
+    once with the action below."""
+
+    list_display = ["created_at", "reason", "subject_ref", "purposes_list", "parts_state", "completed_at"]
+    list_filter = ["reason", ("completed_at", admin.EmptyFieldListFilter)]
+    search_fields = ["subject_ref", "public_id"]
+    fields = ["public_id", "reason", "subject_ref", "purposes", "before", "created_at", "completed_at"]
+    readonly_fields = fields
+    inlines = [PurgePartInline]
+    actions = ["run_owed_parts"]
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).prefetch_related("parts")
+
+    @admin.display(description="Purposes", ordering="purposes")
+    def purposes_list(self, obj: PurgeRequest) -> str:
+        return purposes_text(obj.purposes)
+
+    @admin.display(description="Parts")
+    def parts_state(self, obj: PurgeRequest) -> str:
+        parts = list(obj.parts.all())
+        owed = [part.purger for part in parts if part.status == PurgePart.Status.OWED]
+        done = len(parts) - len(owed)
+        return f"{done} of {len(parts)} done" + (f"; owed: {', '.join(owed)}" if owed else "")
+
+    @admin.action(description="Run the owed parts of the selected requests now")
+    def run_owed_parts(self, request: HttpRequest, queryset: QuerySet[PurgeRequest]) -> None:
+        owed = list(
+            PurgePart.objects.filter(request__in=queryset, status=PurgePart.Status.OWED).values_list("pk", flat=True)
+        )
+        purge_parts_dispatch(part_ids=owed)
+        self.message_user(request, f"Sent {len(owed)} owed part(s).", messages.SUCCESS)

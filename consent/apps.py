@@ -10,3 +10,9 @@ class ConsentConfig(AppConfig):
         from consent.receivers import seed_demo_consent
 
         demo_seeded.connect(seed_demo_consent, dispatch_uid="consent.seed_demo_consent")
+
+        from consent import tasks  # noqa: F401  (registered, so that purges can be dispatched by name)
+        from consent.purgers import SUBJECT_PURGER
+        from consent.purging import purger_register
+
+        purger_register(SUBJECT_PURGER)

@@ -403,3 +403,67 @@ class ChainHead(TenantModel):
 
     def __str__(self) -> str:
         return f"chain head #{self.last_sequence}"
+
+
+class PurgeRequest(TenantModel):
+    """What is owed when consent ends, a subject is erased or a retention period runs out: for whom, which purposes,
+    why. Recorded in the transaction that makes it owed; each app's purger does its part (consent.purging) and
+    writes its own receipt. Ids only: it points at no subject row, so it outlives an erasure as the ledger does."""
+
+    class Reason(models.TextChoices):
+        CONSENT_WITHDRAWN = "consent_withdrawn", _("Consent withdrawn")
+        CONSENT_EXPIRED = "consent_expired", _("Consent expired")
+        SUBJECT_ERASED = "subject_erased", _("Subject erased")
+        RETENTION_PERIOD_ENDED = "retention_period_ended", _("Retention period ended")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    reason = models.CharField(max_length=30, choices=Reason.choices)
+    # The subject's row id and public id (no foreign key: see above); empty for an organization-wide retention run.
+    subject_id = models.PositiveBigIntegerField(null=True, blank=True)
+    subject_ref = models.CharField(max_length=36, blank=True, help_text=_("Subject public id, if any."))
+    purposes = models.CharField(max_length=200, blank=True, help_text=_("The purposes whose data is purged."))
+    # A retention run purges what is older than this.
+    before = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    completed_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = "purge request"
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} {self.subject_ref or ''} ({self.created_at:%Y-%m-%d %H:%M})".replace(
+            "  ", " ")
+
+    @property
+    def purpose_list(self) -> list[str]:
+        return [p for p in self.purposes.split(",") if p]
+
+
+class PurgePart(TenantModel):
+    """One purger's share of a purge request: owed until that purger has deleted its rows and written its receipt
+    (in one transaction), then done, for good."""
+
+    class Status(models.TextChoices):
+        OWED = "owed", _("Owed")
+        DONE = "done", _("Done")
+
+    request = models.ForeignKey(PurgeRequest, on_delete=models.CASCADE, related_name="parts")
+    purger = models.CharField(max_length=60, help_text=_("The registered purger (consent.purging) that owes it."))
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OWED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=200, blank=True, help_text=_("The last failure's type, never data."))
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    # The receipt's place in the organization's ledger (no foreign key: the ledger is referenced by nothing).
+    receipt_sequence = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["request", "purger"]
+        verbose_name = "purge part"
+        constraints = [models.UniqueConstraint(fields=["request", "purger"], name="consent_one_part_per_purger")]
+        indexes = [models.Index(fields=["status", "dispatched_at"], name="consent_purge_owed_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.purger} ({self.get_status_display()})"

@@ -20,6 +20,7 @@ from consent.models import (
     Grant,
     LedgerEntry,
     NoticeVersion,
+    PurgeRequest,
     Purpose,
     ReplacedAccessToken,
     RetentionPolicy,
@@ -27,7 +28,7 @@ from consent.models import (
     purposes_key,
 )
 from consent.notice_text import compose_notice_text, text_hash
-from consent.signals import consent_withdrawn
+from consent.purging import purge_request_record
 
 ACCESS_TOKEN_BYTES = 32  # 256 random bits, URL-safe: 43 characters
 
@@ -58,25 +59,6 @@ def retention_policy_set(
     policy.full_clean()
     policy.save()
     return policy
-
-
-def purge_receipt_record(
-    *,
-    organization: Organization,
-    reason: str,
-    counts: dict[str, int],
-    subject: Subject | None = None,
-    purposes: Iterable[str] = (Purpose.FACE_ANALYSIS,),
-) -> LedgerEntry:
-    """Write a deletion receipt to the ledger: why and how much was purged, never what. Call it inside the
-    transaction that deletes, so the receipt and the deletion commit together."""
-    return ledger_append(
-        organization=organization,
-        event=LedgerEntry.Event.PURGED,
-        subject_ref=str(subject.public_id) if subject is not None else "",
-        purposes=purposes_key(list(purposes)),
-        payload={"reason": reason, **{name: int(count) for name, count in counts.items()}},
-    )
 
 
 # --- Notices ----------------------------------------------------------------------------------------------------
@@ -407,24 +389,14 @@ def consent_shown(
     )
 
 
-@transaction.atomic
-def consent_withdraw(
-    *,
-    organization: Organization,
-    subject: Subject,
-    purposes: Iterable[str] | None = None,
-    channel: str,
-    evidence: dict[str, Any] | None = None,
+def _grants_end(
+    *, organization: Organization, subject: Subject, purposes: list[str] | None, channel: str,
+    evidence: dict[str, Any] | None,
 ) -> list[Grant]:
-    """Withdraw the subject's open grants for `purposes` (all when None). Idempotent: withdrawing what is not
-    granted writes nothing. On commit, `consent_withdrawn` tells other apps to purge."""
-    wanted = sorted(set(purposes)) if purposes is not None else None
-    if wanted is not None and set(wanted) - set(Purpose.values):
-        raise ConsentError("Unknown purpose.", code="unknown_purpose")
-    subject = Subject.objects.select_for_update().get(pk=subject.pk, organization=organization)
+    """End the locked subject's open grants for `purposes` (all when None) as withdrawn, with their ledger entries."""
     open_grants = Grant.objects.filter(subject=subject, ended_at__isnull=True)
-    if wanted is not None:
-        open_grants = open_grants.filter(purpose__in=wanted)
+    if purposes is not None:
+        open_grants = open_grants.filter(purpose__in=purposes)
     withdrawn = list(open_grants.order_by("purpose"))
     if not withdrawn:
         return []
@@ -450,18 +422,51 @@ def consent_withdraw(
             payload={"grants": [g.pk for g in grants]},
             occurred_at=now,
         )
-    withdrawn_purposes = sorted({g.purpose for g in withdrawn})
-    organization_id, subject_id = organization.pk, subject.pk
-    transaction.on_commit(
-        lambda: consent_withdrawn.send(
-            sender=Grant,
-            organization_id=organization_id,
-            subject_id=subject_id,
-            purposes=withdrawn_purposes,
-            reason="withdrawn",
-        )
+    return withdrawn
+
+
+@transaction.atomic
+def consent_withdraw(
+    *,
+    organization: Organization,
+    subject: Subject,
+    purposes: Iterable[str] | None = None,
+    channel: str,
+    evidence: dict[str, Any] | None = None,
+) -> list[Grant]:
+    """Withdraw the subject's open grants for `purposes` (all when None). Idempotent: withdrawing what is not
+    granted writes nothing. A purge request for the withdrawn purposes is recorded with it (consent.purging)."""
+    wanted = sorted(set(purposes)) if purposes is not None else None
+    if wanted is not None and set(wanted) - set(Purpose.values):
+        raise ConsentError("Unknown purpose.", code="unknown_purpose")
+    subject = Subject.objects.select_for_update().get(pk=subject.pk, organization=organization)
+    withdrawn = _grants_end(organization=organization, subject=subject, purposes=wanted, channel=channel,
+                            evidence=evidence)
+    if not withdrawn:
+        return []
+    purge_request_record(
+        organization_id=organization.pk, reason=PurgeRequest.Reason.CONSENT_WITHDRAWN, subject_id=subject.pk,
+        subject_ref=str(subject.public_id), purposes={g.purpose for g in withdrawn},
     )
     return withdrawn
+
+
+@transaction.atomic
+def subject_erase(
+    *, organization: Organization, subject: Subject, channel: str, evidence: dict[str, Any] | None = None
+) -> PurgeRequest | None:
+    """Erase a subject: its open grants withdrawn (in the ledger), the subject marked erased so that the guard
+    refuses it for good, and a purge of everything every app keeps about it recorded in the same transaction.
+    Idempotent: erasing an erased subject does nothing and returns None."""
+    subject = Subject.objects.select_for_update().get(pk=subject.pk, organization=organization)
+    if subject.erased_at is not None:
+        return None
+    _grants_end(organization=organization, subject=subject, purposes=None, channel=channel, evidence=evidence)
+    Subject.objects.filter(pk=subject.pk).update(erased_at=timezone.now())
+    return purge_request_record(
+        organization_id=organization.pk, reason=PurgeRequest.Reason.SUBJECT_ERASED, subject_id=subject.pk,
+        subject_ref=str(subject.public_id), purposes=Purpose.values,
+    )
 
 
 def grants_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
@@ -493,11 +498,9 @@ def grants_expire(*, now: datetime | None = None, limit: int = 1000) -> int:
                 payload={"grants": [grant.pk]},
                 occurred_at=now,
             )
-            organization_id, subject_id, purpose = grant.organization_id, grant.subject_id, grant.purpose
-            transaction.on_commit(
-                lambda o=organization_id, s=subject_id, p=purpose: consent_withdrawn.send(
-                    sender=Grant, organization_id=o, subject_id=s, purposes=[p], reason="expired"
-                )
+            purge_request_record(
+                organization_id=grant.organization_id, reason=PurgeRequest.Reason.CONSENT_EXPIRED,
+                subject_id=grant.subject_id, subject_ref=str(grant.subject.public_id), purposes=[grant.purpose],
             )
             ended += 1
     return ended

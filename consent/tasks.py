@@ -1,7 +1,9 @@
-"""Periodic consent work. Thin: one service call."""
+"""Consent's Celery tasks. Thin: one service call each, ids only."""
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
+from consent import purging
 from consent.services import grants_expire
 
 EXPIRE_BATCH = 1000
@@ -16,3 +18,24 @@ def expire_grants() -> int:
         total += ended
         if ended < EXPIRE_BATCH:
             return total
+
+
+# A killed worker's message comes back (acks late); a failing purger leaves its part owed, and beat sends it again.
+@shared_task(name=purging.RUN_PART_TASK, acks_late=True, reject_on_worker_lost=True, time_limit=600,
+             soft_time_limit=540, ignore_result=True, autoretry_for=(OperationalError, InterfaceError),
+             retry_backoff=1, max_retries=3)
+def run_purge_part(*, part_id: int) -> str:
+    """Do one part of a purge request: its purger's deletion, its receipt, the part marked done, in one go."""
+    return purging.purge_part_run(part_id=part_id)
+
+
+@shared_task(name="consent.redispatch_owed_purges", acks_late=True, time_limit=120, ignore_result=True)
+def redispatch_owed_purges() -> int:
+    """Periodic: send the owed purge parts again whose message was lost, whose worker died or whose purger failed."""
+    return purging.purge_parts_redispatch()
+
+
+@shared_task(name="retention.run", acks_late=True, time_limit=600, ignore_result=True)
+def retention_run() -> int:
+    """Periodic: a purge request per organization with data past its retention period, with receipts per part."""
+    return len(purging.retention_run())

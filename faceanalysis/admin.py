@@ -69,12 +69,16 @@ def session_report_rows(report: dict[str, Any]) -> list[dict[str, str]]:
 
 
 class ReadOnlyTenantAdmin(TenantAdmin):
-    """Evidence of processing: viewable, never added or edited by hand."""
+    """Evidence of processing: viewable, never added, edited or deleted by hand. Derived data leaves only through
+    a purge request (a withdrawal, an erasure, the retention run), each part with its receipt in the ledger."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

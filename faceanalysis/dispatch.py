@@ -35,7 +35,6 @@ ANALYZE_FRAME = "faceanalysis.analyze_frame"
 ANALYZE_FRAME_GPU = "faceanalysis.analyze_frame_gpu"
 REFRESH_SESSION_AGGREGATES = "faceanalysis.refresh_session_aggregates"
 EXPIRE_FRAMES = "pipeline.expire_frames"
-PURGE_FACE_FEATURES = "retention.purge_face_features"
 
 # A Redis broker or cache that is away or too slow; kombu's own name for a broker it cannot reach.
 REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)

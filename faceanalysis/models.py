@@ -27,7 +27,8 @@ class CaptureSession(TenantModel):
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     subject = models.ForeignKey("consent.Subject", on_delete=models.CASCADE, related_name="capture_sessions")
-    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="capture_sessions")
+    # PROTECT: deleting a campaign must not delete derived data past its purge requests and receipts.
+    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.PROTECT, related_name="capture_sessions")
     # The face-analysis grant in force when the session started; frames carry the grant of their own time.
     grant = models.ForeignKey("consent.Grant", on_delete=models.CASCADE, related_name="+")
     purposes = models.CharField(max_length=200, help_text=_("The subject's consented purposes at the start."))
@@ -179,7 +180,7 @@ class FaceContext(TenantModel):
     `selectors.face_context_for_decision`, which hides it without personalization consent)."""
 
     subject = models.ForeignKey("consent.Subject", on_delete=models.CASCADE, related_name="+")
-    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.PROTECT, related_name="+")
     session = models.ForeignKey(CaptureSession, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     grant = models.ForeignKey("consent.Grant", on_delete=models.CASCADE, related_name="+")
     features = models.JSONField(default=dict)

@@ -16,7 +16,7 @@ from consent.biometric import consent_guarded
 from consent.guards import ConsentDenied
 from consent.models import Grant, Purpose
 from faceanalysis import dispatch
-from faceanalysis.services import context, purge, worker
+from faceanalysis.services import context, worker
 from faceanalysis.store import FrameStoreUnavailable
 
 # Only errors that can succeed on the next try: the database or the store being briefly away.
@@ -71,12 +71,6 @@ def refresh_session_aggregates(*, organization_id: int, subject_id: int, session
 def expire_frames() -> int:
     """Periodic: count queued frames whose bytes expired unclaimed (their messages were lost)."""
     return worker.frames_expire()
-
-
-@shared_task(name=dispatch.PURGE_FACE_FEATURES, acks_late=True, time_limit=600, ignore_result=True)
-def purge_face_features() -> int:
-    """Periodic: delete derived face features past each organization's retention period, with receipts."""
-    return len(purge.face_features_retention_purge())
 
 
 @celeryd_after_setup.connect

@@ -321,8 +321,14 @@ VISAGE_GPU_BATCH_MAX = env.int("VISAGE_GPU_BATCH_MAX", default=16)
 VISAGE_AGGREGATES_REFRESH_MS = env.int("VISAGE_AGGREGATES_REFRESH_MS", default=1000)
 # The consent ledger is evidence: `manage.py flush` may empty it (with every other table) only where this is on.
 VISAGE_LEDGER_FLUSH_ALLOWED = env.bool("VISAGE_LEDGER_FLUSH_ALLOWED", default=False)
-# Retention: derived face features are deleted once the organization's published period has passed.
-CELERY_BEAT_SCHEDULE["retention-purge-face-features"] = {"task": "retention.purge_face_features", "schedule": 3600.0}
+# Retention: what was derived from faces is deleted once the organization's published period has passed, through
+# a purge request whose parts each app's purger does (consent.purging).
+CELERY_BEAT_SCHEDULE["retention-run"] = {"task": "retention.run", "schedule": 3600.0}
+# Purge parts still owed (a lost message, a killed worker, a purger that failed) are sent again.
+CELERY_BEAT_SCHEDULE["consent-redispatch-owed-purges"] = {
+    "task": "consent.redispatch_owed_purges",
+    "schedule": env.float("VISAGE_PURGE_REDISPATCH_SECONDS", default=60.0),
+}
 CELERY_BEAT_SCHEDULE["faceanalysis-expire-frames"] = {
     "task": "pipeline.expire_frames",
     "schedule": env.float("VISAGE_EXPIRE_SWEEP_SECONDS", default=60.0),

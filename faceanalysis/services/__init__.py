@@ -4,7 +4,6 @@
 - `intake`: frames and videos accepted, their bytes stored, their ids queued.
 - `worker`: analysis in the worker, and frames dropped or expired unanalysed.
 - `context`: the recount of a session's aggregates and the face context it writes.
-- `purge`: what a withdrawal of consent or a retention period deletes.
 
 The pure mapping from engine results to feature rows is `faceanalysis.features`, reads are
 `faceanalysis.selectors`, and sending tasks (with the broker's errors) is `faceanalysis.dispatch`.

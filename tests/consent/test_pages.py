@@ -116,29 +116,28 @@ def test_withdraw_needs_csrf_and_a_known_purpose(given) -> None:
     assert not LedgerEntry.objects.filter(event="withdrawn").exists()
 
 
-def test_consent_signal_is_sent_after_commit_with_ids_and_purposes(
-    given, org_a, django_capture_on_commit_callbacks
+def test_a_withdrawal_records_its_purge_request_in_its_transaction_and_dispatches_it_after_commit(
+    given, org_a, django_capture_on_commit_callbacks, monkeypatch
 ) -> None:
-    from consent.signals import consent_withdrawn
+    from consent import purging
+    from consent.models import PurgePart, PurgeRequest
 
     subject, token = given
-    received: list[dict] = []
-
-    def listener(sender, **kwargs) -> None:
-        received.append(kwargs)
-
-    consent_withdrawn.connect(listener)
-    try:
-        with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            Client().post(_my_data(token) + "withdraw/", {"purpose": "all"})
-        assert received == []  # not before commit
-        for callback in callbacks:
-            callback()
-    finally:
-        consent_withdrawn.disconnect(listener)
-    assert len(received) == 1
-    assert received[0]["organization_id"] == org_a.pk and received[0]["subject_id"] == subject.pk
-    assert received[0]["purposes"] == ["face_analysis", "personalization"] and received[0]["reason"] == "withdrawn"
+    sent: list[list[int]] = []
+    monkeypatch.setattr(purging, "purge_parts_dispatch", lambda *, part_ids: sent.append(part_ids))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        Client().post(_my_data(token) + "withdraw/", {"purpose": "all"})
+    # Recorded with the withdrawal; nothing sent before commit.
+    request = PurgeRequest.objects.get()
+    assert (request.organization_id, request.subject_id, request.subject_ref) == (
+        org_a.pk, subject.pk, str(subject.public_id))
+    assert (request.reason, request.purpose_list) == ("consent_withdrawn", ["face_analysis", "personalization"])
+    parts = list(request.parts.values_list("pk", "purger", "status"))
+    assert [(purger, status) for _, purger, status in parts] == [("faceanalysis.face_data", PurgePart.Status.OWED)]
+    assert sent == []
+    for callback in callbacks:
+        callback()
+    assert sent == [[pk for pk, _, _ in parts]]
 
 
 def test_rotation_service_invalidates_the_previous_token(given) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from consent.models import PurgeRequest
 from faceanalysis import dispatch
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
 from faceanalysis.services import worker
@@ -211,7 +212,7 @@ def test_undecodable_bytes_fail_the_frame_with_a_reason(analyze, org_a, fake_eng
 
 
 def test_withdrawal_cascade_drops_pending_frames_purges_features_and_ends_sessions(
-    analyze, org_a, fake_engine, django_capture_on_commit_callbacks
+    analyze, org_a, fake_engine, django_capture_on_commit_callbacks, eager
 ) -> None:
     session, _ = make_capture_session(org_a)
     done, *pending = queue_frames(session, 5)
@@ -238,8 +239,13 @@ def test_withdrawal_cascade_drops_pending_frames_purges_features_and_ends_sessio
 
     receipt = LedgerEntry.objects.filter(organization=org_a, event=LedgerEntry.Event.PURGED).get()
     assert receipt.subject_ref == str(session.subject.public_id)
+    request = PurgeRequest.objects.get(subject_ref=str(session.subject.public_id))
     assert receipt.payload == {"reason": "consent_withdrawn", "frames_dropped": 4, "features_purged": 1,
-                               "contexts_purged": 1, "sessions_ended": 1}
+                               "contexts_purged": 1, "sessions_ended": 1, "request": str(request.public_id),
+                               "purger": "faceanalysis.face_data"}
+    assert request.completed_at is not None
+    assert list(request.parts.values_list("purger", "status", "receipt_sequence")) == [
+        ("faceanalysis.face_data", "done", receipt.sequence)]
 
 
 def test_withdrawing_only_personalization_keeps_features_but_hides_the_face_context(
@@ -428,15 +434,15 @@ def test_engine_error_fails_the_frame_instead_of_leaving_it_queued(analyze, org_
 
 
 def test_retention_purge_deletes_features_past_the_organizations_period_and_writes_a_receipt(
-    analyze, org_a, org_b, fake_engine
+    analyze, org_a, org_b, fake_engine, eager, django_capture_on_commit_callbacks
 ) -> None:
     from datetime import timedelta
 
     from django.utils import timezone
 
     from consent.models import LedgerEntry
+    from consent.purging import retention_run
     from consent.services import retention_policy_set
-    from faceanalysis.services.purge import face_features_retention_purge
 
     retention_policy_set(organization=org_a, feature_retention_days=30, grant_validity_days=365)
     old_session, _ = make_capture_session(org_a)
@@ -450,9 +456,14 @@ def test_retention_purge_deletes_features_past_the_organizations_period_and_writ
     FaceContext.objects.filter(subject__in=[old_session.subject, other_session.subject]).update(updated_at=long_ago)
     CaptureSession.objects.filter(pk__in=[old_session.pk, other_session.pk]).update(started_at=long_ago)
 
-    purged = face_features_retention_purge()
+    with django_capture_on_commit_callbacks(execute=True):
+        (request,) = retention_run()
+    request.refresh_from_db()
 
-    assert purged == {org_a.pk: {"features_purged": 1, "contexts_purged": 1, "session_aggregates_purged": 1}}
+    assert (request.organization_id, request.reason) == (org_a.pk, "retention_period_ended")
+    (part,) = request.parts.all()
+    assert (part.status, part.counts) == (
+        "done", {"features_purged": 1, "contexts_purged": 1, "session_aggregates_purged": 1})
     assert not FrameFeatures.objects.filter(session=old_session).exists()
     assert FrameFeatures.objects.filter(session=new_session).exists()
     assert FrameFeatures.objects.filter(session=other_session).exists()
@@ -461,6 +472,6 @@ def test_retention_purge_deletes_features_past_the_organizations_period_and_writ
     receipt = LedgerEntry.objects.filter(organization=org_a, event=LedgerEntry.Event.PURGED).get()
     assert receipt.payload["reason"] == "retention_period_ended"
     assert not LedgerEntry.objects.filter(organization=org_b, event=LedgerEntry.Event.PURGED).exists()
-    # A second sweep finds nothing more and writes no receipt.
-    assert face_features_retention_purge() == {}
+    # A second run finds nothing due and records nothing.
+    assert retention_run() == []
     assert LedgerEntry.objects.filter(event=LedgerEntry.Event.PURGED).count() == 1

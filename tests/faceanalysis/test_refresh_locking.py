@@ -6,12 +6,13 @@ import threading
 import time
 
 import pytest
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
+from consent.purging import PurgeOrder
 from faceanalysis.models import FaceContext, Frame, FrameFeatures
+from faceanalysis.purgers import face_data_purge
 from faceanalysis.services import context
-from faceanalysis.services.purge import subject_face_data_purge
 from tests.faceanalysis.factories import make_capture_session
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -140,8 +141,9 @@ def test_a_withdrawal_purge_racing_a_recount_does_not_deadlock(org_a, monkeypatc
     purge = None
     try:
         assert counting.wait(10)
-        purge = run("purge", lambda: subject_face_data_purge(
-            organization_id=org_a.pk, subject_id=session.subject_id))
+        order = PurgeOrder(organization_id=org_a.pk, reason="consent_withdrawn", subject_id=session.subject_id,
+                           purposes=frozenset({"face_analysis"}), before=None)
+        purge = run("purge", lambda: _in_transaction(lambda: face_data_purge(order)))
         deadline = time.monotonic() + 10
         while _lock_waiters() == 0:  # the purge waits for the recount's lock
             assert time.monotonic() < deadline, "the purge never waited for the recount"
@@ -155,3 +157,9 @@ def test_a_withdrawal_purge_racing_a_recount_does_not_deadlock(org_a, monkeypatc
     assert isinstance(outcome["purge"], dict) and outcome["purge"]["features_purged"] == 1, outcome
     assert not FrameFeatures.objects.filter(subject_id=session.subject_id).exists()
     assert not FaceContext.objects.filter(subject_id=session.subject_id).exists()
+
+
+def _in_transaction(call):
+    """A purger runs in its part's transaction (consent.purging.purge_part_run)."""
+    with transaction.atomic():
+        return call()

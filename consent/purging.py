@@ -1,0 +1,264 @@
+"""Purges that cannot be lost.
+
+A withdrawal, an expiry, an erasure or a retention run records a PurgeRequest in its own transaction, with one
+PurgePart for each registered purger it concerns. After commit each part runs as its own Celery task (ids only):
+the purger deletes its app's rows, and its receipt (counts, never content) goes to the ledger, in one transaction
+with the part marked done. A part that fails, or whose worker is killed, stays owed: the task is redelivered
+(acks late) and beat re-dispatches owed parts, so every part is done once and has one receipt.
+
+Each app that keeps subject data registers a purger for its own tables in its AppConfig.ready(), so consent never
+imports the apps above it; a test fails when a model pointing at a subject is claimed by no purger.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.models import Organization
+from consent.ledger import ledger_append
+from consent.models import LedgerEntry, PurgePart, PurgeRequest, purposes_key
+
+logger = logging.getLogger(__name__)
+
+RUN_PART_TASK = "consent.run_purge_part"
+# An owed part whose last dispatch is older than this is sent again by beat (its message was lost, its worker
+# killed, or its purger failed).
+REDISPATCH_AFTER = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeOrder:
+    """What one purger is asked to delete: ids and a cutoff, nothing else."""
+
+    organization_id: int
+    reason: str
+    subject_id: int | None
+    purposes: frozenset[str]
+    before: datetime | None  # a retention run: what is older than this
+
+    @property
+    def erasure(self) -> bool:
+        return self.reason == PurgeRequest.Reason.SUBJECT_ERASED
+
+
+@dataclass(frozen=True)
+class Purger:
+    """An app's purge of its own tables. `purge` is idempotent (a second run finds nothing more to delete) and
+    returns counts; it runs in the transaction that marks its part done and writes its receipt.
+
+    `models` are the "app_label.Model" labels of every table it purges (the coverage test reads them). It owes
+    a part when consent to any of `purposes` ends, on every erasure, and, with `retention_due`, in a retention run
+    of an organization for which `retention_due(organization_id, before)` finds something older than `before`."""
+
+    name: str
+    models: tuple[str, ...]
+    purge: Callable[[PurgeOrder], dict[str, int]]
+    purposes: frozenset[str] = frozenset()
+    retention_due: Callable[[int, datetime], bool] | None = None
+
+
+_PURGERS: dict[str, Purger] = {}
+
+
+def purger_register(purger: Purger) -> None:
+    """Register an app's purger (from its AppConfig.ready()); registering the same name again replaces it."""
+    _PURGERS[purger.name] = purger
+
+
+def purgers() -> list[Purger]:
+    """Every registered purger, by name."""
+    return [_PURGERS[name] for name in sorted(_PURGERS)]
+
+
+def _owing(reason: str, purposes: Iterable[str]) -> list[Purger]:
+    wanted = set(purposes)
+    if reason == PurgeRequest.Reason.SUBJECT_ERASED:
+        return purgers()
+    if reason == PurgeRequest.Reason.RETENTION_PERIOD_ENDED:
+        return [p for p in purgers() if p.retention_due is not None]
+    return [p for p in purgers() if p.purposes & wanted]
+
+
+def purge_request_record(
+    *,
+    organization_id: int,
+    reason: str,
+    subject_id: int | None = None,
+    subject_ref: str = "",
+    purposes: Iterable[str] = (),
+    before: datetime | None = None,
+    only: Iterable[str] | None = None,
+) -> PurgeRequest | None:
+    """Record what is owed, inside the caller's transaction (so it commits with the withdrawal, expiry or erasure
+    that owes it), and dispatch its parts once that commits. None when no purger concerns it. `only` limits it to
+    the purgers named (a retention run asks only those that have something due)."""
+    owing = _owing(reason, purposes)
+    if only is not None:
+        owing = [p for p in owing if p.name in set(only)]
+    if not owing:
+        return None
+    request = PurgeRequest.objects.create(
+        organization_id=organization_id, reason=reason, subject_id=subject_id, subject_ref=subject_ref,
+        purposes=purposes_key(list(purposes)), before=before,
+    )
+    parts = PurgePart.objects.bulk_create(
+        [PurgePart(organization_id=organization_id, request=request, purger=p.name) for p in owing]
+    )
+    ids = [part.pk for part in parts]
+    transaction.on_commit(lambda: purge_parts_dispatch(part_ids=ids))
+    return request
+
+
+def purge_parts_dispatch(*, part_ids: list[int]) -> None:
+    """Send one task per part (ids only). In-process on the embedded default (no broker), and whenever the broker
+    refuses: the purge then happens now, in this process, as it would have in a worker. Never raises: what could
+    not be done stays owed, and beat (or the admin's "Run owed parts") sends it again."""
+    if not part_ids:
+        return
+    PurgePart.objects.filter(pk__in=part_ids, status=PurgePart.Status.OWED).update(dispatched_at=timezone.now())
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        _run_here(part_ids)
+        return
+    from celery import current_app
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    task = current_app.tasks[RUN_PART_TASK]
+    sent = 0
+    try:
+        with task.app.producer_or_acquire() as producer:
+            producer.connection.ensure_connection(max_retries=0, timeout=settings.VISAGE_BROKER_PUBLISH_TIMEOUT_SECONDS)
+            for part_id in part_ids:
+                task.apply_async(kwargs={"part_id": part_id}, producer=producer, retry=False)
+                sent += 1
+    except (OperationalError, RedisConnectionError, RedisTimeoutError, OSError):
+        logger.warning("broker unavailable; %d purge parts run in this process", len(part_ids) - sent)
+        _run_here(part_ids[sent:])
+
+
+def _run_here(part_ids: list[int]) -> None:
+    for part_id in part_ids:
+        try:
+            purge_part_run(part_id=part_id)
+        except Exception as error:  # recorded on the part, which stays owed; the caller's answer stands
+            logger.warning("purge part %s failed (%s); it stays owed", part_id, type(error).__name__)
+
+
+def purge_part_run(*, part_id: int) -> str:
+    """Do one part: lock it, run its purger, write its receipt and mark it done, all in one transaction, so a
+    run killed halfway leaves it owed with nothing half-done, and a second run of a done part does nothing.
+    Returns "done", "already_done", "busy" (another run holds it) or "gone". A purger that raises leaves the
+    part owed with the error's type recorded, and the error propagates (the task is retried)."""
+    try:
+        with transaction.atomic():
+            parts = PurgePart.objects.select_related("request", "organization").filter(pk=part_id)
+            skip = connection.features.has_select_for_update_skip_locked
+            part = parts.select_for_update(skip_locked=skip, of=("self",)).first()
+            if part is None:
+                return "busy" if PurgePart.objects.filter(pk=part_id).exists() else "gone"
+            if part.status == PurgePart.Status.DONE:
+                return "already_done"
+            _do(part)
+            return "done"
+    except Exception as error:
+        PurgePart.objects.filter(pk=part_id, status=PurgePart.Status.OWED).update(
+            attempts=F("attempts") + 1, last_error=type(error).__name__[:200], dispatched_at=timezone.now()
+        )
+        raise
+
+
+def _do(part: PurgePart) -> None:
+    request = part.request
+    purger = _PURGERS.get(part.purger)
+    if purger is None:
+        raise LookupError(f"no purger named {part.purger!r} is registered")
+    order = PurgeOrder(
+        organization_id=request.organization_id, reason=request.reason, subject_id=request.subject_id,
+        purposes=frozenset(request.purpose_list), before=request.before,
+    )
+    counts = {name: int(count) for name, count in purger.purge(order).items()}
+    receipt = purge_receipt_record(
+        organization=part.organization, reason=request.reason, counts=counts, subject_ref=request.subject_ref,
+        purposes=request.purpose_list, request=request, purger=purger.name,
+    )
+    now = timezone.now()
+    PurgePart.objects.filter(pk=part.pk).update(
+        status=PurgePart.Status.DONE, done_at=now, counts=counts, receipt_sequence=receipt.sequence,
+        attempts=F("attempts") + 1,
+    )
+    if not request.parts.filter(status=PurgePart.Status.OWED).exists():
+        PurgeRequest.objects.filter(pk=request.pk).update(completed_at=now)
+
+
+def purge_receipt_record(
+    *,
+    organization: Organization,
+    reason: str,
+    counts: dict[str, int],
+    subject_ref: str = "",
+    purposes: Iterable[str] = (),
+    request: PurgeRequest | None = None,
+    purger: str = "",
+) -> LedgerEntry:
+    """A deletion receipt in the ledger: why and how much was purged, by which purger for which request, never
+    what. Written in the transaction that deletes, so the receipt and the deletion commit together."""
+    payload: dict[str, object] = {"reason": reason, **{name: int(count) for name, count in counts.items()}}
+    if request is not None:
+        payload["request"] = str(request.public_id)
+    if purger:
+        payload["purger"] = purger
+    return ledger_append(
+        organization=organization,
+        event=LedgerEntry.Event.PURGED,
+        subject_ref=subject_ref,
+        purposes=purposes_key(list(purposes)),
+        payload=payload,
+    )
+
+
+def purge_parts_owed(*, now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Owed parts not dispatched within REDISPATCH_AFTER: their message was lost, their worker killed, or their
+    purger failed. Oldest first."""
+    stale = (now or timezone.now()) - REDISPATCH_AFTER
+    owed = PurgePart.objects.filter(status=PurgePart.Status.OWED)
+    return list(
+        owed.filter(dispatched_at__isnull=True).values_list("pk", flat=True)[:limit]
+    ) + list(owed.filter(dispatched_at__lt=stale).order_by("dispatched_at").values_list("pk", flat=True)[:limit])
+
+
+def purge_parts_redispatch(*, now: datetime | None = None) -> int:
+    """Beat: send every stale owed part again. Returns how many were sent."""
+    ids = purge_parts_owed(now=now)
+    purge_parts_dispatch(part_ids=ids)
+    return len(ids)
+
+
+def retention_run(*, now: datetime | None = None) -> list[PurgeRequest]:
+    """A retention run: for each organization, one purge request (retention_period_ended, before its cutoff) for
+    the purgers that have something older than the organization's retention period. Nothing due, no request."""
+    from consent.selectors import feature_retention_days
+
+    now = now or timezone.now()
+    recorded = []
+    for organization in Organization.objects.all().iterator():
+        before = now - timedelta(days=feature_retention_days(organization=organization))
+        due = [p.name for p in purgers() if p.retention_due is not None and p.retention_due(organization.pk, before)]
+        if not due:
+            continue
+        with transaction.atomic():
+            request = purge_request_record(
+                organization_id=organization.pk, reason=PurgeRequest.Reason.RETENTION_PERIOD_ENDED, before=before,
+                only=due,
+            )
+        if request is not None:
+            recorded.append(request)
+    return recorded

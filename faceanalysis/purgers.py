@@ -1,0 +1,112 @@
+"""Face analysis's purger (consent.purging): what a withdrawal, an expiry, an erasure or a retention run owes
+of this app's tables. Idempotent: a second run finds nothing more to do. The receipt is the runner's."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from consent.models import Purpose
+from consent.purging import PurgeOrder, Purger
+from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
+from faceanalysis.store import FrameStoreUnavailable, frame_store
+
+logger = logging.getLogger(__name__)
+
+BATCH = 1000
+
+
+def _discard_after_commit(frame_ids: list[int]) -> None:
+    """Pending frames' bytes go once their drop has committed (a rolled-back purge leaves them analysable by
+    nobody, as the guard refuses them, and the TTL removes them)."""
+
+    def discard() -> None:
+        try:
+            frame_store().discard(frame_ids)
+        except FrameStoreUnavailable:
+            logger.warning("frame store unavailable; %d dropped frames are left to expire", len(frame_ids))
+
+    if frame_ids:
+        transaction.on_commit(discard)
+
+
+def _subject_purge(order: PurgeOrder) -> dict[str, int]:
+    """Consent to face analysis ended, or the subject was erased: pending frames dropped (their bytes deleted),
+    derived features and face contexts deleted, open sessions ended. An erasure deletes the sessions and frames
+    too (their metadata is the subject's as well)."""
+    organization_id, subject_id = order.organization_id, order.subject_id
+    now = timezone.now()
+    sessions = CaptureSession.objects.filter(organization_id=organization_id, subject_id=subject_id)
+    # The subject's sessions first, in id order, as a recount takes its session before the face context: deleting
+    # the contexts first and then waiting for a session a recount holds would deadlock with it.
+    list(sessions.select_for_update(no_key=True).order_by("pk").values_list("pk", flat=True))
+    pending = list(
+        Frame.objects.filter(organization_id=organization_id, subject_id=subject_id, status=Frame.Status.QUEUED)
+        .values_list("pk", flat=True)
+    )
+    dropped = 0
+    for start in range(0, len(pending), BATCH):
+        dropped += Frame.objects.filter(pk__in=pending[start : start + BATCH], status=Frame.Status.QUEUED).update(
+            status=Frame.Status.DROPPED, reason=order.reason, finished_at=now
+        )
+    features, _ = FrameFeatures.objects.filter(organization_id=organization_id, subject_id=subject_id).delete()
+    contexts, _ = FaceContext.objects.filter(organization_id=organization_id, subject_id=subject_id).delete()
+    ended = sessions.filter(ended_at__isnull=True).update(
+        ended_at=now, end_reason=CaptureSession.EndReason.CONSENT_WITHDRAWN
+    )
+    sessions.update(aggregates={}, aggregates_updated_at=now)
+    counts = {"frames_dropped": dropped, "features_purged": features, "contexts_purged": contexts,
+              "sessions_ended": ended}
+    if order.erasure:
+        frames, _ = Frame.objects.filter(organization_id=organization_id, subject_id=subject_id).delete()
+        counts["frames_deleted"] = frames
+        counts["sessions_deleted"], _ = sessions.delete()
+    _discard_after_commit(pending)
+    return counts
+
+
+def _retention_purge(order: PurgeOrder) -> dict[str, int]:
+    """What was derived from faces before the organization's retention cutoff (BIPA: the public schedule)."""
+    organization_id, before = order.organization_id, order.before
+    features, _ = FrameFeatures.objects.filter(organization_id=organization_id, analyzed_at__lt=before).delete()
+    contexts, _ = FaceContext.objects.filter(organization_id=organization_id, updated_at__lt=before).delete()
+    # A purged session keeps aggregates_updated_at NULL, so the next run does not count it again.
+    sessions = _stale_aggregates(organization_id, before).update(aggregates={}, aggregates_updated_at=None)
+    return {"features_purged": features, "contexts_purged": contexts, "session_aggregates_purged": sessions}
+
+
+def _stale_aggregates(organization_id: int, before: datetime):
+    return CaptureSession.objects.filter(
+        organization_id=organization_id, started_at__lt=before, aggregates_updated_at__isnull=False
+    )
+
+
+def face_data_purge(order: PurgeOrder) -> dict[str, int]:
+    """The purger's entry: a subject's face data, or an organization's past its retention cutoff."""
+    if order.subject_id is not None:
+        return _subject_purge(order)
+    if order.before is not None:
+        return _retention_purge(order)
+    return {}
+
+
+def face_data_retention_due(organization_id: int, before: datetime) -> bool:
+    """Whether a retention run of the organization has anything of this app to delete."""
+    return (
+        FrameFeatures.objects.filter(organization_id=organization_id, analyzed_at__lt=before).exists()
+        or FaceContext.objects.filter(organization_id=organization_id, updated_at__lt=before).exists()
+        or _stale_aggregates(organization_id, before).exists()
+    )
+
+
+FACE_DATA_PURGER = Purger(
+    name="faceanalysis.face_data",
+    models=("faceanalysis.CaptureSession", "faceanalysis.Frame", "faceanalysis.FrameFeatures",
+            "faceanalysis.FaceContext"),
+    purge=face_data_purge,
+    purposes=frozenset({Purpose.FACE_ANALYSIS.value}),
+    retention_due=face_data_retention_due,
+)
