@@ -23,12 +23,12 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Organization
+from consent.dispatch import send_purge_parts
 from consent.ledger import ledger_append
 from consent.models import LedgerEntry, PurgePart, PurgeRequest, purposes_key
 
 logger = logging.getLogger(__name__)
 
-RUN_PART_TASK = "consent.run_purge_part"
 # An owed part whose last dispatch is older than this is sent again by beat (its message was lost, its worker
 # killed, or its purger failed).
 REDISPATCH_AFTER = timedelta(seconds=60)
@@ -127,22 +127,10 @@ def purge_parts_dispatch(*, part_ids: list[int]) -> None:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         _run_here(part_ids)
         return
-    from celery import current_app
-    from kombu.exceptions import OperationalError
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
-    task = current_app.tasks[RUN_PART_TASK]
-    sent = 0
-    try:
-        with task.app.producer_or_acquire() as producer:
-            producer.connection.ensure_connection(max_retries=0, timeout=settings.VISAGE_BROKER_PUBLISH_TIMEOUT_SECONDS)
-            for part_id in part_ids:
-                task.apply_async(kwargs={"part_id": part_id}, producer=producer, retry=False)
-                sent += 1
-    except (OperationalError, RedisConnectionError, RedisTimeoutError, OSError):
-        logger.warning("broker unavailable; %d purge parts run in this process", len(part_ids) - sent)
-        _run_here(part_ids[sent:])
+    unsent = send_purge_parts(part_ids)
+    if unsent:
+        logger.warning("%d purge parts run in this process", len(unsent))
+        _run_here(unsent)
 
 
 def _run_here(part_ids: list[int]) -> None:

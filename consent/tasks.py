@@ -3,13 +3,13 @@
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from consent import purging
+from consent import dispatch, purging
 from consent.services import grants_expire
 
 EXPIRE_BATCH = 1000
 
 
-@shared_task(name="consent.expire_grants", acks_late=True, time_limit=300, soft_time_limit=240, ignore_result=True)
+@shared_task(name=dispatch.EXPIRE_GRANTS, acks_late=True, time_limit=300, soft_time_limit=240, ignore_result=True)
 def expire_grants() -> int:
     """End grants whose time ran out and record `expired` in the ledger (the guard refuses them already)."""
     total = 0
@@ -21,7 +21,7 @@ def expire_grants() -> int:
 
 
 # A killed worker's message comes back (acks late); a failing purger leaves its part owed, and beat sends it again.
-@shared_task(name=purging.RUN_PART_TASK, acks_late=True, reject_on_worker_lost=True, time_limit=600,
+@shared_task(name=dispatch.RUN_PURGE_PART, acks_late=True, reject_on_worker_lost=True, time_limit=600,
              soft_time_limit=540, ignore_result=True, autoretry_for=(OperationalError, InterfaceError),
              retry_backoff=1, max_retries=3)
 def run_purge_part(*, part_id: int) -> str:
@@ -29,13 +29,13 @@ def run_purge_part(*, part_id: int) -> str:
     return purging.purge_part_run(part_id=part_id)
 
 
-@shared_task(name="consent.redispatch_owed_purges", acks_late=True, time_limit=120, ignore_result=True)
+@shared_task(name=dispatch.REDISPATCH_OWED_PURGES, acks_late=True, time_limit=120, ignore_result=True)
 def redispatch_owed_purges() -> int:
     """Periodic: send the owed purge parts again whose message was lost, whose worker died or whose purger failed."""
     return purging.purge_parts_redispatch()
 
 
-@shared_task(name="retention.run", acks_late=True, time_limit=600, ignore_result=True)
+@shared_task(name=dispatch.RETENTION_RUN, acks_late=True, time_limit=600, ignore_result=True)
 def retention_run() -> int:
     """Periodic: a purge request per organization with data past its retention period, with receipts per part."""
     return len(purging.retention_run())

@@ -17,8 +17,8 @@ from celery.exceptions import Retry
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
+from config.broker import BROKER_ERRORS, REDIS_ERRORS
 from faceanalysis.errors import ServiceUnavailable
 from faceanalysis.models import Frame
 from faceanalysis.store import FrameStoreUnavailable, frame_store
@@ -36,9 +36,6 @@ ANALYZE_FRAME_GPU = "faceanalysis.analyze_frame_gpu"
 REFRESH_SESSION_AGGREGATES = "faceanalysis.refresh_session_aggregates"
 EXPIRE_FRAMES = "pipeline.expire_frames"
 
-# A Redis broker or cache that is away or too slow; kombu's own name for a broker it cannot reach.
-REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-BROKER_ERRORS: tuple[type[BaseException], ...] = (OperationalError, *REDIS_ERRORS)
 
 
 def send_analysis(frame_ids: list[int], *, organization_id: int, subject_id: int, queue: str) -> None:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from consent.purging import RUN_PART_TASK
+from consent.dispatch import RUN_PURGE_PART
 from faceanalysis import dispatch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,5 +58,5 @@ def test_every_task_dispatch_names_is_registered_once_django_is_set_up() -> None
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     names = {dispatch.ANALYZE_FRAME, dispatch.ANALYZE_FRAME_GPU, dispatch.REFRESH_SESSION_AGGREGATES,
-             dispatch.EXPIRE_FRAMES, RUN_PART_TASK}
+             dispatch.EXPIRE_FRAMES, RUN_PURGE_PART}
     assert names <= set(result.stdout.split())
