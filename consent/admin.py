@@ -9,7 +9,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.admin_base import TenantAdmin, TenantModelForm
@@ -17,6 +16,7 @@ from accounts.models import Organization
 from accounts.selectors import organization_for_user
 from consent import derived
 from consent.forms import attribute_choices_initial, derived_attribute_field, derived_attributes_label
+from consent.guards import GrantState, grant_state, grant_state_expression
 from consent.ledger import ledger_verify
 from consent.models import (
     Grant,
@@ -244,18 +244,15 @@ class GrantStateFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return [("active", "Active"), ("withdrawn", "Withdrawn"), ("expired", "Expired"), ("replaced", "Replaced")]
+        shown = [s for s in GrantState if s not in (GrantState.NONE, GrantState.UNKNOWN_SUBJECT)]
+        return [(s.value, s.value.replace("_", " ").capitalize()) for s in shown]
 
     def queryset(self, request, queryset):
-        now = timezone.now()
+        """The grants that show this state in the column (consent.guards.grant_state_expression)."""
         value = self.value()
-        if value == "active":
-            return queryset.filter(ended_at__isnull=True, expires_at__gt=now)
-        if value == "expired":
-            return queryset.filter(end_reason="expired") | queryset.filter(ended_at__isnull=True, expires_at__lte=now)
-        if value in ("withdrawn", "replaced"):
-            return queryset.filter(end_reason=value)
-        return queryset
+        if value not in {s.value for s in GrantState}:
+            return queryset
+        return queryset.alias(_state=grant_state_expression()).filter(_state=value)
 
 
 class PaperConsentForm(forms.Form):
@@ -282,11 +279,11 @@ class GrantAdmin(ReadOnlyEvidenceAdmin):
     list_filter = ["purpose", GrantStateFilter, "channel", "language"]
     search_fields = ["subject__public_id", "notice_hash", "context_ref"]
     change_list_template = "consent/admin/grant_change_list.html"
-    list_select_related = ["subject", "organization"]
+    list_select_related = ["subject", "organization", "notice"]
 
     @admin.display(description="State")
     def state_display(self, obj: Grant) -> str:
-        return obj.state
+        return grant_state(obj)
 
     def get_urls(self):
         return [

@@ -3,6 +3,20 @@
 Everything that touches biometric data calls `require_consent` (where work is accepted, and again in the
 worker right before inference) and keeps the returned Grant's id on every row it derives.
 It reads the database every time and fails closed.
+
+This module holds the only definitions of "is this consent live"; nothing else in the project decides it:
+
+- `require_consent` / `require_consents` (and `has_consent` / `has_consents`): one subject, with the reason.
+- `live_grants` / `live_consent_subjects`: the same answer for every subject of an organization at once, as
+  querysets that other queries join (`Exists`, `pk__in`), for segments, reports and decisions.
+- `grant_state` / `grant_state_expression`: what one grant shows (admin, API, "my data" page), checked in the
+  guard's order, so that "active" is shown exactly where the guard says yes.
+
+A grant is live when its subject belongs to the organization and is not erased, it is open (not withdrawn,
+replaced or expired by the bookkeeping), its time has not run out, and its notice is published or superseded
+(not retired); with derived attributes, its notice must name each of them as well. `at` moves the clock, not
+the rows: every form reads today's grants as if it were `at`. tests/consent/test_live_consent_agreement.py
+holds the forms to one answer over random histories.
 """
 
 import functools
@@ -11,6 +25,8 @@ from datetime import datetime
 from enum import StrEnum
 
 from django.db import connection
+from django.db.models import Case, CharField, Exists, F, OuterRef, Q, QuerySet, Value, When
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from config.rawsql import fetch_one, select_columns
@@ -29,6 +45,10 @@ class DenialReason(StrEnum):
     EXPIRED = "expired"
     NOTICE_RETIRED = "notice_retired"
     NOTICE_DOES_NOT_COVER = "notice_does_not_cover"  # the grant's notice does not name what would be derived
+
+
+# Notices whose grants cover processing: a superseded text stays valid for the grants given under it.
+LIVE_NOTICE_STATUSES = (NoticeVersion.Status.PUBLISHED, NoticeVersion.Status.SUPERSEDED)
 
 
 class ConsentDenied(Exception):
@@ -102,7 +122,7 @@ def require_consent(
         raise ConsentDenied(reason, purpose=purpose, subject_id=subject_id)
     if grant.expires_at <= now:
         raise ConsentDenied(DenialReason.EXPIRED, purpose=purpose, subject_id=subject_id)
-    if grant.notice.status not in (NoticeVersion.Status.PUBLISHED, NoticeVersion.Status.SUPERSEDED):
+    if grant.notice.status not in LIVE_NOTICE_STATUSES:
         raise ConsentDenied(DenialReason.NOTICE_RETIRED, purpose=purpose, subject_id=subject_id)
     grant.notice_derived_attributes = grant.notice.derived_attributes
     return _covering(grant, derived_attributes)
@@ -174,7 +194,7 @@ def _live_grant(
 def require_consents(
     *, organization_id: int | None, subject_id: int | None, purposes: Iterable[str],
     derived_attributes: Iterable[str] | None = None, share_lock: bool = False,
-    checked: Mapping[str, Grant] | None = None,
+    checked: Mapping[str, Grant] | None = None, at: datetime | None = None,
 ) -> dict[str, Grant]:
     """The live Grant of every purpose in `purposes`, all of them together, through `require_consent` (the first
     missing one, in sorted order, raises ConsentDenied naming it). With `derived_attributes`, the face-analysis
@@ -192,30 +212,142 @@ def require_consents(
             continue
         grants[purpose] = require_consent(
             organization_id=organization_id, subject_id=subject_id, purpose=purpose, share_lock=share_lock,
-            derived_attributes=attributes,
+            derived_attributes=attributes, at=at,
         )
     return grants
 
 
 def has_consents(
     *, organization_id: int | None, subject_id: int | None, purposes: Iterable[str],
-    derived_attributes: Iterable[str] | None = None,
+    derived_attributes: Iterable[str] | None = None, at: datetime | None = None,
 ) -> bool:
-    """True when `require_consents` would return grants now."""
+    """True when `require_consents` would return grants (now, or at `at`)."""
     try:
         require_consents(
             organization_id=organization_id, subject_id=subject_id, purposes=purposes,
-            derived_attributes=derived_attributes,
+            derived_attributes=derived_attributes, at=at,
         )
     except ConsentDenied:
         return False
     return True
 
 
-def has_consent(*, organization_id: int | None, subject_id: int | None, purpose: str) -> bool:
-    """True when `require_consent` would return a grant now."""
+def has_consent(
+    *, organization_id: int | None, subject_id: int | None, purpose: str, at: datetime | None = None
+) -> bool:
+    """True when `require_consent` would return a grant (now, or at `at`)."""
     try:
-        require_consent(organization_id=organization_id, subject_id=subject_id, purpose=purpose)
+        require_consent(organization_id=organization_id, subject_id=subject_id, purpose=purpose, at=at)
     except ConsentDenied:
         return False
     return True
+
+
+# --- The bulk form: the same conditions, for every subject of an organization at once -----------------------------
+
+
+def live_grants(
+    *, organization_id: int | None, purpose: str, at: datetime | None = None,
+    derived_attributes: Iterable[str] | None = None,
+) -> QuerySet[Grant]:
+    """The grants `require_consent` would return at `at` for `purpose`, of every subject of the organization:
+    subject of the organization and not erased, grant open, not run out, notice published or superseded, and
+    with `derived_attributes`, a notice that names each of them. Fails closed: no organization, no rows."""
+    if not organization_id or purpose not in Purpose.values:
+        return Grant.objects.none()
+    grants = Grant.objects.filter(
+        _live_q(at or timezone.now()), organization_id=organization_id, purpose=purpose,
+        subject__organization_id=organization_id,
+    )
+    if derived_attributes is None:
+        return grants
+    wanted = set(derived_attributes)
+    if wanted - derived.ALL_KEYS:
+        return Grant.objects.none()  # `derived.parse` drops what the catalogue does not know: nothing names it
+    # The stored choice is comma-joined (consent.derived.canonical); a key is named when ",key," is in ",stored,".
+    # The core attributes are named by every notice (`derived.parse` adds them).
+    named = Concat(Value(","), F("notice__derived_attributes"), Value(","), output_field=CharField())
+    grants = grants.alias(_named_attributes=named)
+    for key in sorted(wanted - derived.CORE_KEYS):
+        grants = grants.filter(_named_attributes__contains=f",{key},")
+    return grants
+
+
+def live_consent_subjects(
+    *, organization_id: int | None, purposes: Iterable[str], at: datetime | None = None,
+    derived_attributes: Iterable[str] | None = None,
+) -> QuerySet[Subject]:
+    """The subjects of the organization for whom `has_consents` is true at `at`: a live grant for every purpose in
+    `purposes` (and, with `derived_attributes`, for face analysis under a notice naming each of them). A queryset
+    to join (`Exists(... .filter(pk=OuterRef("subject_id")))`, `subject__in=`), never a list."""
+    wanted = sorted({*purposes, *([Purpose.FACE_ANALYSIS] if derived_attributes is not None else [])})
+    if not wanted:
+        raise ValueError("Name at least one purpose: consent to nothing says nothing about a subject.")
+    if not organization_id or set(wanted) - set(Purpose.values):
+        return Subject.objects.none()
+    attributes = None if derived_attributes is None else tuple(derived_attributes)
+    subjects = Subject.objects.filter(organization_id=organization_id, erased_at__isnull=True)
+    for purpose in wanted:
+        grants = live_grants(
+            organization_id=organization_id, purpose=purpose, at=at,
+            derived_attributes=attributes if purpose == Purpose.FACE_ANALYSIS else None,
+        )
+        subjects = subjects.filter(Exists(grants.filter(subject_id=OuterRef("pk"))))
+    return subjects
+
+
+def _live_q(now: datetime) -> Q:
+    """The conditions of `_live_grant_sql` on one grant row, for the ORM (the organization is the caller's)."""
+    return Q(
+        subject__erased_at__isnull=True, ended_at__isnull=True, expires_at__gt=now,
+        notice__status__in=LIVE_NOTICE_STATUSES,
+    )
+
+
+# --- What one grant shows ---------------------------------------------------------------------------------------
+
+
+class GrantState(StrEnum):
+    """Where one grant stands, as the admin, the API and the "my data" page show it. Only ACTIVE is a grant the
+    guard would return; the others follow the guard's order of checks."""
+
+    ACTIVE = "active"
+    WITHDRAWN = "withdrawn"
+    REPLACED = "replaced"
+    EXPIRED = "expired"
+    NOTICE_RETIRED = "notice_retired"
+    SUBJECT_ERASED = "subject_erased"
+    UNKNOWN_SUBJECT = "unknown_subject"  # the subject is of another organization than the grant: never live
+    NONE = "none"  # no grant at all (per purpose, in consent.selectors.consent_state)
+
+
+def grant_state(grant: Grant, *, at: datetime | None = None) -> GrantState:
+    """What `grant` shows at `at` (now by default), checked in `require_consent`'s order: the subject, then the
+    grant's end, its time, its notice. Reads `grant.subject` and `grant.notice` (select them with the grant)."""
+    now = at or timezone.now()
+    subject = grant.subject
+    if subject.organization_id != grant.organization_id:
+        return GrantState.UNKNOWN_SUBJECT
+    if subject.erased_at is not None:
+        return GrantState.SUBJECT_ERASED
+    if grant.ended_at is not None:
+        return GrantState(grant.end_reason)
+    if grant.expires_at <= now:
+        return GrantState.EXPIRED
+    if grant.notice.status not in LIVE_NOTICE_STATUSES:
+        return GrantState.NOTICE_RETIRED
+    return GrantState.ACTIVE
+
+
+def grant_state_expression(*, at: datetime | None = None) -> Case:
+    """`grant_state` as an expression over Grant rows, to filter or annotate a queryset of grants with."""
+    now = at or timezone.now()
+    return Case(
+        When(~Q(subject__organization_id=F("organization_id")), then=Value(GrantState.UNKNOWN_SUBJECT.value)),
+        When(subject__erased_at__isnull=False, then=Value(GrantState.SUBJECT_ERASED.value)),
+        When(ended_at__isnull=False, then=F("end_reason")),
+        When(expires_at__lte=now, then=Value(GrantState.EXPIRED.value)),
+        When(~Q(notice__status__in=LIVE_NOTICE_STATUSES), then=Value(GrantState.NOTICE_RETIRED.value)),
+        default=Value(GrantState.ACTIVE.value),
+        output_field=CharField(),
+    )

@@ -1,7 +1,7 @@
 """Consent: purposes, notices, pseudonymous subjects, grants and the append-only, hash-chained ledger."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -241,13 +241,11 @@ class ReplacedAccessToken(TenantModel):
 
 
 class GrantQuerySet(TenantQuerySet):
-    """Grants; `open()` are those not ended by withdrawal, replacement or expiry bookkeeping."""
+    """Grants; `open()` are those not ended by withdrawal, replacement or expiry bookkeeping. Open is not live:
+    whether a grant covers processing is `consent.guards`' to say (`live_grants`, `grant_state`)."""
 
     def open(self) -> "GrantQuerySet":
         return self.filter(ended_at__isnull=True)
-
-    def active(self, at: datetime | None = None) -> "GrantQuerySet":
-        return self.open().filter(expires_at__gt=at or timezone.now())
 
 
 class Grant(TenantModel):
@@ -286,14 +284,8 @@ class Grant(TenantModel):
         indexes = [models.Index(fields=["organization", "purpose", "ended_at"], name="consent_grant_state_idx")]
 
     def __str__(self) -> str:
-        return f"{self.get_purpose_display()} by {self.subject_id} ({self.state})"
-
-    @property
-    def state(self) -> str:
-        """active, withdrawn, replaced or expired."""
-        if self.ended_at is not None:
-            return self.end_reason
-        return "active" if self.expires_at > timezone.now() else "expired"
+        # Open or how it ended, never "active": liveness is the guard's (consent.guards.grant_state).
+        return f"{self.get_purpose_display()} by {self.subject_id} ({self.end_reason or 'open'})"
 
 
 class LedgerAppendOnlyError(Exception):

@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from accounts.tokens import token_hash
 from consent import derived
+from consent.guards import GrantState, grant_state
 from consent.models import (
     ACCESS_TOKEN_MAX_LENGTH,
     Grant,
@@ -123,33 +124,27 @@ class PurposeState:
     """Where one purpose stands for one subject."""
 
     purpose: str
-    state: str  # active, withdrawn, expired, replaced, or none
+    state: GrantState  # the grant's `grant_state`, or NONE without any grant
     grant: Grant | None
 
 
 def consent_state(
     *, organization: Organization | None, subject: Subject, at: datetime | None = None
 ) -> list[PurposeState]:
-    """Per purpose: the open grant, else the most recent ended one, else none."""
+    """Per purpose: the open grant, else the most recent ended one, else none, in the state `grant_state` gives
+    it (active exactly where the consent guard says yes)."""
     now = at or timezone.now()
     by_purpose: dict[str, Grant] = {}
-    for grant in grant_list(organization=organization, subject=subject).order_by("granted_at", "pk"):
+    grants = grant_list(organization=organization, subject=subject).select_related("subject")
+    for grant in grants.order_by("granted_at", "pk"):
         current = by_purpose.get(grant.purpose)
         if current is None or current.ended_at is not None or grant.ended_at is None:
             by_purpose[grant.purpose] = grant
     states = []
     for purpose in Purpose.values:
         grant = by_purpose.get(purpose)
-        if grant is None:
-            states.append(PurposeState(purpose, "none", None))
-        elif grant.ended_at is not None:
-            states.append(PurposeState(purpose, grant.end_reason, grant))
-        elif grant.expires_at <= now:
-            states.append(PurposeState(purpose, "expired", grant))
-        elif grant.notice.status == NoticeVersion.Status.RETIRED:
-            states.append(PurposeState(purpose, "notice_retired", grant))
-        else:
-            states.append(PurposeState(purpose, "active", grant))
+        state = GrantState.NONE if grant is None else grant_state(grant, at=now)
+        states.append(PurposeState(purpose, state, grant))
     return states
 
 

@@ -7,6 +7,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from consent.evidence import request_evidence
+from consent.guards import GrantState
 from consent.models import Channel, Purpose
 from consent.pages import SITE_LANGUAGES, access_cookies_follow_rotation, page_language, private_page
 from consent.selectors import (
@@ -71,7 +72,7 @@ def my_data(request: HttpRequest, token: str) -> HttpResponse:
         "language": language,
         "languages": SITE_LANGUAGES,
         "states": [s for s in states if s.grant is not None],
-        "active": [s for s in states if s.state == "active"],
+        "active": [s for s in states if s.state == GrantState.ACTIVE],
         "history": ledger_list(organization=subject.organization, subject=subject).exclude(event="shown"),
         "welcome": request.GET.get("welcome") == "1",
         "done": request.GET.get("done", ""),

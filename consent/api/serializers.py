@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from config.api.fields import StrictCharField
 from consent import derived
+from consent.guards import GrantState, grant_state
 from consent.models import Grant, LedgerEntry, NoticeVersion, Purpose, Subject
 
 
@@ -40,11 +41,20 @@ class SubjectSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class GrantStateField(serializers.ChoiceField):
+    """A grant's state as consent.guards.grant_state reads it: `active` exactly where the consent guard says yes."""
+
+    def __init__(self, **kwargs) -> None:
+        states = [s.value for s in GrantState if s != GrantState.NONE]
+        super().__init__(choices=states, source="*", read_only=True, **kwargs)
+
+    def to_representation(self, grant: Grant) -> str:
+        return grant_state(grant).value
+
+
 class GrantSerializer(serializers.ModelSerializer):
     purpose = PurposeField(read_only=True)
-    state = serializers.ChoiceField(
-        choices=["active", *Grant.EndReason.values], read_only=True, help_text="Only `active` allows processing."
-    )
+    state = GrantStateField(help_text="Only `active` allows processing.")
     end_reason = serializers.ChoiceField(
         choices=Grant.EndReason.choices, allow_blank=True, read_only=True,
         help_text="Why the grant ended; empty while it is open.",
@@ -71,8 +81,7 @@ class GrantSerializer(serializers.ModelSerializer):
 class PurposeStateSerializer(serializers.Serializer):
     purpose = PurposeField()
     state = serializers.ChoiceField(
-        choices=["active", "withdrawn", "expired", "replaced", "notice_retired", "none"],
-        help_text="Only `active` allows processing.",
+        choices=[s.value for s in GrantState], help_text="Only `active` allows processing; `none`: never granted."
     )
     grant = GrantSerializer(allow_null=True)
 

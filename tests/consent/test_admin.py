@@ -3,9 +3,10 @@ the chain verified and the funnel counted."""
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
-from consent.models import Grant, LedgerEntry, NoticeVersion
-from consent.services import consent_give_on_page, consent_refuse, consent_shown, consent_withdraw
+from consent.models import Grant, LedgerEntry, NoticeVersion, Subject
+from consent.services import consent_give_on_page, consent_refuse, consent_shown, consent_withdraw, notice_retire
 from tests.factories import make_campaign, make_grant, make_member, make_notice, make_retention_policy, make_subject
 
 pytestmark = pytest.mark.django_db
@@ -196,3 +197,29 @@ def test_a_draft_without_a_purpose_is_a_form_error_not_a_crash(org_a) -> None:
     assert response.status_code == 200
     assert "purpose_choices" in response.context["adminform"].form.errors
     assert not NoticeVersion.objects.exists()
+
+
+def test_grant_column_and_filter_say_active_only_where_the_guard_does(org_a) -> None:
+    retired_notice = make_notice(org_a, purposes=("face_analysis", "personalization"))
+    under_retired, erased, live = (make_subject(org_a) for _ in range(3))
+    make_grant(under_retired, retired_notice)
+    notice_retire(notice=retired_notice)
+    notice = make_notice(org_a, purposes=("face_analysis", "personalization"))
+    make_grant(erased, notice)
+    Subject.objects.filter(pk=erased.pk).update(erased_at=timezone.now())
+    make_grant(live, notice, purposes=("face_analysis",))
+    client = _client(make_member(org_a, role="owner"))
+
+    def listed(query: str = "") -> dict[tuple[int, str], str]:
+        changelist = client.get(f"/admin/consent/grant/{query}").context["cl"]
+        return {(g.subject_id, g.purpose): changelist.model_admin.state_display(g) for g in changelist.queryset}
+
+    assert listed() == {
+        (under_retired.pk, "face_analysis"): "notice_retired", (under_retired.pk, "personalization"): "notice_retired",
+        (erased.pk, "face_analysis"): "subject_erased", (erased.pk, "personalization"): "subject_erased",
+        (live.pk, "face_analysis"): "active",
+    }
+    assert listed("?state=active") == {(live.pk, "face_analysis"): "active"}
+    assert set(listed("?state=notice_retired")) == {(under_retired.pk, "face_analysis"),
+                                                    (under_retired.pk, "personalization")}
+    assert set(listed("?state=subject_erased")) == {(erased.pk, "face_analysis"), (erased.pk, "personalization")}

@@ -5,6 +5,7 @@ import hashlib
 import hmac
 
 import pytest
+from django.utils import timezone
 
 from consent.guards import has_consent
 from consent.models import Grant, LedgerEntry, Subject
@@ -64,6 +65,16 @@ def test_grant_under_the_published_notice_is_recorded_and_the_guard_allows(clien
     state = client_a.get(f"{BASE}/subjects/{subject['id']}/").json()
     assert {s["purpose"]: s["state"] for s in state["consent"]}["face_analysis"] == "active"
 
+
+
+def test_state_of_an_erased_subject_is_not_active_though_its_grant_is_open(client_a, org_a) -> None:
+    subject = _subject(client_a)
+    assert _grant(client_a, subject["id"], make_notice(org_a)).status_code == 201
+    Subject.objects.update(erased_at=timezone.now())
+    state = client_a.get(f"{BASE}/subjects/{subject['id']}/").json()
+    face = {s["purpose"]: s for s in state["consent"]}["face_analysis"]
+    assert face["state"] == face["grant"]["state"] == "subject_erased"
+    assert Grant.objects.get().ended_at is None
 
 @pytest.mark.parametrize(
     ("case", "code"),
