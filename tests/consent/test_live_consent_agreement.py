@@ -40,6 +40,7 @@ from consent.services import (
     grants_expire,
     notice_retire,
     retention_policy_set,
+    subject_erase,
 )
 from tests.factories import make_member, make_notice, make_organization, make_subject
 
@@ -77,7 +78,7 @@ steps = st.one_of(
     st.tuples(st.just("publish"), kind_index, st.sampled_from(VALIDITY_DAYS)),
     st.tuples(st.just("retire"), kind_index, st.booleans()),
     st.tuples(st.just("expire"), st.integers(min_value=0, max_value=4)),
-    st.tuples(st.just("erase"), subject_index),
+    st.tuples(st.just("erase"), subject_index, st.booleans()),
 )
 questions = st.tuples(
     st.sampled_from(AT_HOURS), purpose_sets, st.sampled_from(WANTED_ATTRIBUTES)
@@ -138,9 +139,12 @@ def _play(history: History, step: tuple) -> None:
         (days,) = args
         grants_expire(now=timezone.now() + timedelta(days=days))
     elif action == "erase":
-        (index,) = args
-        # No erasure service yet: the column is what the guard and the other forms read.
-        Subject.objects.filter(pk=history.subjects[index].pk).update(erased_at=timezone.now())
+        index, by_service = args
+        subject = Subject.objects.get(pk=history.subjects[index].pk)
+        if by_service:  # grants withdrawn, the subject marked, its purge recorded
+            subject_erase(organization=organization, subject=subject, channel="admin_paper")
+        else:  # only the column, grants left open: the forms must still all refuse
+            Subject.objects.filter(pk=subject.pk).update(erased_at=timezone.now())
 
 
 def _at(hours: int | None) -> datetime | None:
