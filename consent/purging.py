@@ -183,6 +183,8 @@ def _do(part: PurgePart) -> None:
         status=PurgePart.Status.DONE, done_at=now, counts=counts, receipt_sequence=receipt.sequence,
         attempts=F("attempts") + 1,
     )
+    # The request's row lock orders parts that finish side by side: the last one sees the others done.
+    list(PurgeRequest.objects.select_for_update().filter(pk=request.pk).values_list("pk", flat=True))
     if not request.parts.filter(status=PurgePart.Status.OWED).exists():
         PurgeRequest.objects.filter(pk=request.pk).update(completed_at=now)
 
