@@ -4,6 +4,7 @@ organization, carrying what that campaign's camera needs; campaign lookups are s
 from __future__ import annotations
 
 import pytest
+from rest_framework.test import APIClient
 
 from campaigns.selectors import campaign_get
 from campaigns.services import capture_session_open
@@ -69,3 +70,21 @@ def test_campaign_get_is_scoped_and_fails_closed(org_a, org_b) -> None:
     assert campaign_get(organization=None, public_id=mine.public_id) is None
     for malformed in ("", "x" * 33, "a\x00b", None, 42, ["x"]):
         assert campaign_get(organization=org_a, public_id=malformed) is None
+
+
+def test_both_session_start_endpoints_answer_an_ended_campaign_with_409(org_a, client_a) -> None:
+    from consent.services import subject_access_token_rotate
+
+    subject = _consented(org_a)
+    campaign = make_campaign(org_a, status="ended")
+    ended = {"error": {"code": "campaign_ended", "message": "The campaign has ended.", "details": {}}}
+    by_partner = client_a.post(
+        "/api/v1/capture-sessions/", {"subject": str(subject.public_id), "campaign": campaign.public_id}, format="json"
+    )
+    assert (by_partner.status_code, by_partner.json()) == (409, ended)
+    token = subject_access_token_rotate(subject=subject)
+    by_end_user = APIClient().post(
+        "/api/v1/capture/sessions/", {"access_token": token, "campaign": campaign.public_id}, format="json"
+    )
+    assert (by_end_user.status_code, by_end_user.json()) == (409, ended)
+    assert not CaptureSession.objects.exists()
