@@ -106,6 +106,7 @@ def make_sessions(count: int) -> list[tuple[str, str]]:
     """`count` consented subjects' capture sessions: (session public id, capture token)."""
     from accounts.models import Organization
     from campaigns.models import Campaign
+    from campaigns.services import capture_session_open
     from consent.models import NoticeVersion
     from consent.services import (
         consent_grant,
@@ -114,7 +115,6 @@ def make_sessions(count: int) -> list[tuple[str, str]]:
         retention_policy_set,
         subject_create,
     )
-    from faceanalysis.services.capture import capture_session_start
 
     organization, _ = Organization.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
     retention_policy_set(organization=organization, feature_retention_days=30, grant_validity_days=30)
@@ -138,7 +138,7 @@ def make_sessions(count: int) -> list[tuple[str, str]]:
         consent_grant(
             organization=organization, subject=subject, notice=notice, purposes=["face_analysis"], channel="partner_api"
         )
-        session, token = capture_session_start(
+        session, token = capture_session_open(
             organization=organization,
             subject=subject,
             campaign=campaign,

@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db.models import QuerySet
 from django.utils.translation import get_language_info
@@ -18,6 +19,23 @@ from consent.selectors import notice_languages_published, retention_policy_get
 def campaign_list(*, organization: Organization | None) -> QuerySet[Campaign]:
     """The organization's campaigns, newest first."""
     return Campaign.objects.for_organization(organization)
+
+
+def _public_id(value: Any) -> str | None:
+    """A value that can be a campaign's public id (a short string without NUL), else None."""
+    max_length = Campaign._meta.get_field("public_id").max_length
+    if not isinstance(value, str) or not value or len(value) > max_length or "\x00" in value:
+        return None
+    return value
+
+
+def campaign_get(*, organization: Organization | None, public_id: Any) -> Campaign | None:
+    """One of the organization's campaigns by public id, whatever its status; None when missing, malformed or
+    another organization's."""
+    key = _public_id(public_id)
+    if key is None:
+        return None
+    return campaign_list(organization=organization).filter(public_id=key).first()
 
 
 def campaign_get_public(*, public_id: str) -> Campaign | None:

@@ -1,10 +1,8 @@
 """A campaign's public consent page: the notice, one unticked box per purpose, consent and refuse side by side.
 
-After consent the visitor's browser session remembers who consented on this campaign (server side, in the Django
-session), so that the capture page can open a capture session for that subject without the "my data" token ever
-reaching page JavaScript."""
-
-from dataclasses import dataclass
+After consent the visitor's browser session remembers who consented on this campaign (`consent.visitors`, keyed by
+the campaign's public id), so that the capture page can open a capture session for that subject without the
+"my data" token ever reaching page JavaScript."""
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
@@ -27,48 +25,15 @@ from consent.models import Channel, NoticeVersion, Purpose
 from consent.notice_text import purpose_description
 from consent.pages import (
     SITE_LANGUAGES,
-    access_cookie_get,
-    access_cookie_set,
     page_language,
     page_language_wanted,
     page_visitor_id,
     page_visitor_remember,
     private_page,
 )
-from consent.selectors import notice_get_published, subject_get, subject_get_by_access_token
+from consent.selectors import notice_get_published, subject_get
 from consent.services import ConsentError, consent_give_on_page, consent_refuse, consent_shown
-
-VISITOR_SESSION_KEY = "visage.visitors"
-
-
-@dataclass(frozen=True)
-class Visitor:
-    """Who consented on a campaign page in this browser session: the subject and their "my data" token."""
-
-    subject_public_id: str
-    access_token: str
-
-
-def visitor_remember(
-    request: HttpRequest, response: HttpResponse, *, campaign: Campaign, subject_public_id: str, access_token: str
-) -> HttpResponse:
-    """Remember the subject that just consented on this campaign's page in this browser: its pseudonymous id in
-    the session, its "my data" token in a signed cookie only this browser holds."""
-    visitors = dict(request.session.get(VISITOR_SESSION_KEY, {}))
-    visitors[campaign.public_id] = {"subject": subject_public_id}
-    request.session[VISITOR_SESSION_KEY] = visitors
-    request.session.cycle_key()  # a fresh session id for the consenting visitor
-    access_cookie_set(response, key=campaign.public_id, token=access_token)
-    return response
-
-
-def visitor_get(request: HttpRequest, *, campaign: Campaign) -> Visitor | None:
-    """The subject that consented on this campaign's page in this browser session, if any."""
-    entry = request.session.get(VISITOR_SESSION_KEY, {}).get(campaign.public_id)
-    if not isinstance(entry, dict) or not entry.get("subject"):
-        return None
-    access_token = access_cookie_get(request, key=campaign.public_id)
-    return Visitor(subject_public_id=str(entry["subject"]), access_token=access_token)
+from consent.visitors import visitor_get, visitor_my_data_url, visitor_remember
 
 
 def campaign_unavailable(request: HttpRequest, *, public_id: str, status: int | None = None) -> HttpResponse:
@@ -82,20 +47,6 @@ def campaign_unavailable(request: HttpRequest, *, public_id: str, status: int | 
     return response
 
 
-def visitor_my_data_url(request: HttpRequest, *, campaign: Campaign) -> str | None:
-    """The current "my data" page of the subject this browser consented as on the campaign, while the token this
-    browser keeps is still theirs (one replaced elsewhere is not)."""
-    visitor = visitor_get(request, campaign=campaign)
-    if visitor is None or not visitor.access_token:
-        return None
-    holder = subject_get_by_access_token(token=visitor.access_token)
-    if holder is None or holder.organization_id != campaign.organization_id:
-        return None
-    if str(holder.public_id) != visitor.subject_public_id:
-        return None
-    return reverse("consent:my-data", kwargs={"token": visitor.access_token})
-
-
 @require_GET
 def visitor_my_data(request: HttpRequest, public_id: str) -> HttpResponse:
     """This browser's own "my data" page for a campaign it consented on: a redirect to the current personal link,
@@ -103,7 +54,11 @@ def visitor_my_data(request: HttpRequest, public_id: str) -> HttpResponse:
     visitor's rights outlive them."""
     campaign = campaign_get_by_public_id(public_id=public_id)
     language = page_language(request)
-    url = visitor_my_data_url(request, campaign=campaign) if campaign is not None else None
+    url = (
+        visitor_my_data_url(request, key=campaign.public_id, organization_id=campaign.organization_id)
+        if campaign is not None
+        else None
+    )
     if url is None:
         context = {"not_here": True, "language": language, "languages": SITE_LANGUAGES}
         return private_page(render(request, "consent/my_data_dead_link.html", context, status=404))
@@ -151,7 +106,7 @@ def _render_page(
 def _capture_url_if_consented(request: HttpRequest, campaign: Campaign) -> str | None:
     """The camera page, when this browser session already consented on this campaign to everything the camera
     needs (face analysis and each required purpose, under a notice naming what the campaign derives)."""
-    visitor = visitor_get(request, campaign=campaign)
+    visitor = visitor_get(request, key=campaign.public_id)
     subject = subject_get(organization=campaign.organization, public_id=visitor.subject_public_id) if visitor else None
     if subject is None or not has_consents(
         organization_id=campaign.organization_id, subject_id=subject.pk, purposes=campaign.capture_purposes,
@@ -235,7 +190,7 @@ def consent_page(request: HttpRequest, public_id: str) -> HttpResponse:
     return visitor_remember(
         request,
         HttpResponseRedirect(f"{url}?lang={language}&welcome=1", status=303),
-        campaign=campaign,
+        key=campaign.public_id,
         subject_public_id=str(subject.public_id),
         access_token=token,
     )

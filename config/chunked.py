@@ -44,7 +44,7 @@ def read_bounded(stream: Any, limit: int) -> bytes | None:
 def _too_large(environ: dict[str, Any], start_response: StartResponse, limit: int) -> list[bytes]:
     message = f"The request body is larger than {limit} bytes."
     if environ.get("PATH_INFO", "").startswith("/api/"):
-        from config.api.errors import error_body  # the WSGI wrapper loads before Django is set up
+        from config.api.error_shape import error_body  # the WSGI wrapper loads before Django is set up
 
         body = json.dumps(error_body("request_too_large", message, {"max_bytes": limit})).encode()
         content_type = "application/json"

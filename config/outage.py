@@ -12,6 +12,8 @@ import redis
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
+from config.api.error_shape import error_response
+
 logger = logging.getLogger("visage.outage")
 
 # Redis unreachable, refusing, timing out, or answering as something else than Redis.
@@ -69,9 +71,6 @@ _DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 def database_unavailable_response(request: HttpRequest) -> HttpResponse:
     """503 for a request the database could not serve: the API's error shape under /api/, a plain page elsewhere."""
-    # Imported here: the error module imports DRF, whose settings import the throttle, which imports this module.
-    from config.api.errors import error_response
-
     if request.path.startswith("/api/"):
         response: HttpResponse = error_response(
             503, "service_unavailable", "The database is unavailable; nothing was changed. Try again shortly.",
@@ -107,8 +106,6 @@ DATABASE_BUSY_RETRY_AFTER_SECONDS = 1
 
 
 def _database_busy_response(request: HttpRequest) -> HttpResponse:
-    from config.api.errors import error_response
-
     seconds = DATABASE_BUSY_RETRY_AFTER_SECONDS
     if request.path.startswith("/api/"):
         response: HttpResponse = error_response(

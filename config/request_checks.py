@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
-from config.api.errors import error_response, not_found
+from config.api.error_shape import error_response
+from config.api.errors import not_found
 
 
 def malformed_reason(request: HttpRequest) -> str | None:

@@ -15,7 +15,7 @@ urlpatterns = [
     path("api/v1/", include("config.api.urls")),
     path(settings.ADMIN_URL, admin.site.urls),
     path("consent/", include("consent.urls")),
-    path("", include("faceanalysis.page_urls")),
+    path("", include("campaigns.capture_urls")),
     path("", include("campaigns.urls")),
 ]
 

@@ -6,14 +6,13 @@ import functools
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from django.db.models import Avg, Count, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Organization
 from accounts.tokens import token_hash
-from campaigns.models import Campaign
 from config.rawsql import fetch_one, select_columns
 from consent.guards import has_consent
 from consent.models import Purpose, Subject
@@ -154,8 +153,18 @@ def session_timeline(*, session: CaptureSession, bucket_seconds: float) -> list[
     )
 
 
+class CampaignRef(Protocol):
+    """What a face-context read needs of a campaign (campaigns sits above this app: any object with these)."""
+
+    @property
+    def pk(self) -> Any: ...
+
+    @property
+    def organization_id(self) -> Any: ...
+
+
 def face_context_for_decision(
-    *, organization: Organization | None, subject: Subject, campaign: Campaign
+    *, organization: Organization | None, subject: Subject, campaign: CampaignRef
 ) -> dict[str, Any] | None:
     """The latest face context of a subject in a campaign for a decision, or None, in which case rules that
     need biometric features are skipped: no context yet, or no live consent to face analysis and to
@@ -165,7 +174,9 @@ def face_context_for_decision(
     for purpose in (Purpose.FACE_ANALYSIS, Purpose.PERSONALIZATION):
         if not has_consent(organization_id=organization.pk, subject_id=subject.pk, purpose=purpose):
             return None
-    context = FaceContext.objects.for_organization(organization).filter(subject=subject, campaign=campaign).first()
+    context = (
+        FaceContext.objects.for_organization(organization).filter(subject=subject, campaign_id=campaign.pk).first()
+    )
     return None if context is None else {**context.features, "updated_at": context.updated_at.isoformat()}
 
 

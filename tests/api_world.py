@@ -101,8 +101,9 @@ def _frames(session: CaptureSession) -> None:
 
 def make_api_world() -> ApiWorld:
     """An organization seeded so that every API operation has a real object to answer with."""
+    from campaigns.services import capture_session_open
     from consent.services import subject_access_token_rotate
-    from faceanalysis.services.capture import capture_session_end, capture_session_start
+    from faceanalysis.services.capture import capture_session_end
     from faceanalysis.services.context import session_aggregates_refresh
     from tests.faceanalysis.factories import make_campaign, make_consented_subject
 
@@ -113,16 +114,16 @@ def make_api_world() -> ApiWorld:
     spare_subject, _ = make_consented_subject(organization)
     access_token = subject_access_token_rotate(subject=subject)
     campaign = make_campaign(organization)
-    session, token = capture_session_start(
+    session, token = capture_session_open(
         organization=organization, subject=subject, campaign=campaign, source="browser_stream", media_ref="video-42"
     )
     _frames(session)
     session_aggregates_refresh(session_id=session.pk, grant=grant)
-    closed, _ = capture_session_start(
+    closed, _ = capture_session_open(
         organization=organization, subject=subject, campaign=campaign, source="partner", media_ref=""
     )
     capture_session_end(session=closed)
-    second, second_token = capture_session_start(
+    second, second_token = capture_session_open(
         organization=organization, subject=subject, campaign=campaign, source="image_upload", media_ref="page-7"
     )
     return ApiWorld(

@@ -1,4 +1,3 @@
-from django.http import Http404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
@@ -6,7 +5,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
-from accounts.api.base import OrganizationAPIView
+from accounts.api.base import OrganizationAPIView, found_or_404
 from accounts.api.serializers import ApiKeySerializer, OrganizationSerializer
 from accounts.models import ApiKey
 from accounts.selectors import api_key_list
@@ -52,10 +51,7 @@ class ApiKeyListView(OrganizationAPIView, ListAPIView):
 class _ApiKeyObjectView(OrganizationAPIView):
     def get_object(self, prefix: str) -> ApiKey:
         """The caller's key with this prefix; another organization's key is simply not found."""
-        api_key = api_key_list(organization=self.organization).filter(prefix=prefix).first()
-        if api_key is None:
-            raise Http404
-        return api_key
+        return found_or_404(api_key_list(organization=self.organization).filter(prefix=prefix).first())
 
 
 class ApiKeyDetailView(_ApiKeyObjectView):

@@ -1,6 +1,8 @@
 """One error shape for every API response that is not a success:
 
     {"error": {"code": "not_found", "message": "Not found.", "details": {...}}}
+
+(built by `config.api.error_shape`; here DRF's exception handler and Django's error handlers use it)
 """
 
 import sys
@@ -13,15 +15,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    """The JSON body of an error response."""
-    return {"error": {"code": code, "message": message, "details": details or {}}}
-
-
-def error_response(status_code: int, code: str, message: str, details: Any = None) -> JsonResponse:
-    """An error as a plain Django response, for code outside DRF views (handlers, middleware)."""
-    return JsonResponse(error_body(code, message, details), status=status_code)
+from config.api.error_shape import error_body, error_response
 
 
 def _first_message(detail: Any) -> str:

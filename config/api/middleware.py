@@ -9,7 +9,7 @@ from http import HTTPStatus
 from django.http import HttpRequest, HttpResponse
 from django.urls import get_urlconf, is_valid_path
 
-from config.api.errors import error_body, error_response
+from config.api.error_shape import error_body, error_response
 
 API_PREFIX = "/api/"
 

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
 from accounts.api import views as accounts_views
+from campaigns.api.urls import urlpatterns as campaigns_urls
 from faceanalysis.api.urls import urlpatterns as faceanalysis_urls
 
 app_name = "api"
@@ -25,5 +26,6 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="api:schema", permission_classes=[AllowAny], authentication_classes=[]),
         name="docs",
     ),
+    *campaigns_urls,
     *faceanalysis_urls,
 ]

@@ -1,7 +1,6 @@
 """The partner consent API: find or create a subject by the partner's user id, record a grant given on the
 partner's own UI, withdraw, read state and history. Every query goes through a selector scoped to the caller."""
 
-from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import APIException
@@ -9,7 +8,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.api.base import OrganizationAPIView
+from accounts.api.base import OrganizationAPIView, found_or_404
 from consent.api.serializers import (
     GrantCreateSerializer,
     GrantSerializer,
@@ -93,10 +92,7 @@ class SubjectView(OrganizationAPIView):
     """Base for one subject of the caller's organization; another organization's is simply not found."""
 
     def get_subject(self, subject_id: str) -> Subject:
-        subject = subject_get(organization=self.organization, public_id=subject_id)
-        if subject is None:
-            raise Http404
-        return subject
+        return found_or_404(subject_get(organization=self.organization, public_id=subject_id))
 
 
 class SubjectConsentView(SubjectView):

@@ -1,12 +1,11 @@
-"""Face-analysis endpoints, included under /api/v1/ in the `api` namespace."""
+"""Face-analysis endpoints, included under /api/v1/ in the `api` namespace (opening a session needs a campaign:
+`campaigns/api/urls.py`)."""
 
 from django.urls import path
 
 from faceanalysis.api import views
 
 urlpatterns = [
-    path("capture-sessions/", views.CaptureSessionListView.as_view(), name="capture-session-list"),
-    path("capture/sessions/", views.EndUserSessionStartView.as_view(), name="capture-session-start"),
     path("capture-sessions/<uuid:session_id>/", views.CaptureSessionDetailView.as_view(),
          name="capture-session-detail"),
     path("capture-sessions/<uuid:session_id>/end/", views.CaptureSessionEndView.as_view(), name="capture-session-end"),

@@ -1,5 +1,6 @@
 """Capture sessions and their tokens: a session opens only with live consent to every purpose its campaign's
-camera needs, keeps that choice, and is reached with a token that is stored hashed."""
+camera needs, keeps that choice, and is reached with a token that is stored hashed. What the campaign needs is
+given as plain values (campaigns sits above this app and opens sessions through `campaigns.services`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from accounts.tokens import token_hash
-from campaigns.models import Campaign
+from consent import derived
 from consent.guards import ConsentDenied, DenialReason, has_consent, require_consents
 from consent.models import Grant, Purpose, Subject, purposes_key
 from faceanalysis.errors import ConsentRequired, FaceAnalysisError
@@ -62,21 +63,25 @@ def _session_consent(session: CaptureSession) -> Grant:
 
 
 def capture_session_start(
-    *, organization: Organization, subject: Subject, campaign: Campaign, source: str, media_ref: str = ""
+    *, organization: Organization, subject: Subject, campaign_id: int, required_purposes: Iterable[str],
+    derived_attributes: Iterable[str], source: str, media_ref: str = "",
 ) -> tuple[CaptureSession, str]:
-    """Open a capture session for a subject with live consent to every purpose the campaign's camera needs,
-    under a notice naming every attribute it derives, and issue its capture token (returned once, stored
-    hashed). The session keeps that choice: each frame is checked against it and derives nothing more. The
-    token lets an end user's page post frames to this session only, read it and end it."""
-    if subject.organization_id != organization.pk or campaign.organization_id != organization.pk:
+    """Open a capture session for a subject with live consent to face analysis and every purpose in
+    `required_purposes`, under a notice naming every attribute in `derived_attributes`, and issue its capture
+    token (returned once, stored hashed). The session keeps that choice: each frame is checked against it and
+    derives nothing more. The token lets an end user's page post frames to this session only, read it and end it.
+
+    The caller vouches for the campaign (`campaign_id` of `organization`, still running, and what its camera
+    needs): `campaigns.services.capture_session_open` does."""
+    if subject.organization_id != organization.pk:
         raise FaceAnalysisError("Not found.", code="not_found", status_code=404)
     if source not in CaptureSession.Source.values:
         raise FaceAnalysisError(f"Unknown source {source!r}.", code="invalid")
-    if campaign.status == Campaign.Status.ENDED:
-        raise FaceAnalysisError("The campaign has ended.", code="campaign_ended", status_code=409)
+    required = purposes_key({Purpose.FACE_ANALYSIS.value, *required_purposes})
+    attributes = derived.canonical(derived_attributes)
     grants = _capture_consents(
-        organization_id=organization.pk, subject_id=subject.pk, purposes=campaign.capture_purposes,
-        derived_attributes=campaign.derived_attribute_set,
+        organization_id=organization.pk, subject_id=subject.pk, purposes=required.split(","),
+        derived_attributes=derived.parse(attributes),
     )
     grant = grants[Purpose.FACE_ANALYSIS]
     consented = [p for p in Purpose.values if p in grants or has_consent(
@@ -86,11 +91,11 @@ def capture_session_start(
     session = CaptureSession.objects.create(
         organization=organization,
         subject=subject,
-        campaign=campaign,
+        campaign_id=campaign_id,
         grant=grant,
         purposes=purposes_key(consented),
-        required_purposes=purposes_key(campaign.capture_purposes),
-        derived_attributes=campaign.derived_attributes,
+        required_purposes=required,
+        derived_attributes=attributes,
         source=source,
         media_ref=media_ref[:200],
         started_at=now,

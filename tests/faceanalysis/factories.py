@@ -68,10 +68,10 @@ def make_capture_session(
     purposes: tuple[str, ...] = ALL_PURPOSES, campaign: Campaign | None = None,
 ) -> tuple[CaptureSession, str]:
     """A consented subject's open capture session (in `campaign`, or a new one) and its capture token."""
-    from faceanalysis.services.capture import capture_session_start
+    from campaigns.services import capture_session_open
 
     subject, _ = make_consented_subject(organization, purposes=purposes)
-    return capture_session_start(
+    return capture_session_open(
         organization=organization, subject=subject, campaign=campaign or make_campaign(organization), source=source,
         media_ref=media_ref,
     )

@@ -16,18 +16,20 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from campaigns import services
 from campaigns.models import Campaign
 from campaigns.selectors import campaign_get_public, campaign_unavailable_status
-from campaigns.views import campaign_unavailable, visitor_get, visitor_my_data_url
+from campaigns.views import campaign_unavailable
 from consent.guards import ConsentDenied, DenialReason, require_consents
 from consent.models import Purpose, Subject
 from consent.notice_text import capture_statement
 from consent.pages import SITE_LANGUAGES, page_language, private_page
 from consent.selectors import subject_get
+from consent.visitors import Visitor, visitor_get, visitor_my_data_url
 from faceanalysis import selectors
 from faceanalysis.errors import ConsentRequired, FaceAnalysisError
 from faceanalysis.models import CaptureSession
-from faceanalysis.services import capture
+from faceanalysis.services.capture import capture_session_end
 
 CAPTURE_MEDIA_REF = "capture-page"
 # The capture session this browser's page last opened, per campaign: a reload ends it before opening the next.
@@ -60,7 +62,7 @@ def _refusal(
 def _my_data_url(request: HttpRequest, campaign: Campaign) -> str | None:
     """The visitor's "my data" page, as a stable link that redirects to the current personal link (so a page left
     open follows "Replace my link"); None while this browser keeps no current one (replaced elsewhere)."""
-    if visitor_my_data_url(request, campaign=campaign) is None:
+    if visitor_my_data_url(request, key=campaign.public_id, organization_id=campaign.organization_id) is None:
         return None
     return reverse("campaigns:visitor-my-data", kwargs={"public_id": campaign.public_id})
 
@@ -72,14 +74,14 @@ def _replace_page_session(request: HttpRequest, campaign: Campaign, session: Cap
         organization=campaign.organization, public_id=opened.get(campaign.public_id)
     )
     if previous is not None and previous.is_open and previous.subject_id == session.subject_id:
-        capture.capture_session_end(session=previous)
+        capture_session_end(session=previous)
     opened[campaign.public_id] = str(session.public_id)
     request.session[PAGE_SESSIONS_KEY] = opened
 
 
-def _page_subject(request: HttpRequest, campaign: Campaign) -> tuple[Any, Subject | None]:
+def _page_subject(request: HttpRequest, campaign: Campaign) -> tuple[Visitor | None, Subject | None]:
     """The visitor this browser consented as on the campaign's page, and their subject (None: not consented)."""
-    visitor = visitor_get(request, campaign=campaign)
+    visitor = visitor_get(request, key=campaign.public_id)
     subject = subject_get(organization=campaign.organization, public_id=visitor.subject_public_id) if visitor else None
     return visitor, subject
 
@@ -158,7 +160,7 @@ def capture_session_open(request: HttpRequest, public_id: str) -> JsonResponse:
         if subject is None:
             raise ConsentRequired("This browser has not consented to face analysis.",
                                   details={"reason": DenialReason.NO_GRANT.value})
-        session, token = capture.capture_session_start(
+        session, token = services.capture_session_open(
             organization=campaign.organization, subject=subject, campaign=campaign,
             source=CaptureSession.Source.BROWSER_STREAM, media_ref=CAPTURE_MEDIA_REF,
         )
