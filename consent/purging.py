@@ -63,6 +63,12 @@ class Purger:
     purge: Callable[[PurgeOrder], dict[str, int]]
     purposes: frozenset[str] = frozenset()
     retention_due: Callable[[int, datetime], bool] | None = None
+    # A cheap step run in the recording process right after its commit, before the part is sent (face analysis
+    # ends the subject's open capture sessions, so no page opens a camera for a withdrawn consent while the part
+    # waits for a worker). Not in the recording transaction: that holds the subject locked, which a recount
+    # writing the face context would wait for while holding a session. Best effort, as the part does it too;
+    # its counts go into the part's receipt.
+    at_once: Callable[[PurgeOrder], dict[str, int]] | None = None
 
 
 _PURGERS: dict[str, Purger] = {}
@@ -113,8 +119,34 @@ def purge_request_record(
         [PurgePart(organization_id=organization_id, request=request, purger=p.name) for p in owing]
     )
     ids = [part.pk for part in parts]
-    transaction.on_commit(lambda: purge_parts_dispatch(part_ids=ids))
+
+    def after_commit() -> None:
+        _at_once(request, parts)
+        purge_parts_dispatch(part_ids=ids)
+
+    transaction.on_commit(after_commit)
     return request
+
+
+def _at_once(request: PurgeRequest, parts: list[PurgePart]) -> None:
+    order = _order(request)
+    for part in parts:
+        purger = _PURGERS.get(part.purger)
+        if purger is None or purger.at_once is None:
+            continue
+        try:
+            counts = purger.at_once(order)
+            # Only while owed: a part already done counted what it found itself.
+            PurgePart.objects.filter(pk=part.pk, status=PurgePart.Status.OWED).update(counts=counts)
+        except Exception as error:  # the part does it anyway
+            logger.warning("purge part %s: its immediate step failed (%s)", part.pk, type(error).__name__)
+
+
+def _order(request: PurgeRequest) -> PurgeOrder:
+    return PurgeOrder(
+        organization_id=request.organization_id, reason=request.reason, subject_id=request.subject_id,
+        purposes=frozenset(request.purpose_list), before=request.before,
+    )
 
 
 def purge_parts_dispatch(*, part_ids: list[int]) -> None:
@@ -169,11 +201,9 @@ def _do(part: PurgePart) -> None:
     purger = _PURGERS.get(part.purger)
     if purger is None:
         raise LookupError(f"no purger named {part.purger!r} is registered")
-    order = PurgeOrder(
-        organization_id=request.organization_id, reason=request.reason, subject_id=request.subject_id,
-        purposes=frozenset(request.purpose_list), before=request.before,
-    )
-    counts = {name: int(count) for name, count in purger.purge(order).items()}
+    counts = dict(part.counts)  # what its at_once step did when the request was recorded
+    for name, count in purger.purge(_order(request)).items():
+        counts[name] = counts.get(name, 0) + int(count)
     receipt = purge_receipt_record(
         organization=part.organization, reason=request.reason, counts=counts, subject_ref=request.subject_ref,
         purposes=request.purpose_list, request=request, purger=purger.name,

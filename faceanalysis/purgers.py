@@ -54,9 +54,7 @@ def _subject_purge(order: PurgeOrder) -> dict[str, int]:
         )
     features, _ = FrameFeatures.objects.filter(organization_id=organization_id, subject_id=subject_id).delete()
     contexts, _ = FaceContext.objects.filter(organization_id=organization_id, subject_id=subject_id).delete()
-    ended = sessions.filter(ended_at__isnull=True).update(
-        ended_at=now, end_reason=CaptureSession.EndReason.CONSENT_WITHDRAWN
-    )
+    ended = _end_open_sessions(order)["sessions_ended"]  # done at once on recording; this finds any opened since
     sessions.update(aggregates={}, aggregates_updated_at=now)
     counts = {"frames_dropped": dropped, "features_purged": features, "contexts_purged": contexts,
               "sessions_ended": ended}
@@ -66,6 +64,16 @@ def _subject_purge(order: PurgeOrder) -> dict[str, int]:
         counts["sessions_deleted"], _ = sessions.delete()
     _discard_after_commit(pending)
     return counts
+
+
+def _end_open_sessions(order: PurgeOrder) -> dict[str, int]:
+    """The subject's open capture sessions end: intake and every page see it from the commit on."""
+    if order.subject_id is None:
+        return {}
+    ended = CaptureSession.objects.filter(
+        organization_id=order.organization_id, subject_id=order.subject_id, ended_at__isnull=True
+    ).update(ended_at=timezone.now(), end_reason=CaptureSession.EndReason.CONSENT_WITHDRAWN)
+    return {"sessions_ended": ended}
 
 
 def _retention_purge(order: PurgeOrder) -> dict[str, int]:
@@ -109,4 +117,5 @@ FACE_DATA_PURGER = Purger(
     purge=face_data_purge,
     purposes=frozenset({Purpose.FACE_ANALYSIS.value}),
     retention_due=face_data_retention_due,
+    at_once=_end_open_sessions,
 )

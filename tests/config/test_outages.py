@@ -101,8 +101,8 @@ def test_api_withdrawal_and_its_purge_work_while_redis_is_down(
     messages = [r.getMessage() for r in caplog.records]
     assert any("rate limits are not enforced" in m for m in messages)
     assert any("dropped frames are left to expire" in m for m in messages)
-    # The broker was away too, so the purge ran in the request's process, and its part is done with its receipt.
-    assert any("purge parts run in this process" in m for m in messages)
+    # No worker ran and the broker was away (on the embedded default there is none): the purge ran in the
+    # request's process, and its part is done with its receipt.
     assert set(PurgePart.objects.values_list("status", flat=True)) == {"done"}
 
 

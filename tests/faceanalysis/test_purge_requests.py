@@ -167,3 +167,22 @@ def test_derived_data_is_not_deletable_in_the_admin_and_a_campaign_with_sessions
     assert CaptureSession.objects.filter(pk=session.pk).exists()
     assert response.status_code == 200 and "Cannot delete campaign" in response.content.decode()
     assert Client().get(reverse("admin:consent_purgerequest_changelist")).status_code == 302
+
+
+def test_open_sessions_end_right_after_the_withdrawal_commits_before_any_worker_takes_the_part(
+    org_a, django_capture_on_commit_callbacks, monkeypatch, settings
+) -> None:
+    settings.CELERY_TASK_ALWAYS_EAGER = False  # a worker's job, on either stack
+    monkeypatch.setattr(purging, "send_purge_parts", lambda part_ids: [])  # sent; no worker has it yet
+    session, _ = make_capture_session(org_a)
+    make_face_data(session)
+    with django_capture_on_commit_callbacks(execute=True):
+        withdraw(session.subject)
+    session.refresh_from_db()
+    assert (session.ended_at is not None, session.end_reason) == (True, "consent_withdrawn")
+    (part,) = PurgePart.objects.all()
+    assert (part.status, part.counts) == ("owed", {"sessions_ended": 1})
+    assert FrameFeatures.objects.filter(subject=session.subject).count() == 3  # the deletion is the worker's
+    assert run_owed_purges() == ["done"]
+    part.refresh_from_db()
+    assert part.counts == {"sessions_ended": 1, "frames_dropped": 1, "features_purged": 3, "contexts_purged": 1}
