@@ -121,8 +121,11 @@ def purge_request_record(
     ids = [part.pk for part in parts]
 
     def after_commit() -> None:
-        _at_once(request, parts)
-        purge_parts_dispatch(part_ids=ids)
+        try:
+            _at_once(request, parts)
+            purge_parts_dispatch(part_ids=ids)
+        except Exception as error:  # the database went away after the commit: the parts stay owed for beat
+            logger.warning("purge request %s not dispatched (%s); beat sends it", request.pk, type(error).__name__)
 
     transaction.on_commit(after_commit)
     return request
