@@ -203,8 +203,11 @@ def require_consents(
     `checked` holds grants the caller got from `require_consent` under the same lock (the task guard's): they
     need no second query.
     """
+    wanted = sorted({*purposes, *([Purpose.FACE_ANALYSIS] if derived_attributes is not None else [])})
+    if not wanted:  # consent to nothing allows nothing: fail closed, as the bulk form does
+        raise ConsentDenied(DenialReason.UNKNOWN_PURPOSE, purpose="", subject_id=subject_id)
     grants: dict[str, Grant] = {}
-    for purpose in sorted({*purposes, *([Purpose.FACE_ANALYSIS] if derived_attributes is not None else [])}):
+    for purpose in wanted:
         attributes = derived_attributes if purpose == Purpose.FACE_ANALYSIS else None
         known = (checked or {}).get(purpose)
         if known is not None and known.subject_id == subject_id and known.organization_id == organization_id:

@@ -269,3 +269,5 @@ def test_bulk_form_joins_into_other_queries(org_a, org_b) -> None:
     assert not live_consent_subjects(organization_id=org_a.pk, purposes=["mind_reading"]).exists()
     with pytest.raises(ValueError):
         live_consent_subjects(organization_id=org_a.pk, purposes=[])
+    # The guard refuses consent to nothing too, rather than calling it all there is.
+    assert not has_consents(organization_id=org_a.pk, subject_id=both.pk, purposes=[])

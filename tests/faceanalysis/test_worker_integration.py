@@ -68,6 +68,7 @@ class Worker:
             assert self.process.poll() is None, self.log()
             if app.control.ping(destination=[self.hostname], timeout=0.5):
                 return self
+        self.stop()  # never left behind to take later tests' messages
         raise AssertionError(f"worker did not answer in time:\n{self.log()}")
 
     def kill(self) -> None:
