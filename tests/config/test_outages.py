@@ -15,7 +15,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
