@@ -18,14 +18,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from campaigns import services
 from campaigns.models import Campaign
-from campaigns.selectors import campaign_get_public, campaign_unavailable_status
+from campaigns.selectors import campaign_get_public, campaign_unavailable_status, capture_refusal
 from campaigns.views import campaign_unavailable
-from consent.guards import ConsentDenied, DenialReason, require_consents
-from consent.models import Purpose, Subject
+from consent.guards import DenialReason
+from consent.models import Purpose
 from consent.notice_text import capture_statement
 from consent.pages import SITE_LANGUAGES, page_language, private_page
-from consent.selectors import subject_get
-from consent.visitors import Visitor, visitor_get, visitor_my_data_url
+from consent.visitors import visitor_my_data_url, visitor_subject
 from faceanalysis import selectors
 from faceanalysis.errors import ConsentRequired, FaceAnalysisError
 from faceanalysis.models import CaptureSession
@@ -79,29 +78,6 @@ def _replace_page_session(request: HttpRequest, campaign: Campaign, session: Cap
     request.session[PAGE_SESSIONS_KEY] = opened
 
 
-def _page_subject(request: HttpRequest, campaign: Campaign) -> tuple[Visitor | None, Subject | None]:
-    """The visitor this browser consented as on the campaign's page, and their subject (None: not consented)."""
-    visitor = visitor_get(request, key=campaign.public_id)
-    subject = subject_get(organization=campaign.organization, public_id=visitor.subject_public_id) if visitor else None
-    return visitor, subject
-
-
-def _cannot_capture(campaign: Campaign, subject: Subject | None) -> tuple[str, str] | None:
-    """Why the camera is not offered (the guard's reason and the purpose it is missing), or None: every purpose
-    the camera needs is live, under a notice naming what the campaign derives. Nothing is written. (An ended
-    campaign has no public pages at all.)"""
-    if subject is None:
-        return DenialReason.NO_GRANT.value, Purpose.FACE_ANALYSIS.value
-    try:
-        require_consents(
-            organization_id=campaign.organization_id, subject_id=subject.pk, purposes=campaign.capture_purposes,
-            derived_attributes=campaign.derived_attribute_set,
-        )
-    except ConsentDenied as denial:
-        return denial.reason.value, denial.purpose
-    return None
-
-
 @require_GET
 def capture_page(request: HttpRequest, public_id: str) -> HttpResponse:
     """The camera page of a campaign for the consenting visitor (nothing opened yet), or a friendly 403."""
@@ -109,8 +85,8 @@ def capture_page(request: HttpRequest, public_id: str) -> HttpResponse:
     if campaign is None:
         return campaign_unavailable(request, public_id=public_id)
     language = page_language(request)
-    visitor, subject = _page_subject(request, campaign)
-    refused = _cannot_capture(campaign, subject)
+    subject = visitor_subject(request, key=campaign.public_id, organization=campaign.organization)
+    refused = capture_refusal(campaign=campaign, subject=subject)
     if refused is not None:
         return _refusal(request, campaign, refused, language)
     context: dict[str, Any] = {
@@ -137,8 +113,8 @@ def capture_consent_state(request: HttpRequest, public_id: str) -> JsonResponse:
     campaign = campaign_get_public(public_id=public_id)
     if campaign is None:
         return _campaign_unavailable_json(public_id)
-    _, subject = _page_subject(request, campaign)
-    refused = _cannot_capture(campaign, subject)
+    subject = visitor_subject(request, key=campaign.public_id, organization=campaign.organization)
+    refused = capture_refusal(campaign=campaign, subject=subject)
     return private_page(JsonResponse({"state": refused[0] if refused else "active"}))
 
 
@@ -155,7 +131,7 @@ def capture_session_open(request: HttpRequest, public_id: str) -> JsonResponse:
     campaign = campaign_get_public(public_id=public_id)
     if campaign is None:
         return _campaign_unavailable_json(public_id)
-    _, subject = _page_subject(request, campaign)
+    subject = visitor_subject(request, key=campaign.public_id, organization=campaign.organization)
     try:
         if subject is None:
             raise ConsentRequired("This browser has not consented to face analysis.",

@@ -11,7 +11,8 @@ from accounts.models import Organization
 from campaigns.models import Campaign
 from consent import derived
 from consent.forms import derived_attributes_label
-from consent.models import purpose_labels
+from consent.guards import ConsentDenied, DenialReason, require_consents
+from consent.models import Purpose, Subject, purpose_labels
 from consent.pages import SITE_LANGUAGES
 from consent.selectors import notice_languages_published, retention_policy_get
 
@@ -125,3 +126,18 @@ def campaign_readiness(*, campaign: Campaign) -> CampaignReadiness:
     return campaign_readiness_for(
         organization=organization, purposes=campaign.purpose_list, derived_attributes=campaign.derived_attribute_set
     )
+
+
+def capture_refusal(*, campaign: Campaign, subject: Subject | None) -> tuple[str, str] | None:
+    """Why the campaign's camera is not offered to `subject` (the guard's reason and the purpose it is missing), or
+    None: every purpose the camera needs is live, under a notice naming what the campaign derives. Reads only."""
+    if subject is None:
+        return DenialReason.NO_GRANT.value, Purpose.FACE_ANALYSIS.value
+    try:
+        require_consents(
+            organization_id=campaign.organization_id, subject_id=subject.pk, purposes=campaign.capture_purposes,
+            derived_attributes=campaign.derived_attribute_set,
+        )
+    except ConsentDenied as denial:
+        return denial.reason.value, denial.purpose
+    return None

@@ -18,9 +18,9 @@ from campaigns.selectors import (
     campaign_get_public,
     campaign_readiness,
     campaign_unavailable_status,
+    capture_refusal,
 )
 from consent.evidence import request_evidence
-from consent.guards import has_consents
 from consent.models import Channel, NoticeVersion, Purpose
 from consent.notice_text import purpose_description
 from consent.pages import (
@@ -31,9 +31,9 @@ from consent.pages import (
     page_visitor_remember,
     private_page,
 )
-from consent.selectors import notice_get_published, subject_get
+from consent.selectors import notice_get_published
 from consent.services import ConsentError, consent_give_on_page, consent_refuse, consent_shown
-from consent.visitors import visitor_get, visitor_my_data_url, visitor_remember
+from consent.visitors import visitor_my_data_url, visitor_remember, visitor_subject
 
 
 def campaign_unavailable(request: HttpRequest, *, public_id: str, status: int | None = None) -> HttpResponse:
@@ -106,12 +106,8 @@ def _render_page(
 def _capture_url_if_consented(request: HttpRequest, campaign: Campaign) -> str | None:
     """The camera page, when this browser session already consented on this campaign to everything the camera
     needs (face analysis and each required purpose, under a notice naming what the campaign derives)."""
-    visitor = visitor_get(request, key=campaign.public_id)
-    subject = subject_get(organization=campaign.organization, public_id=visitor.subject_public_id) if visitor else None
-    if subject is None or not has_consents(
-        organization_id=campaign.organization_id, subject_id=subject.pk, purposes=campaign.capture_purposes,
-        derived_attributes=campaign.derived_attribute_set,
-    ):
+    subject = visitor_subject(request, key=campaign.public_id, organization=campaign.organization)
+    if capture_refusal(campaign=campaign, subject=subject) is not None:
         return None
     return reverse("capture:capture-page", kwargs={"public_id": campaign.public_id})
 

@@ -203,7 +203,7 @@ def require_consents(
     `checked` holds grants the caller got from `require_consent` under the same lock (the task guard's): they
     need no second query.
     """
-    wanted = sorted({*purposes, *([Purpose.FACE_ANALYSIS] if derived_attributes is not None else [])})
+    wanted = _needed_purposes(purposes, derived_attributes)
     if not wanted:  # consent to nothing allows nothing: fail closed, as the bulk form does
         raise ConsentDenied(DenialReason.UNKNOWN_PURPOSE, purpose="", subject_id=subject_id)
     grants: dict[str, Grant] = {}
@@ -218,6 +218,11 @@ def require_consents(
             derived_attributes=attributes, at=at,
         )
     return grants
+
+
+def _needed_purposes(purposes: Iterable[str], derived_attributes: Iterable[str] | None) -> list[str]:
+    """The purposes to check, sorted: those asked, and face analysis whenever attributes are to be derived."""
+    return sorted({*purposes, *([Purpose.FACE_ANALYSIS] if derived_attributes is not None else [])})
 
 
 def has_consents(
@@ -283,7 +288,7 @@ def live_consent_subjects(
     """The subjects of the organization for whom `has_consents` is true at `at`: a live grant for every purpose in
     `purposes` (and, with `derived_attributes`, for face analysis under a notice naming each of them). A queryset
     to join (`Exists(... .filter(pk=OuterRef("subject_id")))`, `subject__in=`), never a list."""
-    wanted = sorted({*purposes, *([Purpose.FACE_ANALYSIS] if derived_attributes is not None else [])})
+    wanted = _needed_purposes(purposes, derived_attributes)
     if not wanted:
         raise ValueError("Name at least one purpose: consent to nothing says nothing about a subject.")
     if not organization_id or set(wanted) - set(Purpose.values):

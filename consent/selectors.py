@@ -113,7 +113,8 @@ def access_token_was_replaced(*, token: str) -> bool:
 
 def grant_list(*, organization: Organization | None, subject: Subject | None = None) -> QuerySet[Grant]:
     """Grants of the organization (of one subject when given), newest first."""
-    grants = Grant.objects.for_organization(organization).select_related("notice")
+    # With its subject and notice: what `grant_state` reads, for every grant a list shows.
+    grants = Grant.objects.for_organization(organization).select_related("notice", "subject")
     if subject is not None:
         grants = grants.filter(subject=subject)
     return grants
@@ -135,7 +136,7 @@ def consent_state(
     it (active exactly where the consent guard says yes)."""
     now = at or timezone.now()
     by_purpose: dict[str, Grant] = {}
-    grants = grant_list(organization=organization, subject=subject).select_related("subject")
+    grants = grant_list(organization=organization, subject=subject)
     for grant in grants.order_by("granted_at", "pk"):
         current = by_purpose.get(grant.purpose)
         if current is None or current.ended_at is not None or grant.ended_at is None:

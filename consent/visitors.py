@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
+from accounts.models import Organization
+from consent.models import Subject
 from consent.pages import access_cookie_get, access_cookie_set
-from consent.selectors import subject_get_by_access_token
+from consent.selectors import subject_get, subject_get_by_access_token
 
 VISITOR_SESSION_KEY = "visage.visitors"
 
@@ -44,6 +46,12 @@ def visitor_get(request: HttpRequest, *, key: str) -> Visitor | None:
         return None
     access_token = access_cookie_get(request, key=key)
     return Visitor(subject_public_id=str(entry["subject"]), access_token=access_token)
+
+
+def visitor_subject(request: HttpRequest, *, key: str, organization: Organization) -> Subject | None:
+    """The subject (of `organization`) this browser consented as on the page `key`; None if it has not."""
+    visitor = visitor_get(request, key=key)
+    return subject_get(organization=organization, public_id=visitor.subject_public_id) if visitor else None
 
 
 def visitor_my_data_url(request: HttpRequest, *, key: str, organization_id: int) -> str | None:
