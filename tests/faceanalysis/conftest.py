@@ -102,3 +102,21 @@ def eager(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     yield
     app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def analyze(django_capture_on_commit_callbacks, monkeypatch):
+    """`worker.frame_analyze` with its after-commit hooks (store cleanup, the aggregates refresh) run at once:
+    the test's own transaction never commits. The refresh a frame schedules runs at once too, through the real
+    guarded task, as on the embedded default."""
+    from faceanalysis import tasks
+    from faceanalysis.services import worker
+
+    task = tasks.refresh_session_aggregates
+    monkeypatch.setattr(task, "apply_async", lambda kwargs, countdown: task.apply(kwargs=kwargs))
+
+    def run(**kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return worker.frame_analyze(**kwargs)
+
+    return run

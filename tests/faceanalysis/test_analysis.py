@@ -17,23 +17,6 @@ from tests.faceanalysis.factories import astronaut_jpeg, make_capture_session, w
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def analyze(django_capture_on_commit_callbacks, monkeypatch):
-    """`worker.frame_analyze` with its after-commit hooks (store cleanup, the aggregates refresh) run at once:
-    the test's own transaction never commits. The refresh a frame schedules runs at once too, through the real
-    guarded task, as on the embedded default (`trailing` below holds it back instead)."""
-    from faceanalysis import tasks
-
-    task = tasks.refresh_session_aggregates
-    monkeypatch.setattr(task, "apply_async", lambda kwargs, countdown: task.apply(kwargs=kwargs))
-
-    def run(**kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return worker.frame_analyze(**kwargs)
-
-    return run
-
-
 def queue_frames(session: CaptureSession, count: int = 1, *, step_ms: int = 200) -> list[Frame]:
     """Frames through real intake; the tasks it would queue are not run (no commit inside the test)."""
     return frame_intake(

@@ -11,28 +11,12 @@ from rest_framework.test import APIClient
 
 from faceanalysis import dispatch
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
-from faceanalysis.services import worker
 from faceanalysis.services.intake import IncomingFrame, frame_intake
 from tests.faceanalysis.factories import astronaut_jpeg, make_campaign, make_capture_session
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 ATTENTION_ONLY: tuple[str, ...] = ()
-
-
-@pytest.fixture
-def analyze(django_capture_on_commit_callbacks, monkeypatch):
-    """`worker.frame_analyze` with its after-commit hooks and the aggregates refresh run at once."""
-    from faceanalysis import tasks
-
-    task = tasks.refresh_session_aggregates
-    monkeypatch.setattr(task, "apply_async", lambda kwargs, countdown: task.apply(kwargs=kwargs))
-
-    def run(**kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return worker.frame_analyze(**kwargs)
-
-    return run
 
 
 def _session(org, attributes: tuple[str, ...] | None) -> CaptureSession:
