@@ -130,7 +130,7 @@ def make_sessions(count: int) -> list[tuple[str, str]]:
             )
         )
     campaign, _ = Campaign.objects.get_or_create(
-        organization=organization, name="Bench", defaults={"required_purposes": "face_analysis", "status": "active"}
+        organization=organization, name="Bench", defaults={"required_purposes": "face_analysis", "status": "running"}
     )
     sessions = []
     for _ in range(count):

@@ -65,7 +65,7 @@ class CampaignForm(TenantModelForm):
         return cleaned
 
     def _refuse_activation_unless_ready(self, cleaned: dict) -> None:
-        if cleaned.get("status") != Campaign.Status.ACTIVE or "purpose_choices" not in cleaned:
+        if cleaned.get("status") != Campaign.Status.RUNNING or "purpose_choices" not in cleaned:
             return
         organization = (
             cleaned.get("organization")
@@ -126,7 +126,7 @@ class CampaignAdmin(TenantAdmin):
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
         campaign = self.get_object(request, unquote(object_id)) if request.method == "GET" else None
-        if campaign is not None and campaign.status == Campaign.Status.ACTIVE:
+        if campaign is not None and campaign.status == Campaign.Status.RUNNING:
             readiness = campaign_readiness(campaign=campaign)
             if not readiness.ready:
                 self.message_user(

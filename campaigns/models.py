@@ -1,6 +1,8 @@
-"""Campaigns: what a marketer runs, and which consent purposes it needs."""
+"""Campaigns: what a marketer runs, which consent purposes it needs, its content variants and personalization
+rules, and the append-only log of the decisions and events they produce."""
 
 import secrets
+import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -23,8 +25,25 @@ class Campaign(TenantModel):
 
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")
-        ACTIVE = "active", _("Active")
+        SCHEDULED = "scheduled", _("Scheduled")  # beat starts it at starts_at
+        RUNNING = "running", _("Running")
+        PAUSED = "paused", _("Paused")  # no consent page, camera or decision until it runs again
         ENDED = "ended", _("Ended")
+
+    class Goal(models.TextChoices):
+        CONVERSION = "conversion", _("Conversion")
+        ENGAGEMENT = "engagement", _("Engagement")
+        UX_TEST = "ux_test", _("UX test")
+        VIDEO_REACTION = "video_reaction", _("Video reaction")
+
+    class SettingOfUse(models.TextChoices):
+        """Where the campaign is used. EU AI Act Art. 5(1)(f) forbids emotion recognition at work and in
+        education: there, expression conditions can be neither saved nor evaluated."""
+
+        GENERAL = "general", _("General (consumers online)")
+        RETAIL = "retail", _("Retail and events")
+        WORKPLACE = "workplace", _("Workplace")
+        EDUCATION = "education", _("Education")
 
     name = models.CharField(max_length=200)
     public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
@@ -44,6 +63,21 @@ class Campaign(TenantModel):
         help_text=_("What is derived from faces (see consent.derived); the notice must name exactly these."),
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    goal = models.CharField(max_length=20, choices=Goal.choices, default=Goal.CONVERSION)
+    setting_of_use = models.CharField(
+        max_length=20, choices=SettingOfUse.choices, default=SettingOfUse.GENERAL,
+        help_text=_("At work and in education emotion recognition is forbidden (EU AI Act Art. 5(1)(f))."),
+    )
+    starts_at = models.DateTimeField(null=True, blank=True, help_text=_("A scheduled campaign starts running then."))
+    ends_at = models.DateTimeField(null=True, blank=True, help_text=_("A running or paused campaign ends then."))
+    allowed_origins = models.TextField(
+        blank=True, default="",
+        help_text=_("Origins of the partner pages that may ask for decisions with personalize.js, one per line "
+                    "(https://shop.example)."),
+    )
+    decision_ttl_seconds = models.PositiveIntegerField(
+        default=60, help_text=_("How long a page may reuse a decision before asking again."),
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -74,6 +108,16 @@ class Campaign(TenantModel):
         self.optional_purposes = purposes_key(optional)
 
     @property
+    def emotion_recognition_forbidden(self) -> bool:
+        """EU AI Act Art. 5(1)(f): no emotion recognition in the workplace or in education."""
+        return self.setting_of_use in (self.SettingOfUse.WORKPLACE, self.SettingOfUse.EDUCATION)
+
+    @property
+    def allowed_origin_list(self) -> list[str]:
+        """The partner origins allowed to ask for decisions from a browser, as written (scheme://host[:port])."""
+        return [line.strip().rstrip("/") for line in self.allowed_origins.splitlines() if line.strip()]
+
+    @property
     def required_purpose_list(self) -> list[str]:
         """Purposes the camera needs, every one."""
         return [p for p in self.required_purposes.split(",") if p]
@@ -102,3 +146,123 @@ class Campaign(TenantModel):
     def context_ref(self) -> str:
         """How consent ledger entries refer to this campaign without the consent app knowing campaigns."""
         return f"campaign:{self.public_id}"
+
+
+class Variant(TenantModel):
+    """One version of a campaign's content; exactly one variant of a campaign is its default, shown when no rule
+    fires. `html` is stored only as sanitised (nh3) by the service that writes it."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="variants")
+    key = models.SlugField(max_length=64, help_text=_("Stable key partners and the snippet use (calm-offer)."))
+    name = models.CharField(max_length=200)
+    headline = models.CharField(max_length=300, blank=True, default="")
+    body = models.TextField(blank=True, default="", max_length=5000)
+    image_url = models.URLField(max_length=500, blank=True, default="")
+    cta_text = models.CharField(max_length=100, blank=True, default="")
+    cta_url = models.URLField(max_length=500, blank=True, default="")
+    payload = models.JSONField(default=dict, blank=True, help_text=_("Free JSON for partners (at most 16 KB)."))
+    html = models.TextField(blank=True, default="", max_length=20000, help_text=_("Optional; sanitised on save."))
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["campaign", "-is_default", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "key"], name="cmp_variant_key_unique"),
+            models.UniqueConstraint(
+                fields=["campaign"], condition=models.Q(is_default=True), name="cmp_one_default_variant"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.key})"
+
+
+class Rule(TenantModel):
+    """A personalization rule: when its condition tree matches the visitor's context, its variant is shown.
+    Rules are tried by ascending priority (then id); the first that matches wins. The tree is JSON validated by
+    `campaigns.conditions` (see docs/personalization.md)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="rules")
+    name = models.CharField(max_length=200)
+    priority = models.PositiveIntegerField(default=100, help_text=_("Lower runs first."))
+    enabled = models.BooleanField(default=True)
+    condition = models.JSONField(help_text=_("The condition tree (all / any / not over fields)."))
+    variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="rules")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["campaign", "priority", "id"]
+        indexes = [models.Index(fields=["campaign", "priority"], name="cmp_rule_order_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Decision(TenantModel):
+    """One decision, appended to the decision log and never changed: which variant a visitor got in a campaign
+    and why. Holds no face value: only the rule that fired and, per rule skipped, the reason code."""
+
+    class Reason(models.TextChoices):
+        RULE = "rule", _("A rule fired")
+        STICKY = "sticky", _("Kept the visitor's earlier variant")
+        DEFAULT = "default", _("Default variant")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="+")
+    visitor_id = models.CharField(max_length=64, help_text=_("The page's anonymous visitor id (first-party cookie)."))
+    subject = models.ForeignKey("consent.Subject", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="+")
+    rule = models.ForeignKey(Rule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.CharField(max_length=10, choices=Reason.choices)
+    channel = models.CharField(max_length=10, default="api", help_text=_("api (partner key) or snippet."))
+    trace = models.JSONField(default=list, blank=True, help_text=_("Per rule tried: matched, not matched or skipped, "
+                                                                   "with the node or reason; never a face value."))
+    attributes = models.JSONField(default=dict, blank=True, help_text=_("Coarse request attributes (device, language, "
+                                                                        "country); no IP, no user agent."))
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["campaign", "visitor_id", "-created_at"], name="cmp_decision_visitor_idx"),
+            models.Index(fields=["organization", "created_at"], name="cmp_decision_org_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Decision {self.public_id}"
+
+
+class Event(TenantModel):
+    """An impression, click, conversion or custom event on a decision, attributed to the decision's variant and
+    rule; one per (decision, client event id), so a retried post records nothing twice. Append-only."""
+
+    class Kind(models.TextChoices):
+        IMPRESSION = "impression", _("Impression")
+        CLICK = "click", _("Click")
+        CONVERSION = "conversion", _("Conversion")
+        CUSTOM = "custom", _("Custom")
+
+    decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="events")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="+")
+    variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="+")
+    rule = models.ForeignKey(Rule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    subject = models.ForeignKey("consent.Subject", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    name = models.CharField(max_length=64, blank=True, default="", help_text=_("purchase, signup, video_50 ..."))
+    value = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True, default="")
+    client_event_id = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    received_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["decision", "client_event_id"], name="cmp_event_once_per_client_id"),
+        ]
+        indexes = [models.Index(fields=["campaign", "kind", "received_at"], name="cmp_event_campaign_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.decision_id}"

@@ -26,7 +26,7 @@ def seed_demo_campaign(
             name=DEMO_CAMPAIGN_NAME,
             required_purposes=Purpose.FACE_ANALYSIS,
             optional_purposes=",".join(p for p in DEMO_PURPOSES if p != Purpose.FACE_ANALYSIS),
-            status=Campaign.Status.ACTIVE,
+            status=Campaign.Status.RUNNING,
         )
         campaign.full_clean()
         campaign.save()

@@ -43,7 +43,7 @@ def campaign_get_public(*, public_id: str) -> Campaign | None:
     """An active campaign by its public id (the id is the only key a visitor has)."""
     return (
         Campaign.objects.select_related("organization")
-        .filter(public_id=public_id, status=Campaign.Status.ACTIVE)
+        .filter(public_id=public_id, status=Campaign.Status.RUNNING)
         .first()
     )
 

@@ -95,7 +95,7 @@ def make_campaign(
     purposes: tuple[str, ...] = ("face_analysis",),
     optional: tuple[str, ...] = (),
     derived_attributes: tuple[str, ...] | None = None,
-    status: str = "active",
+    status: str = "running",
 ):
     """A campaign whose camera needs `purposes`, offering `optional` as extras, deriving `derived_attributes`
     (None: all)."""

@@ -26,7 +26,7 @@ def _client(user) -> Client:
     return client
 
 
-def _add(client: Client, status: str = "active", purposes=PURPOSES, **extra):
+def _add(client: Client, status: str = "running", purposes=PURPOSES, **extra):
     data = {"name": "Spring", "status": status, "purpose_choices": list(purposes), "attribute_choices": ATTRIBUTES,
             **extra}
     return client.post("/admin/campaigns/campaign/add/", data)
@@ -65,7 +65,7 @@ def test_a_draft_may_be_saved_unready_and_activated_once_ready(org_a, marketer_a
     assert _add(client, status="draft").status_code == 302
     campaign = Campaign.objects.get()
     change = f"/admin/campaigns/campaign/{campaign.pk}/change/"
-    data = {"name": "Spring", "status": "active", "purpose_choices": list(PURPOSES), "attribute_choices": ATTRIBUTES}
+    data = {"name": "Spring", "status": "running", "purpose_choices": list(PURPOSES), "attribute_choices": ATTRIBUTES}
     refused = client.post(change, data)
     assert refused.status_code == 200 and "No published notice" in _errors(refused)
     campaign.refresh_from_db()
@@ -73,7 +73,7 @@ def test_a_draft_may_be_saved_unready_and_activated_once_ready(org_a, marketer_a
     make_notice(org_a, language="en", purposes=PURPOSES)
     assert client.post(change, data).status_code == 302
     campaign.refresh_from_db()
-    assert campaign.status == "active"
+    assert campaign.status == "running"
 
 
 def test_operator_activation_is_checked_against_the_chosen_organization(org_a, org_b) -> None:

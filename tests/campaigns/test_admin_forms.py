@@ -69,7 +69,7 @@ def test_unticking_every_purpose_of_an_existing_campaign_is_a_form_error(org_a) 
     campaign = make_campaign(org_a)
     client = _client_for(org_a, "marketer")
     response = client.post(
-        f"/admin/campaigns/campaign/{campaign.pk}/change/", {"name": campaign.name, "status": "active"}
+        f"/admin/campaigns/campaign/{campaign.pk}/change/", {"name": campaign.name, "status": "running"}
     )
     assert response.status_code == 200
     assert "purpose_choices" in response.context["adminform"].form.errors

@@ -149,7 +149,7 @@ def test_campaign_admin_declares_purposes_and_links_the_consent_page(org_a) -> N
     client = _client(make_member(org_a, role="marketer"))
     response = client.post(
         "/admin/campaigns/campaign/add/",
-        {"name": "Spring", "status": "active", "purpose_choices": ["face_analysis", "personalization"],
+        {"name": "Spring", "status": "running", "purpose_choices": ["face_analysis", "personalization"],
          "attribute_choices": ["expression", "age", "gender"]},
     )
     assert response.status_code == 302

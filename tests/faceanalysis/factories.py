@@ -27,7 +27,7 @@ def make_campaign(
     return Campaign.objects.create(
         organization=organization, name=f"Campaign {next(_counter)}", required_purposes=",".join(sorted(purposes)),
         derived_attributes=derived.canonical(derived.ALL_KEYS if derived_attributes is None else derived_attributes),
-        status=Campaign.Status.ACTIVE,
+        status=Campaign.Status.RUNNING,
     )
 
 
