@@ -397,9 +397,9 @@ class _Broken(Exception):
         self.path = path
 
 
-def _face_leaves(node: Any, path: str, depth: int, found: list[tuple[str, Mapping]]) -> None:
+def _face_leaves(node: Any, path: str, depth: int, found: list[tuple[str, dict]]) -> None:
     """Collect the face leaves with their paths, checking the shape evaluation relies on."""
-    if depth > MAX_DEPTH or not isinstance(node, Mapping):
+    if depth > MAX_DEPTH or not isinstance(node, dict):  # trees are JSON: dict, not any Mapping (and faster)
         raise _Broken(path)
     if "all" in node or "any" in node:
         kind = "all" if "all" in node else "any"
@@ -503,7 +503,7 @@ def rule_evaluate(tree: Any, context: EvaluationContext, *, path: str = "conditi
     face signals, or a face leaf finds no fresh features; else matched, or not_matched with the deciding node.
     A malformed tree (saved before the vocabulary changed) does not match, at the first node that cannot be read."""
     try:
-        face_leaves: list[tuple[str, Mapping]] = []
+        face_leaves: list[tuple[str, dict]] = []
         _face_leaves(tree, path, 1, face_leaves)
         face_values: dict[int, Any] = {}
         if face_leaves:

@@ -32,6 +32,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -147,18 +148,24 @@ def _column(values: Sequence[Any]) -> np.ndarray:
     return np.array(values, dtype=float)
 
 
+def _prefix(values: np.ndarray) -> np.ndarray:
+    """Prefix sums along the frames with a leading zero row: the sum over frames [i, n) is p[n] - p[i]."""
+    summed = np.cumsum(values, axis=0, dtype=np.int64 if values.dtype == bool else None)
+    return np.concatenate((np.zeros((1, *summed.shape[1:]), dtype=summed.dtype), summed))
+
+
 def _round(value: float) -> float:
     return round(float(value), 4)
 
 
-def _with_tie_to_newest(counts: np.ndarray, labels: np.ndarray, tied_names: Sequence[str]) -> str:
+def _with_tie_to_newest(counts: list[int], labels: np.ndarray, names: Sequence[str]) -> str:
     """The label with the highest count; among tied labels, the one of the newest frame (labels oldest first)."""
-    best = counts.max()
-    tied = np.flatnonzero(counts == best)
+    best = max(counts)
+    tied = [index for index, count in enumerate(counts) if count == best]
     if len(tied) == 1:
-        return tied_names[int(tied[0])]
-    newest = {int(label): i for i, label in enumerate(labels.tolist())}
-    return tied_names[max(tied.tolist(), key=lambda index: newest.get(index, -1))]
+        return names[tied[0]]
+    newest = {label: i for i, label in enumerate(labels.tolist())}
+    return names[max(tied, key=lambda index: newest.get(index, -1))]
 
 
 class FaceSignals:
@@ -167,17 +174,19 @@ class FaceSignals:
     Frames are kept sorted by `at`, so a window is a suffix found by bisection; the columns are built on the
     first read (numpy), and each (field family, window, confidence) is computed once per instance."""
 
-    __slots__ = ("_now", "_rows", "_ats", "_cols", "_starts", "_memo")
+    __slots__ = ("_now", "_rows", "_ats", "_cols", "_prefix", "_by_confidence", "_starts", "_memo")
 
     def __init__(self, frames: Sequence[FrameSignal], *, now: float) -> None:
         self._setup([_row(frame) for frame in frames], now)
 
     def _setup(self, rows: list[list], now: float) -> None:
-        rows.sort(key=lambda row: row[0])
+        rows.sort(key=itemgetter(0))  # the rows themselves are never changed, so they are shared, not copied
         self._now = float(now)
         self._rows = rows
         self._ats = [row[0] for row in rows]
         self._cols: dict[str, np.ndarray] | None = None
+        self._prefix: dict[str, list[int]] = {}
+        self._by_confidence: dict[tuple[str, float], tuple[list[int], Any, np.ndarray]] = {}
         self._starts: dict[int, int] = {}
         self._memo: dict[tuple, tuple[Any, int]] = {}
 
@@ -188,7 +197,7 @@ class FaceSignals:
             raise ValueError("face signal rows must be lists of the width to_rows writes")
         signals = cls.__new__(cls)
         try:
-            signals._setup([list(row) for row in rows], now)
+            signals._setup(list(rows), now)
             signals._columns()  # the types are checked here, once, rather than on a visitor's first read
         except (TypeError, ValueError) as exc:
             raise ValueError(f"malformed face signal rows: {exc}") from exc
@@ -217,7 +226,7 @@ class FaceSignals:
                 counting = looking = smile = expression = confidence = probabilities = age = gender = ()
                 gender_confidence = ()
             missing = [math.nan] * len(EXPRESSION_LABELS)
-            self._cols = {
+            cols = {
                 "counting": np.array(counting, dtype=bool),
                 "looking": _column([math.nan if v is None else v for v in looking]),
                 "smile": _column(smile),
@@ -229,7 +238,47 @@ class FaceSignals:
                 "gender": np.array([_GENDER_INDEX.get(v, -1) for v in gender], dtype=np.int64),
                 "gender_confidence": _column(gender_confidence),
             }
+            # Windows are suffixes of the time-sorted frames, so a count over a window is a difference of two
+            # prefix sums: the confidence-free shares cost O(1) per window once these exist.
+            counted = cols["counting"]
+            has_smile = counted & ~np.isnan(cols["smile"])
+            has_look = counted & ~np.isnan(cols["looking"])
+            with np.errstate(invalid="ignore"):
+                smiling = has_smile & (cols["smile"] >= SMILE_THRESHOLD)
+            looking_now = has_look & (cols["looking"] == 1.0)
+            self._prefix = {name: _prefix(mask).tolist() for name, mask in (
+                ("counting", counted), ("smile_n", has_smile), ("smiling", smiling), ("look_n", has_look),
+                ("looking", looking_now))}
+            cols["has_age"] = counted & ~np.isnan(cols["age"])
+            cols["has_probabilities"] = ~np.isnan(cols["probabilities"]).any(axis=1)
+            cols["has_gender"] = counted & (cols["gender"] >= 0)
+            cols["top_one_hot"] = np.eye(len(EXPRESSION_LABELS), dtype=np.int64)[np.maximum(cols["expression"], 0)]
+            cols["gender_one_hot"] = np.eye(len(GENDER_LABELS), dtype=np.int64)[np.maximum(cols["gender"], 0)]
+            self._cols = cols
         return self._cols
+
+    def _confident(self, family: str, min_confidence: float) -> tuple[list[int], Any, np.ndarray]:
+        """For one family (probabilities, top, gender) at one confidence, for every window at once: prefix sums
+        of the qualifying frames and of their values, and the qualifying mask."""
+        key = (family, min_confidence)
+        tables = self._by_confidence.get(key)
+        if tables is None:
+            cols = self._columns()
+            with np.errstate(invalid="ignore"):
+                if family == "gender":
+                    mask = cols["has_gender"] & (cols["gender_confidence"] >= min_confidence)
+                else:
+                    mask = cols["counting"] & (cols["confidence"] >= min_confidence)
+            if family == "probabilities":
+                mask &= cols["has_probabilities"]
+                values = _prefix(np.where(mask[:, None], cols["probabilities"], 0.0))
+            else:
+                one_hot = cols["gender_one_hot"] if family == "gender" else cols["top_one_hot"]
+                if family == "top":
+                    mask &= cols["expression"] >= 0
+                values = _prefix(one_hot * mask[:, None])
+            tables = self._by_confidence[key] = (_prefix(mask).tolist(), values, mask)
+        return tables
 
     def _start(self, window_seconds: int) -> int:
         start = self._starts.get(window_seconds)
@@ -253,47 +302,51 @@ class FaceSignals:
         if field not in FACE_FIELDS:
             return None, 0
         start = self._start(window_seconds)
-        if start >= len(self._rows):
+        n = len(self._rows)
+        if start >= n:
             return None, 0
         cols = self._columns()
-        counting = cols["counting"][start:]
+        prefix = self._prefix
+
+        def total(table: Any) -> Any:
+            return table[n] - table[start]
+
         if field == "face.quality_share":
-            return _round(counting.mean()), len(counting)
+            return _round(total(prefix["counting"]) / (n - start)), n - start
         if field == "face.smile_share":
-            smile = cols["smile"][start:][counting]
-            smile = smile[~np.isnan(smile)]
-            return (_round((smile >= SMILE_THRESHOLD).mean()) if len(smile) else None), len(smile)
+            qualifying = int(total(prefix["smile_n"]))
+            return (_round(total(prefix["smiling"]) / qualifying) if qualifying else None), qualifying
         if field == "face.attention_share":
-            looking = cols["looking"][start:][counting]
-            looking = looking[~np.isnan(looking)]
-            return (_round(looking.mean()) if len(looking) else None), len(looking)
+            qualifying = int(total(prefix["look_n"]))
+            return (_round(total(prefix["looking"]) / qualifying) if qualifying else None), qualifying
         if field == "face.age_band":
-            age = cols["age"][start:][counting]
-            age = age[~np.isnan(age)]
-            return (age_band(float(np.median(age))) if len(age) else None), len(age)
+            age = np.sort(cols["age"][start:][cols["has_age"][start:]])
+            count = len(age)
+            if not count:
+                return None, 0
+            middle = count // 2  # the median, as statistics.median takes it
+            median = float(age[middle]) if count % 2 else (float(age[middle - 1]) + float(age[middle])) / 2
+            return age_band(median), count
         if field == "face.gender":
-            with np.errstate(invalid="ignore"):
-                keep = counting & (cols["gender"][start:] >= 0) & (cols["gender_confidence"][start:] >= min_confidence)
-            labels = cols["gender"][start:][keep]
-            if not len(labels):
+            counts, sums, mask = self._confident("gender", min_confidence)
+            qualifying = total(counts)
+            if not qualifying:
                 return None, 0
-            counts = np.bincount(labels, minlength=len(GENDER_LABELS))
-            return _with_tie_to_newest(counts, labels, GENDER_LABELS), len(labels)
-        with np.errstate(invalid="ignore"):
-            confident = counting & (cols["confidence"][start:] >= min_confidence)
+            labels = cols["gender"][start:][mask[start:]]
+            return _with_tie_to_newest(total(sums).tolist(), labels, GENDER_LABELS), qualifying
         if field == "face.top_expression":
-            labels = cols["expression"][start:][confident & (cols["expression"][start:] >= 0)]
-            if not len(labels):
+            counts, sums, mask = self._confident("top", min_confidence)
+            qualifying = total(counts)
+            if not qualifying:
                 return None, 0
-            counts = np.bincount(labels, minlength=len(EXPRESSION_LABELS))
-            return _with_tie_to_newest(counts, labels, EXPRESSION_LABELS), len(labels)
-        probabilities = cols["probabilities"][start:][confident]
-        probabilities = probabilities[~np.isnan(probabilities).any(axis=1)]
-        if not len(probabilities):
+            labels = cols["expression"][start:][mask[start:]]
+            return _with_tie_to_newest(total(sums).tolist(), labels, EXPRESSION_LABELS), qualifying
+        counts, sums, _ = self._confident("probabilities", min_confidence)
+        qualifying = total(counts)
+        if not qualifying:
             return None, 0
-        # One pass gives every label's mean: the other labels of this window and confidence are memoised too.
-        means = probabilities.mean(axis=0)
+        # One difference gives every label's mean: the other labels of this window and confidence are memoised.
+        means = [round(summed / qualifying, 4) for summed in total(sums).tolist()]
         for index, label in enumerate(EXPRESSION_LABELS):
-            self._memo[(EXPRESSION_PREFIX + label, window_seconds, min_confidence)] = (
-                _round(means[index]), len(probabilities))
-        return _round(means[_LABEL_INDEX[field[len(EXPRESSION_PREFIX):]]]), len(probabilities)
+            self._memo[(EXPRESSION_PREFIX + label, window_seconds, min_confidence)] = (means[index], qualifying)
+        return means[_LABEL_INDEX[field[len(EXPRESSION_PREFIX):]]], qualifying
