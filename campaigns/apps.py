@@ -7,6 +7,7 @@ class CampaignsConfig(AppConfig):
 
     def ready(self) -> None:
         from accounts.signals import demo_seeded
+        from campaigns.api import schema  # noqa: F401  (registers the condition tree's OpenAPI extension)
         from campaigns.receivers import seed_demo_campaign
 
         demo_seeded.connect(seed_demo_campaign, dispatch_uid="campaigns.seed_demo_campaign")

@@ -4,11 +4,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.utils.translation import get_language_info
 
 from accounts.models import Organization
-from campaigns.models import Campaign
+from campaigns.models import Campaign, Rule, Variant
 from consent import derived
 from consent.forms import derived_attributes_label
 from consent.guards import ConsentDenied, DenialReason, require_consents
@@ -141,3 +141,49 @@ def capture_refusal(*, campaign: Campaign, subject: Subject | None) -> tuple[str
     except ConsentDenied as denial:
         return denial.reason.value, denial.purpose
     return None
+
+
+def campaign_with_content(*, campaign: Campaign) -> Campaign:
+    """`campaign` with its variants and rules (and each rule's variant) fetched in two queries."""
+    return (
+        Campaign.objects.filter(pk=campaign.pk)
+        .prefetch_related(
+            Prefetch("variants", queryset=Variant.objects.order_by("-is_default", "key")),
+            Prefetch("rules", queryset=Rule.objects.select_related("variant").order_by("priority", "id")),
+        )
+        .get()
+    )
+
+
+def variant_list(*, campaign: Campaign | None) -> QuerySet[Variant]:
+    """A campaign's variants, the default first; none for None."""
+    if campaign is None:
+        return Variant.objects.none()
+    return Variant.objects.filter(campaign=campaign, organization_id=campaign.organization_id).order_by(
+        "-is_default", "key"
+    )
+
+
+def variant_get(*, campaign: Campaign | None, key: Any) -> Variant | None:
+    """A campaign's variant by key; None when missing or malformed."""
+    if not isinstance(key, str) or not key or len(key) > 64:
+        return None
+    return variant_list(campaign=campaign).filter(key=key).first()
+
+
+def rule_list(*, campaign: Campaign | None) -> QuerySet[Rule]:
+    """A campaign's rules in the order they are tried (priority, then id); none for None."""
+    if campaign is None:
+        return Rule.objects.none()
+    return (
+        Rule.objects.filter(campaign=campaign, organization_id=campaign.organization_id)
+        .select_related("variant")
+        .order_by("priority", "id")
+    )
+
+
+def rule_get(*, campaign: Campaign | None, rule_id: Any) -> Rule | None:
+    """A campaign's rule by id; None when missing or malformed."""
+    if not isinstance(rule_id, int) or isinstance(rule_id, bool) or not 0 < rule_id < 2**63:
+        return None
+    return rule_list(campaign=campaign).filter(pk=rule_id).first()

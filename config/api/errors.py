@@ -2,6 +2,8 @@
 
     {"error": {"code": "not_found", "message": "Not found.", "details": {...}}}
 
+plus `path` where the error is about one member of the request body (`rules[2].condition.all[1].value`).
+
 (built by `config.api.error_shape`; here DRF's exception handler and Django's error handlers use it)
 """
 
@@ -28,6 +30,22 @@ def _first_message(detail: Any) -> str:
     return str(detail)
 
 
+def first_error_path(detail: Any, prefix: str = "") -> str | None:
+    """Where the first message of a DRF validation error sits in the body (`variants[1].cta_url`); None for
+    an error about the request as a whole."""
+    if isinstance(detail, dict) and detail:
+        key, value = next(iter(detail.items()))
+        if key == "non_field_errors":
+            return prefix or None
+        step = f"[{key}]" if isinstance(key, int) else (f".{key}" if prefix else str(key))
+        return first_error_path(value, prefix + step)
+    if isinstance(detail, list) and detail and all(isinstance(item, dict | list) for item in detail):
+        for index, item in enumerate(detail):
+            if item:
+                return first_error_path(item, f"{prefix}[{index}]")
+    return prefix or None
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF exception handler that renders every handled error in the one shape."""
     if isinstance(exc, Http404):
@@ -43,13 +61,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         # `details` is always an object: a bare list of messages is about the request as a whole.
         detail = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         code, message, details = "invalid", _first_message(exc.detail), detail
+        path = getattr(exc, "path", None) or first_error_path(detail)
     else:
         codes = exc.get_codes()
         code = codes if isinstance(codes, str) else exc.default_code
-        message, details = str(exc.detail), {}
+        message, details, path = str(exc.detail), getattr(exc, "details", None) or {}, getattr(exc, "path", None)
         if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
             details = {"retry_after_seconds": int(exc.wait)}
-    response.data = error_body(str(code), message, details)
+    response.data = error_body(str(code), message, details, path)
     return response
 
 

@@ -32,6 +32,11 @@ ERROR_BODY_SCHEMA: dict[str, Any] = {
             "description": "For `invalid`, the messages per field; otherwise what the code needs (e.g. "
             "`retry_after_seconds`, `reason`); empty when there is nothing to add.",
         },
+        "path": {
+            "type": "string",
+            "description": "Only when the error is about one member of the request body: where it sits, in dotted "
+            "form with list indexes, e.g. `rules[2].condition.all[1].value` or `variants[0].cta_url`.",
+        },
     },
     "required": ["code", "message", "details"],
 }

@@ -213,6 +213,7 @@ SPECTACULAR_SETTINGS = {
         "GrantEndReasonEnum": "consent.models.Grant.EndReason",
         "FrameStatusEnum": "faceanalysis.models.Frame.Status",
         "NoticeStatusEnum": "consent.models.NoticeVersion.Status",
+        "CampaignStatusEnum": "campaigns.models.Campaign.Status",
     },
 }
 
