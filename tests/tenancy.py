@@ -144,3 +144,59 @@ LIST_ENDPOINTS += [
 # Authenticated by the subject's own "my data" token, not by a partner key or member; the subject's organization
 # is the only one it reaches (tests/faceanalysis/test_intake.py covers forged tokens).
 NO_TENANT_DATA |= {"api:capture-session-start"}
+
+
+# --- campaigns, variants, rules --------------------------------------------------------------------------------------
+
+_DEVICE_RULE = {"field": "request.device", "op": "eq", "value": "mobile"}
+
+
+def _campaign_with_content(org: Organization):
+    """A draft campaign of B with a default variant, a spare one and a rule."""
+    from campaigns.models import Rule, Variant
+    from tests.factories import make_campaign
+
+    campaign = make_campaign(org, status="draft")
+    default = Variant.objects.create(organization=org, campaign=campaign, key="default", name="B default",
+                                     is_default=True)
+    Variant.objects.create(organization=org, campaign=campaign, key="spare", name="B spare")
+    rule = Rule.objects.create(organization=org, campaign=campaign, name="B rule", condition=_DEVICE_RULE,
+                               variant=default)
+    return campaign, rule
+
+
+def _foreign_campaign(org: Organization) -> tuple[dict[str, Any], str]:
+    campaign, _ = _campaign_with_content(org)
+    return {"public_id": campaign.public_id}, campaign.public_id
+
+
+def _foreign_campaign_listed(org: Organization) -> tuple[dict[str, Any], str]:
+    return {}, _foreign_campaign(org)[1]
+
+
+def _foreign_variant(key: str) -> Maker:
+    def make(org: Organization) -> tuple[dict[str, Any], str]:
+        campaign, _ = _campaign_with_content(org)
+        return {"public_id": campaign.public_id, "key": key}, campaign.public_id
+
+    return make
+
+
+def _foreign_rule(org: Organization) -> tuple[dict[str, Any], str]:
+    campaign, rule = _campaign_with_content(org)
+    return {"public_id": campaign.public_id, "rule_id": rule.pk}, campaign.public_id
+
+
+OBJECT_ENDPOINTS += [
+    TenantEndpoint("api:campaign-detail", ("get", "patch"), _foreign_campaign, body={"name": "Renamed"}),
+    TenantEndpoint("api:campaign-variant-list", ("get", "post"), _foreign_campaign,
+                   body={"key": "new", "name": "New"}),
+    TenantEndpoint("api:campaign-variant-detail", ("get", "patch"), _foreign_variant("default"),
+                   body={"headline": "Changed"}),
+    TenantEndpoint("api:campaign-variant-detail", ("delete",), _foreign_variant("spare")),
+    TenantEndpoint("api:campaign-rule-list", ("get", "post"), _foreign_campaign,
+                   body={"name": "New rule", "condition": _DEVICE_RULE, "variant": "default"}),
+    TenantEndpoint("api:campaign-rule-detail", ("get", "patch"), _foreign_rule, body={"priority": 5}),
+    TenantEndpoint("api:campaign-rule-detail", ("delete",), _foreign_rule),
+]
+LIST_ENDPOINTS += [TenantEndpoint("api:campaign-list", ("get",), _foreign_campaign_listed)]

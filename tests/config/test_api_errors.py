@@ -30,8 +30,20 @@ def test_validation_errors_name_the_field_first() -> None:
             "code": "invalid",
             "message": "purpose: Unknown purpose.",
             "details": {"purpose": ["Unknown purpose."]},
+            "path": "purpose",
         }
     }
+
+
+def test_a_validation_error_names_the_path_of_its_first_nested_member() -> None:
+    from rest_framework.exceptions import ValidationError
+
+    from config.api.errors import api_exception_handler
+
+    nested = {"variants": [{}, {"cta_url": ["Enter a valid URL."]}]}
+    assert api_exception_handler(ValidationError(nested), {}).data["error"]["path"] == "variants[1].cta_url"
+    whole = api_exception_handler(ValidationError(["Send an object."]), {}).data["error"]
+    assert "path" not in whole
 
 
 def test_wrong_method_is_405_in_the_error_shape(client_a) -> None:
