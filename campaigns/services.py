@@ -107,6 +107,8 @@ def _moment(data: Mapping[str, Any], name: str) -> datetime | None:
         raise ContentError(name, "Give an ISO 8601 date and time with its offset (2030-01-31T09:00:00Z), or null.")
     if timezone.is_naive(parsed):
         raise ContentError(name, "Give the time's UTC offset (Z or +01:00).")
+    if not 1970 <= parsed.year <= 9998:  # the database's range, with room for any offset
+        raise ContentError(name, "Give a year from 1970 to 9998.")
     return parsed
 
 

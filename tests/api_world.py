@@ -45,6 +45,9 @@ class ApiWorld:
     ended_session_id: str  # another open session until an operation ends it
     ended_session_token: str
     notice_hash: str
+    content_campaign_id: str  # a draft campaign with variants and a rule, for the content operations
+    variant_key: str
+    rule_id: int
 
 
 def _face() -> dict:
@@ -126,6 +129,7 @@ def make_api_world() -> ApiWorld:
     second, second_token = capture_session_open(
         organization=organization, subject=subject, campaign=campaign, source="image_upload", media_ref="page-7"
     )
+    content_campaign, variant, rule = _content_campaign(organization)
     return ApiWorld(
         organization=organization,
         api_key=raw_key,
@@ -140,4 +144,23 @@ def make_api_world() -> ApiWorld:
         ended_session_id=str(second.public_id),
         ended_session_token=second_token,
         notice_hash=grant.notice_hash,
+        content_campaign_id=content_campaign.public_id,
+        variant_key=variant.key,
+        rule_id=rule.pk,
     )
+
+
+def _content_campaign(organization: Organization):
+    """A draft campaign with a default variant, a spare one and a rule (the running one stays as it is)."""
+    from campaigns.content import campaign_content_replace
+    from campaigns.models import Rule, Variant
+    from tests.factories import make_campaign
+
+    campaign = make_campaign(organization, status="draft")
+    campaign_content_replace(
+        campaign=campaign,
+        variants=[{"key": "default", "name": "Default", "is_default": True}, {"key": "spare", "name": "Spare"}],
+        rules=[{"name": "phones", "condition": {"field": "request.device", "op": "eq", "value": "mobile"},
+                "variant": "default"}],
+    )
+    return campaign, Variant.objects.get(campaign=campaign, key="spare"), Rule.objects.get(campaign=campaign)

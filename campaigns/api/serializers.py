@@ -26,6 +26,9 @@ class VariantSerializer(serializers.ModelSerializer):
     """A variant as the API shows it; `html` is what the sanitiser kept."""
 
     payload = serializers.DictField(help_text="Free JSON for partners, at most 16 KB.")
+    # Blank when not set, so not `format: uri` in the answer.
+    image_url = serializers.CharField(help_text="An http(s) URL, or blank.")
+    cta_url = serializers.CharField(help_text="An http(s) URL, or blank.")
 
     class Meta:
         model = Variant

@@ -108,6 +108,7 @@ def test_a_foreign_campaign_is_the_same_404_as_a_missing_one(client_a, org_b) ->
         ({"decision_ttl_seconds": 10**9}, "decision_ttl_seconds"),
         ({"ends_at": "2020-01-01T00:00:00Z", "starts_at": "2021-01-01T00:00:00Z"}, "ends_at"),
         ({"starts_at": "2021-01-01T00:00:00"}, "starts_at"),
+        ({"starts_at": "0001-01-01T00:00:00+14:00"}, "starts_at"),
         ({"required_purposes": ["personalization"]}, "required_purposes"),
         ({"goal": "world_domination"}, "goal"),
         ({"surprise": True}, "surprise"),
