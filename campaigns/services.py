@@ -1,8 +1,10 @@
 """Writes of the campaigns app. Campaigns sit above face analysis: what a campaign asks of a capture session (it
 is running, its camera's purposes, what it derives) is decided here and handed down as plain values."""
 
+import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,11 +17,13 @@ from accounts.models import Organization
 from campaigns.conditions import uses_emotion_recognition
 from campaigns.content import ContentError, FieldReader, content_replace, refuse_unknown, require_object
 from campaigns.models import Campaign, Rule, Variant
-from campaigns.selectors import campaign_readiness_for
+from campaigns.selectors import campaign_readiness, campaign_readiness_for
 from consent.models import Subject
 from faceanalysis.errors import FaceAnalysisError
 from faceanalysis.models import CaptureSession
 from faceanalysis.services.capture import capture_session_start
+
+logger = logging.getLogger(__name__)
 
 
 def capture_session_open(
@@ -228,3 +232,41 @@ def campaign_update(*, campaign: Campaign, data: Any) -> Campaign:
         updated = _campaign_write(current, data, previous_status=current.status)
     campaign.refresh_from_db()
     return updated
+@dataclass(frozen=True)
+class ScheduleAdvance:
+    """What one pass of the schedule did: campaign ids started, ended, and those due to start but not ready
+    (they stay scheduled, and the next pass tries again)."""
+
+    started: tuple[int, ...]
+    ended: tuple[int, ...]
+    not_ready: tuple[int, ...]
+
+
+def campaign_schedules_advance(*, now: datetime) -> ScheduleAdvance:
+    """Move campaigns along their schedule at `now`: a running or paused campaign whose `ends_at` has passed ends;
+    a scheduled one whose `starts_at` has passed runs, if visitors could see its consent page
+    (`campaign_readiness`), else it stays scheduled and is reported. A scheduled campaign whose whole window has
+    passed ends without running. Idempotent: each transition is one UPDATE guarded by the status it leaves, so a
+    second pass (or a concurrent one) changes nothing."""
+    with transaction.atomic():
+        ending = Campaign.objects.filter(ends_at__lte=now).filter(
+            status__in=[Campaign.Status.RUNNING, Campaign.Status.PAUSED, Campaign.Status.SCHEDULED]
+        ).exclude(status=Campaign.Status.SCHEDULED, starts_at__isnull=True)
+        ended = tuple(ending.values_list("pk", flat=True))
+        Campaign.objects.filter(pk__in=ended, status__in=[
+            Campaign.Status.RUNNING, Campaign.Status.PAUSED, Campaign.Status.SCHEDULED,
+        ]).update(status=Campaign.Status.ENDED)
+        due = Campaign.objects.filter(status=Campaign.Status.SCHEDULED, starts_at__lte=now).select_related(
+            "organization"
+        )
+        ready: list[int] = []
+        not_ready: list[int] = []
+        for campaign in due:
+            (ready if campaign_readiness(campaign=campaign).ready else not_ready).append(campaign.pk)
+        if ready:
+            Campaign.objects.filter(pk__in=ready, status=Campaign.Status.SCHEDULED).update(
+                status=Campaign.Status.RUNNING
+            )
+    if not_ready:
+        logger.warning("scheduled campaigns due to start are not ready and stay scheduled: %s", not_ready)
+    return ScheduleAdvance(started=tuple(ready), ended=ended, not_ready=tuple(not_ready))

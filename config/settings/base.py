@@ -334,6 +334,8 @@ CELERY_BEAT_SCHEDULE["faceanalysis-expire-frames"] = {
     "task": "pipeline.expire_frames",
     "schedule": env.float("VISAGE_EXPIRE_SWEEP_SECONDS", default=60.0),
 }
+# Campaigns: a scheduled campaign starts running at starts_at (when ready), a running or paused one ends at ends_at.
+CELERY_BEAT_SCHEDULE["campaigns-advance-schedules"] = {"task": "campaigns.advance_schedules", "schedule": 60.0}
 
 # Static files: WhiteNoise serves collected files in production; in DEBUG it finds them directly.
 WHITENOISE_USE_FINDERS = DEBUG
