@@ -10,6 +10,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.template.response import TemplateResponse
@@ -192,6 +193,7 @@ class VariantInline(TenantInlineMixin, admin.StackedInline):
     form = VariantInlineForm
     formset = VariantFormSet
     extra = 0
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fields = VariantInlineForm.Meta.fields
 
 

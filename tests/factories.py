@@ -113,3 +113,16 @@ def make_campaign(
     campaign.full_clean()
     campaign.save()
     return campaign
+
+
+def campaign_admin_form(**fields) -> dict:
+    """What the campaign admin page posts besides the fields a test sets: the schedule, goal, setting and decision
+    fields at their defaults, and empty variant and rule inlines."""
+    data: dict = {
+        "goal": "conversion", "setting_of_use": "general", "starts_at_0": "", "starts_at_1": "", "ends_at_0": "",
+        "ends_at_1": "", "allowed_origins": "", "decision_ttl_seconds": 60,
+    }
+    for prefix in ("variants", "rules"):
+        data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0, f"{prefix}-MIN_NUM_FORMS": 0,
+                     f"{prefix}-MAX_NUM_FORMS": 1000})
+    return {**data, **fields}

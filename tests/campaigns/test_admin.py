@@ -11,7 +11,7 @@ from consent import derived
 from consent.models import Grant, LedgerEntry, RetentionPolicy, Subject
 from consent.selectors import consent_funnel
 from consent.services import notice_retire
-from tests.factories import make_campaign, make_member, make_notice, make_retention_policy
+from tests.factories import campaign_admin_form, make_campaign, make_member, make_notice, make_retention_policy
 
 pytestmark = pytest.mark.django_db
 
@@ -27,8 +27,8 @@ def _client(user) -> Client:
 
 
 def _add(client: Client, status: str = "running", purposes=PURPOSES, **extra):
-    data = {"name": "Spring", "status": status, "purpose_choices": list(purposes), "attribute_choices": ATTRIBUTES,
-            **extra}
+    data = campaign_admin_form(name="Spring", status=status, purpose_choices=list(purposes),
+                               attribute_choices=ATTRIBUTES, **extra)
     return client.post("/admin/campaigns/campaign/add/", data)
 
 
@@ -40,7 +40,7 @@ def test_activation_is_refused_naming_the_missing_retention_policy_and_notice(or
     response = _add(_client(marketer_a))
     assert response.status_code == 200 and not Campaign.objects.exists()
     errors = _errors(response)
-    assert "cannot be active" in errors and "no retention policy" in errors
+    assert "cannot be running or scheduled yet" in errors and "no retention policy" in errors
     assert "No published notice for exactly these purposes" in errors
     assert "Face analysis, Personalization from face features" in errors
 
@@ -65,7 +65,8 @@ def test_a_draft_may_be_saved_unready_and_activated_once_ready(org_a, marketer_a
     assert _add(client, status="draft").status_code == 302
     campaign = Campaign.objects.get()
     change = f"/admin/campaigns/campaign/{campaign.pk}/change/"
-    data = {"name": "Spring", "status": "running", "purpose_choices": list(PURPOSES), "attribute_choices": ATTRIBUTES}
+    data = campaign_admin_form(name="Spring", status="running", purpose_choices=list(PURPOSES),
+                               attribute_choices=ATTRIBUTES)
     refused = client.post(change, data)
     assert refused.status_code == 200 and "No published notice" in _errors(refused)
     campaign.refresh_from_db()
@@ -96,7 +97,7 @@ def test_change_page_and_list_say_what_an_active_campaign_lacks(org_a, marketer_
     assert f"/admin/campaigns/campaign/{campaign.pk}/preview/" in page
     notice_retire(notice=notice)  # after activation, the notice is withdrawn
     page = client.get(f"/admin/campaigns/campaign/{campaign.pk}/change/").content.decode()
-    assert "Not ready. Missing:" in page and "This campaign is active, but visitors see" in page
+    assert "Not ready. Missing:" in page and "This campaign is running, but visitors see" in page
     listing = client.get("/admin/campaigns/campaign/").content.decode()
     assert "Not ready: No published notice for exactly these purposes" in listing
 

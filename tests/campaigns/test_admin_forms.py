@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from campaigns.models import Campaign
-from tests.factories import make_campaign, make_member
+from tests.factories import campaign_admin_form, make_campaign, make_member
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ def test_adding_a_campaign_without_a_purpose_is_a_form_error(org_a, role: str) -
     body = {"name": "No purposes", "status": "draft"}
     if role == "superuser":
         body["organization"] = org_a.pk
-    response = client.post(ADD_URL, body)
+    response = client.post(ADD_URL, campaign_admin_form(**body))
     assert response.status_code == 200
     form = response.context["adminform"].form
     assert "purpose_choices" in form.errors
@@ -47,7 +47,7 @@ def test_model_errors_on_fields_the_form_lacks_are_shown_not_raised(org_a, role:
     body = {"name": "Hidden field", "status": "draft", "purpose_choices": ["face_analysis"]}
     if role == "superuser":
         body["organization"] = org_a.pk
-    response = client.post(ADD_URL, body)
+    response = client.post(ADD_URL, campaign_admin_form(**body))
     assert response.status_code == 200
     errors = response.context["adminform"].form.non_field_errors()
     assert any("Taken." in e for e in errors) and any("Too late." in e for e in errors)
@@ -57,7 +57,8 @@ def test_model_errors_on_fields_the_form_lacks_are_shown_not_raised(org_a, role:
 def test_adding_a_campaign_with_purposes_stores_them_for_the_members_organization(org_a) -> None:
     client = _client_for(org_a, "marketer")
     response = client.post(
-        ADD_URL, {"name": "Spring", "status": "draft", "purpose_choices": ["personalization", "face_analysis"]}
+        ADD_URL,
+        campaign_admin_form(name="Spring", status="draft", purpose_choices=["personalization", "face_analysis"]),
     )
     assert response.status_code == 302
     campaign = Campaign.objects.get(name="Spring")
@@ -69,7 +70,7 @@ def test_unticking_every_purpose_of_an_existing_campaign_is_a_form_error(org_a) 
     campaign = make_campaign(org_a)
     client = _client_for(org_a, "marketer")
     response = client.post(
-        f"/admin/campaigns/campaign/{campaign.pk}/change/", {"name": campaign.name, "status": "running"}
+        f"/admin/campaigns/campaign/{campaign.pk}/change/", campaign_admin_form(name=campaign.name, status="running")
     )
     assert response.status_code == 200
     assert "purpose_choices" in response.context["adminform"].form.errors
@@ -86,7 +87,7 @@ def test_a_members_add_form_is_validated_against_their_organization(org_a, monke
 
     monkeypatch.setattr(Campaign, "clean", clean)
     response = _client_for(org_a, "marketer").post(
-        ADD_URL, {"name": "Over quota", "status": "draft", "purpose_choices": ["face_analysis"]}
+        ADD_URL, campaign_admin_form(name="Over quota", status="draft", purpose_choices=["face_analysis"])
     )
     assert response.status_code == 200
     errors = response.context["adminform"].form.non_field_errors()
@@ -99,7 +100,7 @@ def test_a_campaign_whose_camera_would_not_need_face_analysis_is_a_form_error(or
     client = _client_for(org_a, "marketer")
     body = {"name": "No face", "status": "draft", "purpose_choices": ["personalization"],
             "optional_purpose_choices": ["face_analysis"]}
-    response = client.post(ADD_URL, body)
+    response = client.post(ADD_URL, campaign_admin_form(**body))
     assert response.status_code == 200
     assert "face analysis" in " ".join(response.context["adminform"].form.errors.get("purpose_choices", []))
     assert not Campaign.objects.filter(name="No face").exists()

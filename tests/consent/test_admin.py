@@ -7,7 +7,15 @@ from django.utils import timezone
 
 from consent.models import Grant, LedgerEntry, NoticeVersion, Subject
 from consent.services import consent_give_on_page, consent_refuse, consent_shown, consent_withdraw, notice_retire
-from tests.factories import make_campaign, make_grant, make_member, make_notice, make_retention_policy, make_subject
+from tests.factories import (
+    campaign_admin_form,
+    make_campaign,
+    make_grant,
+    make_member,
+    make_notice,
+    make_retention_policy,
+    make_subject,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -149,8 +157,8 @@ def test_campaign_admin_declares_purposes_and_links_the_consent_page(org_a) -> N
     client = _client(make_member(org_a, role="marketer"))
     response = client.post(
         "/admin/campaigns/campaign/add/",
-        {"name": "Spring", "status": "running", "purpose_choices": ["face_analysis", "personalization"],
-         "attribute_choices": ["expression", "age", "gender"]},
+        campaign_admin_form(name="Spring", status="running", purpose_choices=["face_analysis", "personalization"],
+                            attribute_choices=["expression", "age", "gender"]),
     )
     assert response.status_code == 302
     from campaigns.models import Campaign
