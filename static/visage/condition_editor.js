@@ -18,10 +18,16 @@
     try { return JSON.parse(element.textContent); } catch (error) { return fallback; }
   }
 
-  const FIELDS = readJson('visage-condition-fields', []);
-  const BY_NAME = Object.fromEntries(FIELDS.map((f) => [f.field, f]));
-  const FORBIDDEN_REASON = readJson('visage-emotion-forbidden-reason',
-    'Emotion recognition is forbidden in a workplace or education setting (EU AI Act Art. 5(1)(f)).');
+  // Read once the page is parsed: the vocabulary's script element may come after this script.
+  let FIELDS = [];
+  let BY_NAME = {};
+  let FORBIDDEN_REASON = 'Emotion recognition is forbidden in a workplace or education setting (EU AI Act Art. 5(1)(f)).';
+
+  function loadVocabulary() {
+    FIELDS = readJson('visage-condition-fields', []);
+    BY_NAME = Object.fromEntries(FIELDS.map((f) => [f.field, f]));
+    FORBIDDEN_REASON = readJson('visage-emotion-forbidden-reason', FORBIDDEN_REASON);
+  }
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -65,8 +71,10 @@
       this.toggle = el('button', {type: 'button', class: 'button visage-cond-toggle', text: 'Edit JSON'});
       this.toggle.addEventListener('click', () => this.setJsonVisible(this.textarea.hidden));
       textarea.addEventListener('input', () => this.loadFromText());
-      textarea.before(this.root);
-      this.root.after(this.message, this.toggle);
+      // One block holding the rows, the toggle and the JSON, so the admin's flex row does not set them side by side.
+      const wrap = el('div', {class: 'visage-cond-wrap'});
+      textarea.before(wrap);
+      wrap.append(this.root, this.message, this.toggle, textarea);
       this.setJsonVisible(false);
       this.loadFromText();
       const setting = document.getElementById('id_setting_of_use');
@@ -285,6 +293,6 @@
     }
   }
 
-  document.addEventListener('DOMContentLoaded', () => attach(document));
+  document.addEventListener('DOMContentLoaded', () => { loadVocabulary(); attach(document); });
   document.addEventListener('formset:added', (event) => attach(event.target));
 })();
