@@ -200,3 +200,6 @@ OBJECT_ENDPOINTS += [
     TenantEndpoint("api:campaign-rule-detail", ("delete",), _foreign_rule),
 ]
 LIST_ENDPOINTS += [TenantEndpoint("api:campaign-list", ("get",), _foreign_campaign_listed)]
+# capture.js on a partner's page: the visitor's own signed "my data" cookie names the subject, checked against the
+# campaign's organization (tests/campaigns/test_public_capture.py covers a foreign campaign and cookie).
+NO_TENANT_DATA |= {"api:public-capture-session-open"}

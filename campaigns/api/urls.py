@@ -1,9 +1,10 @@
-"""The campaigns API (campaigns, variants, rules) and the capture-session endpoints that open a session in a
-campaign, included under /api/v1/ in the `api` namespace."""
+"""The campaigns API (campaigns, variants, rules), the capture-session endpoints that open a session in a
+campaign, and the public ones the snippets call from partner pages (public/), included under /api/v1/ in the
+`api` namespace."""
 
 from django.urls import path
 
-from campaigns.api import content_views, views
+from campaigns.api import content_views, public, views
 
 urlpatterns = [
     path("capture-sessions/", views.CaptureSessionListView.as_view(), name="capture-session-list"),
@@ -19,5 +20,8 @@ urlpatterns = [
     path(
         "campaigns/<str:public_id>/rules/<int:rule_id>/", content_views.RuleDetailView.as_view(),
         name="campaign-rule-detail",
+    ),
+    path(
+        "public/capture-sessions/", public.PublicCaptureSessionOpenView.as_view(), name="public-capture-session-open"
     ),
 ]
