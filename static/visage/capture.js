@@ -7,11 +7,24 @@
  *           data-visage-target="#camera" data-visage-token="vcs_..." data-visage-session="<session id>"
  *           data-visage-fps="2" data-visage-max-seconds="120" data-visage-lang="en"></script>
  *
- * or from code: Visage.capture({target, token, session, api, fps, maxSeconds, lang, autostart, onUpdate}).
+ * or from code: Visage.capture({target, token, session, campaign, api, fps, maxSeconds, lang, autostart, onUpdate}).
  *
  * Visage's own capture page gives no token but data-visage-start-url (and data-visage-csrf): the session is
  * opened by a POST there when the visitor presses "Start camera", so loading the page (or a prefetch of it)
  * opens nothing.
+ *
+ * Campaign mode, on a partner's page for a visitor who consented on the campaign's consent page at Visage:
+ *
+ *   <script src="https://visage.example/static/visage/capture.js" data-visage-campaign="<campaign public id>"
+ *           data-visage-target="#camera"></script>
+ *
+ * "Start camera" opens the session with a credentialed POST to /api/v1/public/capture-sessions/: Visage's own
+ * signed, HttpOnly cookie from the consent page says who the visitor is (the partner page never sees it), and
+ * only Origins the campaign lists are answered. The partner page must be same-site with Visage for the browser
+ * to send that cookie.
+ *
+ * Each update (state, frames sent, frames analysed) is also dispatched as a bubbling `visage:update` event,
+ * which personalize.js on the same page listens to.
  *
  * The camera is never opened without a capture token (which the server issues only for a live consent), and
  * only after the visitor presses "Start camera" (unless autostart is set). A refusal of consent by the server
@@ -27,6 +40,7 @@
   })();
   var TOKEN_RE = /^vcs_[A-Za-z0-9_-]{20,200}$/;
   var SESSION_RE = /^[0-9a-fA-F-]{32,36}$/;
+  var CAMPAIGN_RE = /^[A-Za-z0-9_-]{1,32}$/;
   var FRAME_WIDTH = 640;
   var JPEG_QUALITY = 0.8;
   var POLL_MS = 1500;
@@ -143,6 +157,9 @@
     var onUpdate = typeof o.onUpdate === 'function' ? o.onUpdate : null;
     var startUrl = typeof o.startUrl === 'string' ? o.startUrl.trim() : '';
     var csrf = typeof o.csrf === 'string' ? o.csrf : '';
+    var campaign = typeof o.campaign === 'string' ? o.campaign.trim() : '';
+    if (!token && !startUrl && CAMPAIGN_RE.test(campaign)) startUrl = api + '/api/v1/public/capture-sessions/';
+    else campaign = '';
     var authorized = (TOKEN_RE.test(token) && SESSION_RE.test(sessionId)) || (!token && startUrl !== '');
     var base = '';
     if (authorized && token) useSession(sessionId, token);
@@ -220,13 +237,19 @@
       base = api + '/api/v1/capture-sessions/' + encodeURIComponent(id) + '/';
     }
 
-    // The page's own session, opened by the visitor's click (same origin, with the page's cookie and CSRF
-    // token); '' when it is open, else why not.
+    // The page's own session, opened by the visitor's click: on Visage's capture page same origin, with the
+    // page's cookie and CSRF token; in campaign mode cross-origin with Visage's cookie (credentials) and the
+    // campaign in the body. '' when it is open, else why not.
     function openSession() {
-      return fetch(startUrl, {
+      var init = campaign ? {
+        method: 'POST', credentials: 'include', mode: 'cors', cache: 'no-store',
+        headers: {'Content-Type': 'application/json', 'Accept': 'application/json'},
+        body: JSON.stringify({campaign: campaign})
+      } : {
         method: 'POST', credentials: 'same-origin', cache: 'no-store',
         headers: {'X-CSRFToken': csrf, 'Accept': 'application/json'}
-      }).then(function (response) {
+      };
+      return fetch(startUrl, init).then(function (response) {
         return response.json().then(function (body) {
           if (response.status === 201 && TOKEN_RE.test(body.capture_token) && SESSION_RE.test(body.session)) {
             useSession(body.session, body.capture_token);
@@ -235,16 +258,29 @@
             return '';
           }
           var why = body && body.error && body.error.details && body.error.details.reason;
-          if (response.status === 403) return why === 'withdrawn' ? 'withdrawn' : 'no_token';
+          if (response.status === 403 || response.status === 401) return why === 'withdrawn' ? 'withdrawn' : 'no_token';
           return response.status === 409 || response.status === 410 ? 'ended' : 'error';
         });
       }).then(null, function () { return 'error'; });
     }
 
+    function framesAnalyzed() {
+      var a = (lastDetail && lastDetail.aggregates) || {};
+      var n = a.frames_analyzed;
+      if (n === undefined && lastDetail && lastDetail.frames) n = lastDetail.frames.analyzed;
+      return Number(n) || 0;
+    }
+
     function emit() {
+      var update = {state: state, reason: reason, framesSent: framesSent, framesAnalyzed: framesAnalyzed(),
+                    session: lastDetail};
+      // personalize.js (or the partner's code) can re-decide once frames are analysed.
+      try {
+        root.dispatchEvent(new CustomEvent('visage:update', {bubbles: true, detail: update}));
+      } catch (e) { /* very old browsers: onUpdate still works */ }
       if (!onUpdate) return;
       try {
-        onUpdate({state: state, reason: reason, framesSent: framesSent, session: lastDetail});
+        onUpdate(update);
       } catch (e) { /* a partner's callback must not break capture */ }
     }
 
@@ -511,7 +547,8 @@
   global.Visage = Visage;
 
   // Declarative use: the script tag's data-visage-* attributes.
-  if (SCRIPT && (SCRIPT.hasAttribute('data-visage-token') || SCRIPT.hasAttribute('data-visage-start-url'))) {
+  if (SCRIPT && (SCRIPT.hasAttribute('data-visage-token') || SCRIPT.hasAttribute('data-visage-start-url') ||
+                 SCRIPT.hasAttribute('data-visage-campaign'))) {
     var data = SCRIPT.dataset;
     var init = function () {
       Visage.controllers.push(capture({
@@ -521,6 +558,7 @@
         session: data.visageSession,
         startUrl: data.visageStartUrl,
         csrf: data.visageCsrf,
+        campaign: data.visageCampaign,
         api: data.visageApi,
         fps: data.visageFps,
         maxSeconds: data.visageMaxSeconds,
