@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from consent.models import Purpose
 from consent.purging import PurgeOrder, Purger
+from faceanalysis.face_cache import face_signals_forget
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
 from faceanalysis.store import FrameStoreUnavailable, frame_store
 
@@ -63,6 +64,8 @@ def _subject_purge(order: PurgeOrder) -> dict[str, int]:
         counts["frames_deleted"] = frames
         counts["sessions_deleted"], _ = sessions.delete()
     _discard_after_commit(pending)
+    # Also after this commit: a consent given again meanwhile must not find frames cached before the purge.
+    transaction.on_commit(lambda: face_signals_forget(organization_id=organization_id, subject_id=subject_id))
     return counts
 
 
@@ -74,6 +77,14 @@ def _end_open_sessions(order: PurgeOrder) -> dict[str, int]:
         organization_id=order.organization_id, subject_id=order.subject_id, ended_at__isnull=True
     ).update(ended_at=timezone.now(), end_reason=CaptureSession.EndReason.CONSENT_WITHDRAWN)
     return {"sessions_ended": ended}
+
+
+def _at_once(order: PurgeOrder) -> dict[str, int]:
+    """Right after a withdrawal or erasure commits: open sessions end, and the subject's cached face signals go,
+    so no decision reads them while the part waits for a worker."""
+    counts = _end_open_sessions(order)
+    face_signals_forget(organization_id=order.organization_id, subject_id=order.subject_id)
+    return counts
 
 
 def _retention_purge(order: PurgeOrder) -> dict[str, int]:
@@ -117,5 +128,5 @@ FACE_DATA_PURGER = Purger(
     purge=face_data_purge,
     purposes=frozenset({Purpose.FACE_ANALYSIS.value}),
     retention_due=face_data_retention_due,
-    at_once=_end_open_sessions,
+    at_once=_at_once,
 )

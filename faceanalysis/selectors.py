@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from django.db.models import Avg, Count, Q, QuerySet
@@ -17,7 +17,9 @@ from config.rawsql import fetch_one, select_columns
 from consent.guards import has_consent
 from consent.models import Purpose, Subject
 from faceanalysis import aggregates, dispatch
+from faceanalysis.face_cache import face_signals_cache_put, face_signals_cached
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
+from faceanalysis.signals import FaceSignals, FrameSignal
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -178,6 +180,69 @@ def face_context_for_decision(
         FaceContext.objects.for_organization(organization).filter(subject=subject, campaign_id=campaign.pk).first()
     )
     return None if context is None else {**context.features, "updated_at": context.updated_at.isoformat()}
+
+
+# The longest window a face leaf may ask for (campaigns.conditions.MAX_WINDOW_SECONDS; a test holds them equal) and
+# the most frames a decision reads: the newest, so one busy subject costs a bounded read.
+FACE_SIGNALS_WINDOW = timedelta(seconds=604800)
+FACE_SIGNALS_MAX_FRAMES = 1000
+
+# Only what FrameSignal needs: the headline columns and four values of the largest face's engine output.
+_SIGNAL_COLUMNS = (
+    "analyzed_at", "face_count", "quality_ok", "looking_at_screen", "smile", "expression", "expression_confidence",
+    "faces__0__expression__probabilities", "faces__0__age__years", "faces__0__gender__label",
+    "faces__0__gender__confidence",
+)
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _frame_signal(row: tuple) -> FrameSignal:
+    """One FrameFeatures value row as the signal decisions read; engine values of an unexpected type are absent."""
+    analyzed_at, face_count, quality_ok, looking, smile, expression, confidence, probabilities, age, gender, g_c = row
+    if isinstance(probabilities, dict):
+        probabilities = {str(k): float(v) for k, v in probabilities.items() if _float(v) is not None}
+    else:
+        probabilities = None
+    return FrameSignal(
+        at=analyzed_at.timestamp(),
+        counting=bool(face_count and quality_ok),  # aggregates.is_counting
+        looking=looking,
+        smile=smile,
+        expression=expression or "",
+        expression_confidence=confidence,
+        expression_probabilities=probabilities,
+        age_years=_float(age),
+        gender=gender if gender in ("female", "male") else "",
+        gender_confidence=_float(g_c),
+    )
+
+
+def face_signals_for_decision(
+    *, organization: Organization | None, subject: Subject, now: datetime
+) -> FaceSignals | None:
+    """The subject's frames of the last FACE_SIGNALS_WINDOW (the newest FACE_SIGNALS_MAX_FRAMES), across its capture
+    sessions in every campaign of the organization, cached (faceanalysis.face_cache) under a key the session
+    recount and the withdrawal purge delete. None for no organization or a subject of another one. Consent is NOT
+    checked here: the caller asks the guard every decision, before calling this."""
+    if organization is None or subject.organization_id != organization.pk:
+        return None
+    at = now.timestamp()
+    rows = face_signals_cached(organization_id=organization.pk, subject_id=subject.pk)
+    if rows is not None:
+        return FaceSignals.from_rows(rows, now=at)
+    values = (
+        FrameFeatures.objects.filter(
+            organization_id=organization.pk, subject_id=subject.pk, analyzed_at__gte=now - FACE_SIGNALS_WINDOW
+        )
+        .order_by("-analyzed_at")
+        .values_list(*_SIGNAL_COLUMNS)[:FACE_SIGNALS_MAX_FRAMES]
+    )
+    signals = FaceSignals([_frame_signal(row) for row in values], now=at)
+    face_signals_cache_put(organization_id=organization.pk, subject_id=subject.pk, rows=signals.to_rows())
+    return signals
 
 
 def _percentile(ordered: list[float], q: float) -> float | None:

@@ -120,7 +120,14 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # In-process and per process: bounded, so that the decisions' cached face signals and campaign versions of many
+    # visitors cannot grow the web process without limit (LocMem culls a third of its entries when it is full).
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "OPTIONS": {"MAX_ENTRIES": env.int("VISAGE_LOCAL_CACHE_MAX_ENTRIES", default=5000)},
+        }
+    }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -311,6 +318,9 @@ VISAGE_CAPTURE_MAX_SECONDS = env.int("VISAGE_CAPTURE_MAX_SECONDS", default=120)
 # Partner page origins (e.g. https://shop.example) whose browsers may call the capture-token endpoints; empty:
 # same origin only. Only those endpoints answer CORS, never with credentials.
 VISAGE_CAPTURE_ALLOWED_ORIGINS = env.list("VISAGE_CAPTURE_ALLOWED_ORIGINS", default=[])
+# Personalization: the request header a trusted proxy (Cloudflare, a load balancer) sets to the visitor's country
+# (ISO 3166-1 alpha-2), read by the public decision endpoint for `request.country`. Empty: no country.
+VISAGE_COUNTRY_HEADER = env("VISAGE_COUNTRY_HEADER", default="CF-IPCountry")
 VISAGE_VIDEO_MAX_BYTES = env.int("VISAGE_VIDEO_MAX_BYTES", default=DATA_UPLOAD_MAX_MEMORY_SIZE)
 VISAGE_VIDEO_SAMPLE_FPS = env.float("VISAGE_VIDEO_SAMPLE_FPS", default=2.0)
 VISAGE_VIDEO_MAX_SAMPLE_FPS = env.float("VISAGE_VIDEO_MAX_SAMPLE_FPS", default=10.0)

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from consent.models import Grant
 from faceanalysis import dispatch
+from faceanalysis.face_cache import face_signals_forget
 from faceanalysis.models import CaptureSession, FaceContext, FrameFeatures
 from faceanalysis.selectors import session_summary
 
@@ -39,6 +40,8 @@ def session_aggregates_refresh(*, session_id: int, grant: Grant) -> bool:
         if latest is None:
             return False
         _refresh_session(session, grant, latest, now=timezone.now())
+    # The next decision reads the frames this recount counted, not the cached ones from before them.
+    face_signals_forget(organization_id=grant.organization_id, subject_id=grant.subject_id)
     return True
 
 
