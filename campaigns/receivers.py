@@ -32,3 +32,12 @@ def seed_demo_campaign(
         campaign.save()
     path = reverse("campaigns:consent-page", kwargs={"public_id": campaign.public_id})
     sys.stdout.write(f"  Consent page: {base_url.rstrip('/')}{path}\n")
+
+
+def campaign_plan_stale(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """A campaign, rule or variant was saved or deleted: decisions load the campaign's plan again."""
+    from campaigns.decisions import campaign_plan_changed
+
+    campaign_id = instance.pk if isinstance(instance, Campaign) else getattr(instance, "campaign_id", None)
+    if campaign_id is not None:
+        campaign_plan_changed(campaign_id=campaign_id)

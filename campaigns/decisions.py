@@ -1,0 +1,408 @@
+"""Decisions and events: which variant a visitor of a running campaign gets, and why, appended to the decision log;
+and the impressions, clicks and conversions posted against a decision (docs/personalization.md).
+
+A decision costs few queries: the campaign's rules and variants are loaded once per process and version
+(`campaign_plan`; the version is a token in Django's cache that a save or delete of a campaign, rule or variant
+replaces), consent is asked live every time (`consent.selectors.consent_state`: one query, `grant_state`'s
+answer, active exactly where the guard says yes), the subject's face signals come from their cache, the visitor's
+history is one query, and the log is one INSERT.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import re
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, Subquery
+from django.utils import timezone
+
+from accounts.models import Organization
+from campaigns.conditions import (
+    ConditionError,
+    EvaluationContext,
+    condition_validate,
+    rule_evaluate,
+    uses_face,
+)
+from campaigns.models import Campaign, Decision, Event, Rule, Variant
+from campaigns.request_context import RequestAttributes
+from config.broker import REDIS_ERRORS
+from consent.guards import GrantState
+from consent.models import Purpose, Subject
+from consent.selectors import consent_state
+from faceanalysis.selectors import face_signals_for_decision
+
+logger = logging.getLogger(__name__)
+
+VISITOR_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+CHANNELS = ("api", "snippet")
+# An event's name and client id: short, printable, no control characters.
+EVENT_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{0,64}$")
+CLIENT_EVENT_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
+CURRENCY = re.compile(r"^[A-Z]{3}$")  # ISO 4217 alphabetic code
+VALUE_LIMIT = Decimal("10000000000")  # Event.value holds 14 digits, 4 of them decimals
+VALUE_KINDS = (Event.Kind.CONVERSION, Event.Kind.CUSTOM)
+# An event may be reported a little ahead of the server's clock, not days.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+INVALID_RULE = "invalid_rule"  # a stored tree the validator refuses, or a variant of another campaign
+
+
+class DecisionError(Exception):
+    """A decision or event that cannot be served, with the HTTP status and stable code the API answers with."""
+
+    def __init__(self, message: str, *, code: str, status_code: int = 400,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.status_code = status_code
+        self.details = details or {}
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    """One rule tried: matched, not_matched (with the deciding node) or skipped (with the node and reason)."""
+
+    rule_id: int
+    rule_name: str
+    status: str
+    node: str | None
+    reason: str | None
+
+    def as_log(self) -> dict[str, Any]:
+        """What the decision log keeps of it: ids and codes, never a face value (nor the rule's name)."""
+        return {"rule": self.rule_id, "status": self.status, "node": self.node, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The choice: the variant, the rule that chose it (None for sticky and default), why, and the trace."""
+
+    variant: Variant
+    rule: Rule | None
+    reason: str  # Decision.Reason value
+    trace: tuple[TraceStep, ...]
+
+
+# --- The campaign's rules and variants, once per process and version ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedRule:
+    """An enabled rule as decisions evaluate it: its tree normalised, or invalid (skipped with INVALID_RULE)."""
+
+    rule: Rule
+    condition: Any
+    valid: bool
+    face: bool
+
+
+@dataclass(frozen=True)
+class CampaignPlan:
+    """A campaign's variants and its enabled rules in order, as of one version."""
+
+    campaign_id: int
+    variants: dict[int, Variant]
+    default: Variant | None
+    rules: tuple[PlannedRule, ...]
+
+    @property
+    def uses_face(self) -> bool:
+        return any(planned.face for planned in self.rules)
+
+
+PLAN_CACHE_SIZE = 1000  # campaigns per process
+_plans: OrderedDict[int, tuple[str, CampaignPlan]] = OrderedDict()
+_plans_lock = threading.Lock()
+
+
+def _version_key(campaign_id: int) -> str:
+    return f"campaigns:plan-version:{campaign_id}"
+
+
+def campaign_plan_changed(*, campaign_id: int) -> None:
+    """A campaign, one of its rules or variants changed: every process loads its plan again. Called by the
+    receivers in campaigns.apps (saves and deletes); a write that bypasses them (a queryset update) calls it."""
+    def bump() -> None:
+        try:
+            cache.set(_version_key(campaign_id), uuid.uuid4().hex, timeout=None)
+        except REDIS_ERRORS:
+            logger.warning("cache unavailable; campaign plans are read from the database until it is back")
+
+    bump()  # this process (and the caller's transaction) sees it at once
+    # and again once committed: a process that loaded the rows between the two bumps loaded the old ones
+    transaction.on_commit(bump)
+
+
+def _current_version(campaign_id: int) -> str | None:
+    """The campaign's plan version from the cache (a new one when missing); None when the cache is away."""
+    key = _version_key(campaign_id)
+    try:
+        version = cache.get(key)
+        if version is None:
+            cache.add(key, uuid.uuid4().hex, timeout=None)
+            version = cache.get(key)
+    except REDIS_ERRORS:
+        return None
+    return version
+
+
+def _plan_load(campaign: Campaign) -> CampaignPlan:
+    """Two queries: the campaign's variants, and its enabled rules in priority order."""
+    variants = {v.pk: v for v in Variant.objects.filter(organization_id=campaign.organization_id, campaign=campaign)}
+    default = next((v for v in variants.values() if v.is_default), None)
+    rules = Rule.objects.filter(organization_id=campaign.organization_id, campaign=campaign, enabled=True)
+    planned = []
+    for rule in rules.order_by("priority", "pk"):
+        try:
+            condition = condition_validate(rule.condition, segment_known=lambda key: True)
+            valid = rule.variant_id in variants
+        except (ConditionError, TypeError, ValueError, KeyError):
+            condition, valid = rule.condition, False
+        if not valid:
+            logger.warning("rule %s of campaign %s cannot be evaluated; it is skipped", rule.pk, campaign.pk)
+        planned.append(PlannedRule(rule, condition, valid, valid and uses_face(condition)))
+    return CampaignPlan(campaign.pk, variants, default, tuple(planned))
+
+
+def campaign_plan(campaign: Campaign) -> CampaignPlan:
+    """The campaign's plan, from this process's memory while its version holds (one cache read), else loaded."""
+    version = _current_version(campaign.pk)
+    if version is not None:
+        with _plans_lock:
+            held = _plans.get(campaign.pk)
+            if held is not None and held[0] == version:
+                _plans.move_to_end(campaign.pk)
+                return held[1]
+    plan = _plan_load(campaign)
+    if version is not None:
+        with _plans_lock:
+            _plans[campaign.pk] = (version, plan)
+            _plans.move_to_end(campaign.pk)
+            while len(_plans) > PLAN_CACHE_SIZE:
+                _plans.popitem(last=False)
+    return plan
+
+
+# --- Choosing ---------------------------------------------------------------------------------------------------
+
+
+def _no_default() -> DecisionError:
+    return DecisionError("The campaign has no default variant.", code="no_default_variant", status_code=409)
+
+
+def decision_evaluate(
+    *, campaign: Campaign, context: EvaluationContext, sticky_variant_id: int | None = None
+) -> Evaluation:
+    """Pure choice over the campaign's plan: rules by ascending priority, the first that matches wins; else the
+    sticky variant (when still a variant of the campaign), else the default. A rule whose tree cannot be evaluated
+    is skipped (INVALID_RULE), never an error. The campaign's setting of use is enforced whatever the context says.
+    Used by decision_make and by the admin's preview."""
+    plan = campaign_plan(campaign)
+    if campaign.emotion_recognition_forbidden and not context.emotion_recognition_forbidden:
+        context = dataclasses.replace(context, emotion_recognition_forbidden=True)
+    trace: list[TraceStep] = []
+    for planned in plan.rules:
+        rule = planned.rule
+        if not planned.valid:
+            trace.append(TraceStep(rule.pk, rule.name, "skipped", "condition", INVALID_RULE))
+            continue
+        try:
+            outcome = rule_evaluate(planned.condition, context)
+        except (ConditionError, TypeError, ValueError, KeyError):  # a tree the validator let through, malformed
+            logger.warning("rule %s of campaign %s failed to evaluate; it is skipped", rule.pk, campaign.pk)
+            trace.append(TraceStep(rule.pk, rule.name, "skipped", "condition", INVALID_RULE))
+            continue
+        trace.append(TraceStep(rule.pk, rule.name, outcome.status, outcome.node, outcome.reason))
+        if outcome.status == "matched":
+            return Evaluation(plan.variants[rule.variant_id], rule, Decision.Reason.RULE, tuple(trace))
+    if sticky_variant_id is not None and sticky_variant_id in plan.variants:
+        return Evaluation(plan.variants[sticky_variant_id], None, Decision.Reason.STICKY, tuple(trace))
+    if plan.default is None:
+        raise _no_default()
+    return Evaluation(plan.default, None, Decision.Reason.DEFAULT, tuple(trace))
+
+
+def _segments(campaign: Campaign, subject: Subject | None) -> frozenset[str]:
+    """The subject's segment keys (the `segments.membership` hook): none until segments exist."""
+    return frozenset()
+
+
+def decision_context(
+    *, campaign: Campaign, subject: Subject | None, attributes: RequestAttributes
+) -> EvaluationContext:
+    """What rules read for a decision: the request's attributes; the subject's consent state per purpose, asked
+    live (one query, the guard's answer); face signals only while consent to face analysis AND to personalization
+    is live (else `face_unavailable` says which is missing), and only when a rule of the campaign reads them;
+    segments through their hook. An anonymous visitor, or a subject of another organization, has no consent."""
+    forbidden = campaign.emotion_recognition_forbidden
+    if subject is None or subject.organization_id != campaign.organization_id:
+        consent = {purpose: GrantState.NONE.value for purpose in Purpose.values}
+        return EvaluationContext(
+            request=attributes, consent=consent, face=None, face_unavailable="no_subject",
+            emotion_recognition_forbidden=forbidden,
+        )
+    organization = campaign.organization
+    now = timezone.now()
+    consent = {s.purpose: s.state.value for s in consent_state(organization=organization, subject=subject, at=now)}
+    unavailable = None
+    if consent.get(Purpose.FACE_ANALYSIS) != GrantState.ACTIVE:
+        unavailable = "no_face_analysis_consent"
+    elif consent.get(Purpose.PERSONALIZATION) != GrantState.ACTIVE:
+        unavailable = "no_personalization_consent"
+    face = None
+    if unavailable is None and campaign_plan(campaign).uses_face:
+        face = face_signals_for_decision(organization=organization, subject=subject, now=now)
+    return EvaluationContext(
+        request=attributes, consent=consent, face=face, face_unavailable=unavailable,
+        segments=_segments(campaign, subject), emotion_recognition_forbidden=forbidden,
+    )
+
+
+def campaign_require_running(campaign: Campaign, *, now: datetime | None = None) -> None:
+    """409 `campaign_ended` once it ended (or its end passed before beat moved it), 409 `campaign_not_running`
+    while draft, scheduled or paused."""
+    now = now or timezone.now()
+    if campaign.status == Campaign.Status.ENDED or (campaign.ends_at is not None and campaign.ends_at <= now):
+        raise DecisionError("The campaign has ended.", code="campaign_ended", status_code=409)
+    if campaign.status != Campaign.Status.RUNNING:
+        raise DecisionError("The campaign is not running.", code="campaign_not_running", status_code=409)
+
+
+def _visitor_history(campaign: Campaign, visitor_id: str) -> tuple[bool, int | None]:
+    """One query: whether the visitor has an earlier decision in the campaign, and the variant of their latest
+    default or sticky one (never a rule's: a face rule's choice must not outlive the consent it rested on)."""
+    earlier = Decision.objects.filter(campaign_id=campaign.pk, visitor_id=visitor_id)
+    kept = earlier.filter(reason__in=(Decision.Reason.DEFAULT, Decision.Reason.STICKY)).order_by("-created_at", "-pk")
+    row = (
+        Campaign.objects.filter(pk=campaign.pk)
+        .annotate(returning=Exists(earlier), sticky=Subquery(kept.values("variant_id")[:1]))
+        .values_list("returning", "sticky")
+        .first()
+    )
+    return (bool(row[0]), row[1]) if row else (False, None)
+
+
+def decision_make(
+    *, campaign: Campaign, visitor_id: str, subject: Subject | None, attributes: RequestAttributes, channel: str
+) -> Decision:
+    """Decide for a visitor of a running campaign and append the decision to the log (one INSERT). The visitor is
+    returning once they have an earlier decision here; without a matching rule they keep the variant of their
+    latest default or sticky decision. `subject` (recognised by the caller, of the campaign's organization) brings
+    consent states and face signals; None is an anonymous visitor."""
+    campaign_require_running(campaign)
+    if not isinstance(visitor_id, str) or not VISITOR_ID.match(visitor_id):
+        raise DecisionError("visitor_id must be 16 to 64 of A-Z, a-z, 0-9, _ and -.", code="invalid_visitor_id")
+    if channel not in CHANNELS:
+        raise DecisionError("Unknown channel.", code="invalid_channel")
+    if subject is not None and subject.organization_id != campaign.organization_id:
+        raise DecisionError("No such subject.", code="not_found", status_code=404)
+    returning, sticky = _visitor_history(campaign, visitor_id)
+    attributes = dataclasses.replace(attributes, returning=returning)
+    context = decision_context(campaign=campaign, subject=subject, attributes=attributes)
+    evaluation = decision_evaluate(campaign=campaign, context=context, sticky_variant_id=sticky)
+    decision = Decision(
+        organization_id=campaign.organization_id, campaign=campaign, visitor_id=visitor_id, subject=subject,
+        variant=evaluation.variant, rule=evaluation.rule, reason=evaluation.reason, channel=channel,
+        trace=[step.as_log() for step in evaluation.trace], attributes=attributes.coarse(),
+    )
+    decision.save(force_insert=True)
+    return decision
+
+
+# --- Events ------------------------------------------------------------------------------------------------------
+
+
+def _invalid(field: str, message: str) -> DecisionError:
+    return DecisionError(f"{field}: {message}", code="invalid", details={field: [message]})
+
+
+def _event_value(kind: str, value: Any, currency: str) -> tuple[Decimal | None, str]:
+    if value is None:
+        if currency:
+            raise _invalid("currency", "A currency goes with a value.")
+        return None, ""
+    if kind not in VALUE_KINDS:
+        raise _invalid("value", "Only conversion and custom events carry a value.")
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | float | str):
+        raise _invalid("value", "A number.")
+    try:
+        amount = Decimal(str(value)) if not isinstance(value, Decimal) else value
+    except InvalidOperation:
+        raise _invalid("value", "A number.") from None
+    if not amount.is_finite() or (isinstance(value, float) and not math.isfinite(value)):
+        raise _invalid("value", "A finite number.")
+    if not Decimal(0) <= amount < VALUE_LIMIT:
+        raise _invalid("value", f"At least 0 and below {VALUE_LIMIT}.")
+    if not isinstance(currency, str) or not CURRENCY.match(currency):
+        raise _invalid("currency", "An ISO 4217 code of three capital letters (EUR) goes with a value.")
+    return amount.quantize(Decimal("0.0001")), currency
+
+
+def decision_get(*, organization: Organization | None, public_id: Any) -> Decision | None:
+    """One of the organization's decisions by public id; None when missing, malformed or another's."""
+    if organization is None:
+        return None
+    try:
+        key = uuid.UUID(str(public_id))
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return Decision.objects.filter(organization_id=organization.pk, public_id=key).first()
+
+
+def _existing_event(decision: Decision, client_event_id: str) -> Event | None:
+    return Event.objects.filter(decision=decision, client_event_id=client_event_id).first()
+
+
+def event_record(
+    *, organization: Organization, decision_public_id: Any, visitor_id: str | None, kind: str, name: str,
+    value: Decimal | None, currency: str, client_event_id: str, occurred_at: datetime | None,
+) -> tuple[Event, bool]:
+    """Record an event on one of the organization's decisions, attributed to the decision's campaign, variant, rule
+    and subject; (event, True) when recorded, (the earlier event, False) when this client event id was already
+    recorded for the decision, also when two posts race (the unique constraint decides). With `visitor_id` (the
+    snippet) the decision must be that visitor's. Unknown, foreign and another visitor's decisions: 404."""
+    decision = decision_get(organization=organization, public_id=decision_public_id)
+    if decision is None or (visitor_id is not None and visitor_id != decision.visitor_id):
+        raise DecisionError("No such decision.", code="not_found", status_code=404)
+    if kind not in Event.Kind.values:
+        raise _invalid("kind", f"One of {', '.join(Event.Kind.values)}.")
+    if not isinstance(name, str) or not EVENT_NAME.match(name):
+        raise _invalid("name", "At most 64 of A-Z, a-z, 0-9, _ . : and -.")
+    if kind == Event.Kind.CUSTOM and not name:
+        raise _invalid("name", "A custom event needs a name.")
+    if not isinstance(client_event_id, str) or not CLIENT_EVENT_ID.match(client_event_id):
+        raise _invalid("client_event_id", "1 to 64 printable characters without spaces.")
+    amount, currency = _event_value(kind, value, currency or "")
+    now = timezone.now()
+    if occurred_at is not None and occurred_at > now + MAX_CLOCK_SKEW:
+        raise _invalid("occurred_at", "Not in the future.")
+    existing = _existing_event(decision, client_event_id)
+    if existing is not None:
+        return existing, False
+    event = Event(
+        organization_id=decision.organization_id, decision=decision, campaign_id=decision.campaign_id,
+        variant_id=decision.variant_id, rule_id=decision.rule_id, subject_id=decision.subject_id, kind=kind,
+        name=name, value=amount, currency=currency, client_event_id=client_event_id,
+        occurred_at=occurred_at or now, received_at=now,
+    )
+    try:
+        with transaction.atomic():
+            event.save(force_insert=True)
+    except IntegrityError:
+        existing = _existing_event(decision, client_event_id)
+        if existing is None:  # not the uniqueness of the client id: a real integrity problem
+            raise
+        return existing, False
+    return event, True

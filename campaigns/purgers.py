@@ -1,0 +1,40 @@
+"""Campaigns' purger (consent.purging): what a withdrawal or an erasure owes of the decision log and its events.
+
+Decisions and events hold no biometric value (a rule id, reason codes, coarse request attributes) and are needed,
+without anyone in them, for the campaign's statistics; so they are not deleted: their reference to the subject is
+cut (subject = NULL), and the rows stay as anonymous counts of what was shown and done.
+
+- Erasure: every decision and event of the subject is cut loose.
+- Withdrawal (or expiry) of face analysis or of personalization: the same. The log holds no face value, but a
+  decision that names the subject next to the rule that fired ("smilers") or the face rule skipped or not matched
+  in its trace says what was inferred from that person's face; once that consent ends, the inference must not
+  stay tied to them. Nothing else of the log needs the subject (stickiness and "returning" go by the page's
+  anonymous visitor id), so cutting costs no feature. Decisions made later under new consent link again.
+- Retention: nothing here is derived from faces, so the log is kept for the campaign's statistics.
+
+Idempotent: a second run finds no row pointing at the subject.
+"""
+
+from __future__ import annotations
+
+from campaigns.models import Decision, Event
+from consent.models import Purpose
+from consent.purging import PurgeOrder, Purger
+
+
+def decision_log_unlink(order: PurgeOrder) -> dict[str, int]:
+    """Cut the subject out of its decisions and events (see the module's docstring for when)."""
+    if order.subject_id is None:
+        return {}
+    scope = {"organization_id": order.organization_id, "subject_id": order.subject_id}
+    events = Event.objects.filter(**scope).update(subject=None)
+    decisions = Decision.objects.filter(**scope).update(subject=None)
+    return {"decisions_unlinked": decisions, "events_unlinked": events}
+
+
+DECISION_LOG_PURGER = Purger(
+    name="campaigns.decision_log",
+    models=("campaigns.Decision", "campaigns.Event"),
+    purge=decision_log_unlink,
+    purposes=frozenset({Purpose.FACE_ANALYSIS.value, Purpose.PERSONALIZATION.value}),
+)
