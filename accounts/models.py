@@ -73,6 +73,8 @@ class ApiKey(TenantModel):
     class Scope(models.TextChoices):
         READ = "read", "Read"
         WRITE = "write", "Write"
+        # Ask for decisions and post events only: for a partner's front-end servers. Write implies it.
+        DECIDE = "decide", "Decide"
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True, editable=False)
@@ -97,4 +99,8 @@ class ApiKey(TenantModel):
         return self.revoked_at is None
 
     def has_scope(self, scope: str) -> bool:
+        """Whether the key may act in `scope`; a write key may also decide (keys made before the decide scope
+        existed keep asking for decisions)."""
+        if scope == self.Scope.DECIDE and self.Scope.WRITE in self.scopes:
+            return True
         return scope in self.scopes

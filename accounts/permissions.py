@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 
 class HasOrganization(permissions.BasePermission):
-    """The caller belongs to an organization; an API key also needs the scope the method asks for."""
+    """The caller belongs to an organization; an API key also needs the scope the view names (`required_scope`)
+    or, by default, the one the method asks for."""
 
     message = "Authentication with an API key or a member's session is required."
 
@@ -24,7 +25,10 @@ class HasOrganization(permissions.BasePermission):
             self.message = "This account belongs to no organization."
             return False
         if isinstance(request.auth, ApiKey):
-            needed = ApiKey.Scope.READ if request.method in permissions.SAFE_METHODS else ApiKey.Scope.WRITE
+            # A view may name its own scope (decisions: `decide`); else reads need read and writes need write.
+            needed = getattr(view, "required_scope", None) or (
+                ApiKey.Scope.READ if request.method in permissions.SAFE_METHODS else ApiKey.Scope.WRITE
+            )
             if not request.auth.has_scope(needed):
                 self.message = f"This API key lacks the '{needed}' scope."
                 return False

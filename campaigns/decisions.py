@@ -37,6 +37,7 @@ from campaigns.conditions import (
 )
 from campaigns.models import Campaign, Decision, Event, Rule, Variant
 from campaigns.request_context import RequestAttributes
+from campaigns.selectors import decision_get
 from config.broker import REDIS_ERRORS
 from consent.guards import GrantState
 from consent.models import Purpose, Subject
@@ -52,6 +53,7 @@ EVENT_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{0,64}$")
 CLIENT_EVENT_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
 CURRENCY = re.compile(r"^[A-Z]{3}$")  # ISO 4217 alphabetic code
 VALUE_LIMIT = Decimal("10000000000")  # Event.value holds 14 digits, 4 of them decimals
+VALUE_STEP = Decimal("0.0001")
 VALUE_KINDS = (Event.Kind.CONVERSION, Event.Kind.CUSTOM)
 # An event may be reported a little ahead of the server's clock, not days.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -343,22 +345,12 @@ def _event_value(kind: str, value: Any, currency: str) -> tuple[Decimal | None, 
         raise _invalid("value", "A number.") from None
     if not amount.is_finite() or (isinstance(value, float) and not math.isfinite(value)):
         raise _invalid("value", "A finite number.")
-    if not Decimal(0) <= amount < VALUE_LIMIT:
+    # Checked before rounding (a huge number cannot be rounded to 4 places) and after (it may round up to the limit).
+    if not Decimal(0) <= amount < VALUE_LIMIT or amount.quantize(VALUE_STEP) >= VALUE_LIMIT:
         raise _invalid("value", f"At least 0 and below {VALUE_LIMIT}.")
     if not isinstance(currency, str) or not CURRENCY.match(currency):
         raise _invalid("currency", "An ISO 4217 code of three capital letters (EUR) goes with a value.")
-    return amount.quantize(Decimal("0.0001")), currency
-
-
-def decision_get(*, organization: Organization | None, public_id: Any) -> Decision | None:
-    """One of the organization's decisions by public id; None when missing, malformed or another's."""
-    if organization is None:
-        return None
-    try:
-        key = uuid.UUID(str(public_id))
-    except (ValueError, TypeError, AttributeError):
-        return None
-    return Decision.objects.filter(organization_id=organization.pk, public_id=key).first()
+    return amount.quantize(VALUE_STEP), currency
 
 
 def _existing_event(decision: Decision, client_event_id: str) -> Event | None:

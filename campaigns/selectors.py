@@ -1,5 +1,6 @@
 """Reads of the campaigns app."""
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -8,7 +9,7 @@ from django.db.models import Prefetch, QuerySet
 from django.utils.translation import get_language_info
 
 from accounts.models import Organization
-from campaigns.models import Campaign, Rule, Variant
+from campaigns.models import Campaign, Decision, Rule, Variant
 from consent import derived
 from consent.forms import derived_attributes_label
 from consent.guards import ConsentDenied, DenialReason, require_consents
@@ -187,3 +188,33 @@ def rule_get(*, campaign: Campaign | None, rule_id: Any) -> Rule | None:
     if not isinstance(rule_id, int) or isinstance(rule_id, bool) or not 0 < rule_id < 2**63:
         return None
     return rule_list(campaign=campaign).filter(pk=rule_id).first()
+
+
+def campaign_origin_allowed_anywhere(*, origin: str) -> bool:
+    """Whether `origin` is among the allowed origins of a campaign that has not ended (for a CORS preflight, which
+    names no campaign); the request that follows is held to its own campaign's list."""
+    if not origin or len(origin) > 300 or "\n" in origin:
+        return False
+    candidates = Campaign.objects.exclude(status=Campaign.Status.ENDED).filter(allowed_origins__contains=origin)
+    return any(origin in campaign.allowed_origin_list for campaign in candidates.only("allowed_origins")[:50])
+
+
+def decision_get_public(*, public_id: Any) -> Decision | None:
+    """A decision by its public id with its campaign and organization, for the snippet's events (the id and the
+    visitor id are what the page has); None when missing or malformed."""
+    try:
+        key = uuid.UUID(str(public_id))
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return Decision.objects.select_related("campaign__organization").filter(public_id=key).first()
+
+
+def decision_get(*, organization: Organization | None, public_id: Any) -> Decision | None:
+    """One of the organization's decisions by public id; None when missing, malformed or another's."""
+    if organization is None:
+        return None
+    try:
+        key = uuid.UUID(str(public_id))
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return Decision.objects.filter(organization_id=organization.pk, public_id=key).first()

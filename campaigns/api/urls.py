@@ -1,10 +1,10 @@
 """The campaigns API (campaigns, variants, rules), the capture-session endpoints that open a session in a
-campaign, and the public ones the snippets call from partner pages (public/), included under /api/v1/ in the
-`api` namespace."""
+campaign, decisions and events (the partner's server with a key, the snippet under public/ without one), and
+the capture session the snippet opens, included under /api/v1/ in the `api` namespace."""
 
 from django.urls import path
 
-from campaigns.api import content_views, public, views
+from campaigns.api import content_views, decisions, public, views
 
 urlpatterns = [
     path("capture-sessions/", views.CaptureSessionListView.as_view(), name="capture-session-list"),
@@ -24,4 +24,8 @@ urlpatterns = [
     path(
         "public/capture-sessions/", public.PublicCaptureSessionOpenView.as_view(), name="public-capture-session-open"
     ),
+    path("decisions/", decisions.DecisionCreateView.as_view(), name="decision-create"),
+    path("events/", decisions.EventCreateView.as_view(), name="event-create"),
+    path("public/decisions/", decisions.PublicDecisionCreateView.as_view(), name="public-decision-create"),
+    path("public/events/", decisions.PublicEventCreateView.as_view(), name="public-event-create"),
 ]

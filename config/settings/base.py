@@ -221,6 +221,8 @@ SPECTACULAR_SETTINGS = {
         "FrameStatusEnum": "faceanalysis.models.Frame.Status",
         "NoticeStatusEnum": "consent.models.NoticeVersion.Status",
         "CampaignStatusEnum": "campaigns.models.Campaign.Status",
+        "DecisionReasonEnum": "campaigns.models.Decision.Reason",
+        "EventKindEnum": "campaigns.models.Event.Kind",
     },
 }
 
