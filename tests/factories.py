@@ -126,3 +126,23 @@ def campaign_admin_form(**fields) -> dict:
         data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0, f"{prefix}-MIN_NUM_FORMS": 0,
                      f"{prefix}-MAX_NUM_FORMS": 1000})
     return {**data, **fields}
+
+
+def make_variant(campaign, *, key: str, default: bool = False, **content):
+    """A variant of `campaign` (the default one with `default=True`), with `content` fields (headline, ...)."""
+    from campaigns.models import Variant
+
+    return Variant.objects.create(
+        organization=campaign.organization, campaign=campaign, key=key, name=key.title(), is_default=default,
+        **content,
+    )
+
+
+def make_rule(campaign, variant, condition: dict, *, priority: int = 100, name: str = "", enabled: bool = True):
+    """A rule of `campaign` showing `variant` when `condition` (a tree, stored as given) matches."""
+    from campaigns.models import Rule
+
+    return Rule.objects.create(
+        organization=campaign.organization, campaign=campaign, variant=variant, condition=condition,
+        priority=priority, name=name or f"Rule {next(_counter)}", enabled=enabled,
+    )

@@ -10,9 +10,9 @@ def run_owed_purges() -> list[str]:
     return [purge_part_run(part_id=part_id) for part_id in list(owed)]
 
 
-def make_face_data(session, *, frames: int = 3) -> None:
-    """Derived data of a session as a worker leaves it, written directly: analysed frames with their features,
-    one still queued, and the subject's face context."""
+def make_face_data(session, *, frames: int = 3, smile: float | None = None, faces: list | None = None) -> None:
+    """Derived data of a session as a worker leaves it, written directly: analysed frames with their features
+    (with `smile` and the engine's `faces` when given), one still queued, and the subject's face context."""
     from django.utils import timezone
 
     from faceanalysis.models import FaceContext, Frame, FrameFeatures
@@ -28,7 +28,8 @@ def make_face_data(session, *, frames: int = 3) -> None:
         FrameFeatures.objects.create(
             organization_id=session.organization_id, frame=frame, session=session, subject_id=session.subject_id,
             grant=session.grant, face_count=1, quality_ok=True, quality_reasons=[], attention_score=0.9,
-            looking_at_screen=True, received_at=now, analyzed_at=now, latency_ms=20.0,
+            looking_at_screen=True, received_at=now, analyzed_at=now, latency_ms=20.0, smile=smile,
+            faces=faces or [],
         )
     Frame.objects.create(**common, received_at=now)
     FaceContext.objects.create(
