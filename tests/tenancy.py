@@ -203,3 +203,49 @@ LIST_ENDPOINTS += [TenantEndpoint("api:campaign-list", ("get",), _foreign_campai
 # capture.js on a partner's page: the visitor's own signed "my data" cookie names the subject, checked against the
 # campaign's organization (tests/campaigns/test_public_capture.py covers a foreign campaign and cookie).
 NO_TENANT_DATA |= {"api:public-capture-session-open"}
+
+
+# --- campaigns: decisions and events -----------------------------------------------------------------------------
+
+_decision_body: dict[str, Any] = {}
+_event_body: dict[str, Any] = {}
+VISITOR_ID = "tenancy-visitor-0123456789"
+
+
+def _foreign_running_campaign(org: Organization):
+    from tests.factories import make_campaign, make_variant
+
+    campaign = make_campaign(org)
+    make_variant(campaign, key="standard", default=True)
+    return campaign
+
+
+def _foreign_campaign(org: Organization) -> tuple[dict[str, Any], str]:
+    """B's running campaign, named in the body (decisions take it there, not in the URL)."""
+    campaign = _foreign_running_campaign(org)
+    _decision_body.update(campaign=campaign.public_id, visitor_id=VISITOR_ID)
+    return {}, campaign.public_id
+
+
+def _foreign_decision(org: Organization) -> tuple[dict[str, Any], str]:
+    """A decision in B's campaign, named in the event's body."""
+    from django.utils import timezone
+
+    from campaigns.decisions import decision_make
+    from campaigns.request_context import request_attributes
+
+    campaign = _foreign_running_campaign(org)
+    decision = decision_make(campaign=campaign, visitor_id=VISITOR_ID, subject=None, channel="api",
+                             attributes=request_attributes(now=timezone.now()))
+    _event_body.update(decision=str(decision.public_id), client_event_id="tenancy-1", kind="click")
+    return {}, str(decision.public_id)
+
+
+OBJECT_ENDPOINTS += [
+    TenantEndpoint("api:decision-create", ("post",), _foreign_campaign, body=_decision_body),
+    TenantEndpoint("api:event-create", ("post",), _foreign_decision, body=_event_body),
+]
+# The snippet's endpoints take no key: a campaign's public id is all a visitor has, and the subject comes only from
+# the consent page's cookie, which must be of the campaign's organization (tests/campaigns/test_decisions_api.py
+# covers another organization's cookie, another visitor's decision and refused origins).
+NO_TENANT_DATA |= {"api:public-decision-create", "api:public-event-create"}

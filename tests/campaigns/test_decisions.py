@@ -19,8 +19,8 @@ from consent.services import consent_withdraw, subject_erase
 from faceanalysis import selectors as face_selectors
 from faceanalysis.face_cache import face_signals_key
 from faceanalysis.models import CaptureSession, FrameFeatures
-from tests.factories import make_campaign, make_notice, make_rule, make_variant
 from tests.faceanalysis.factories import make_capture_session
+from tests.factories import make_campaign, make_notice, make_rule, make_variant
 from tests.purges import make_face_data, run_owed_purges
 
 pytestmark = pytest.mark.django_db
