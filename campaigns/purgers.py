@@ -5,11 +5,14 @@ without anyone in them, for the campaign's statistics; so they are not deleted: 
 cut (subject = NULL), and the rows stay as anonymous counts of what was shown and done.
 
 - Erasure: every decision and event of the subject is cut loose.
-- Withdrawal (or expiry) of face analysis or of personalization: the same. The log holds no face value, but a
-  decision that names the subject next to the rule that fired ("smilers") or the face rule skipped or not matched
-  in its trace says what was inferred from that person's face; once that consent ends, the inference must not
-  stay tied to them. Nothing else of the log needs the subject (stickiness and "returning" go by the page's
-  anonymous visitor id), so cutting costs no feature. Decisions made later under new consent link again.
+- Withdrawal (or expiry) of personalization: the same. The log holds no face value, but a decision that names
+  the subject next to the face rule that fired ("smilers"), or was not matched, says what was inferred from that
+  person's face for personalization; once that consent ends, the inference must not stay tied to them. Nothing
+  else of the log needs the subject (stickiness and "returning" go by the page's anonymous visitor id), so
+  cutting costs no feature; decisions made later under new consent link again.
+- Withdrawal of face analysis alone: nothing here. Face analysis's own purger deletes the features; a face rule
+  is evaluated only under live personalization consent, which is what this log's inferences were made for, and
+  whose end cuts them loose.
 - Retention: nothing here is derived from faces, so the log is kept for the campaign's statistics.
 
 Idempotent: a second run finds no row pointing at the subject.
@@ -36,5 +39,5 @@ DECISION_LOG_PURGER = Purger(
     name="campaigns.decision_log",
     models=("campaigns.Decision", "campaigns.Event"),
     purge=decision_log_unlink,
-    purposes=frozenset({Purpose.FACE_ANALYSIS.value, Purpose.PERSONALIZATION.value}),
+    purposes=frozenset({Purpose.PERSONALIZATION.value}),
 )

@@ -290,7 +290,7 @@ def _log_of(subject: Subject, shop: Shop) -> Decision:
     return decision
 
 
-@pytest.mark.parametrize("how", ["erasure", "personalization", "face_analysis"])
+@pytest.mark.parametrize("how", ["erasure", "personalization"])
 def test_erasure_and_withdrawal_cut_the_subject_out_of_the_log_and_keep_the_rows(shop: Shop, how: str) -> None:
     subject, bystander = smiling_subject(shop.campaign), smiling_subject(shop.campaign)
     decision, kept = _log_of(subject, shop), _log_of(bystander, shop)
@@ -304,3 +304,13 @@ def test_erasure_and_withdrawal_cut_the_subject_out_of_the_log_and_keep_the_rows
     assert Event.objects.get(decision=decision).subject is None
     assert Decision.objects.get(pk=kept.pk).subject == bystander
     assert Event.objects.get(decision=kept).subject == bystander
+
+
+def test_withdrawing_face_analysis_alone_leaves_the_log_to_the_personalization_consent(shop: Shop) -> None:
+    subject = smiling_subject(shop.campaign)
+    decision = _log_of(subject, shop)
+    consent_withdraw(organization=subject.organization, subject=subject, purposes=["face_analysis"],
+                     channel="partner_api")
+    run_owed_purges()
+    assert Decision.objects.get(pk=decision.pk).subject == subject
+    assert not FrameFeatures.objects.filter(subject=subject).exists()  # face analysis's purger did its part

@@ -133,8 +133,8 @@ def test_erasure_withdraws_marks_the_subject_and_every_purger_does_its_part(
     request.refresh_from_db()
     assert request.reason == "subject_erased" and request.completed_at is not None
     parts = dict(request.parts.values_list("purger", "status"))
-    assert parts == {"consent.subject": "done", "faceanalysis.face_data": "done"}
-    assert len(_receipts(request)) == 2
+    assert parts == {"campaigns.decision_log": "done", "consent.subject": "done", "faceanalysis.face_data": "done"}
+    assert len(_receipts(request)) == 3
     for model in (CaptureSession, Frame, FrameFeatures, FaceContext):
         assert not model.objects.filter(subject_id=subject.pk).exists(), model
         assert model.objects.filter(subject_id=kept.subject_id).exists(), model  # another organization's stays
