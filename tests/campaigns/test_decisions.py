@@ -265,10 +265,11 @@ def test_face_signals_read_the_largest_faces_engine_values_of_the_last_seven_day
     signals = face_selectors.face_signals_for_decision(
         organization=shop.campaign.organization, subject=session.subject, now=now
     )
-    assert len(signals.frames) == 2  # the one of eight days ago is out of every window
-    frame = signals.frames[0]
-    assert frame.expression_probabilities == {"happy": 0.8, "neutral": 0.2}
-    assert (frame.age_years, frame.gender, frame.gender_confidence) == (29.5, "female", 0.93)
+    assert len(signals) == 2  # the one of eight days ago is out of every window
+    read = {"window_seconds": 900, "min_confidence": 0.5, "min_frames": 2}
+    assert signals.read("face.expression.happy", **read) == 0.8
+    assert signals.read("face.gender", **{**read, "min_confidence": 0.9}) == "female"
+    assert signals.read("face.gender", **{**read, "min_confidence": 0.95}) is None
     assert signals.read("face.age_band", window_seconds=900, min_confidence=0.5, min_frames=2) == "25_34"
     assert face_selectors.face_signals_for_decision(organization=org_b, subject=session.subject, now=now) is None
     assert face_selectors.face_signals_for_decision(organization=None, subject=session.subject, now=now) is None
