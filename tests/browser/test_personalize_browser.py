@@ -174,7 +174,8 @@ def test_partner_page_switches_to_the_smile_variant_after_consent_and_back_after
     session = CaptureSession.objects.get(campaign_id=campaign.pk)
     assert session.media_ref == "partner-page" and session.subject is not None
     decision = Decision.objects.get(public_id=smile["decision_id"])
-    assert decision.subject_id == session.subject_id and decision.variant.key == "smile"
+    # The face rule fired, so the cookie named the subject; the withdrawal's purge has since cut the log's reference.
+    assert decision.subject_id is None and decision.variant.key == "smile"
     assert decision.rule_id == smilers.pk and decision.channel == "snippet"
     events = Event.objects.filter(decision=decision)
     assert sorted(events.values_list("kind", flat=True)) == ["click", "impression"]  # once each
