@@ -2,9 +2,10 @@
 only the Origins a campaign lists in `allowed_origins`, always with credentials (so that Visage's own HttpOnly
 cookies recognise a visitor who consented on Visage's page), never `*`.
 
-A preflight carries no body, so it cannot name its campaign: it is answered for an Origin that some running
-campaign lists, and the request itself is then checked against its own campaign (`cors_origin_allowed`), which
-refuses any other Origin with 403 before anything is read or written. A view uses it like this:
+A preflight carries no body, so it cannot name its campaign: it is answered for an Origin that some campaign
+which has not ended lists, and the request itself is then checked against its own campaign
+(`cors_origin_allowed`), which refuses any other Origin with 403 before anything is read or written.
+A view uses it like this:
 
     origin = cors_origin_allowed(request, campaign)
     if origin is None: raise ... 403 origin_not_allowed
@@ -21,6 +22,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_vary_headers
 
 from campaigns.models import Campaign
+from campaigns.selectors import campaign_origin_allowed_anywhere
 
 ALLOWED_METHODS = "POST, OPTIONS"
 ALLOWED_HEADERS = "Content-Type, Accept"
@@ -28,7 +30,7 @@ PREFLIGHT_MAX_AGE = "600"
 MAX_ORIGIN_LENGTH = 200
 
 
-def _origin(request: HttpRequest) -> str:
+def request_origin(request: HttpRequest) -> str:
     """The request's Origin header as sent, or "" (absent, "null", or too long to be one)."""
     origin = request.headers.get("Origin", "")
     if not origin or origin == "null" or len(origin) > MAX_ORIGIN_LENGTH:
@@ -39,18 +41,15 @@ def _origin(request: HttpRequest) -> str:
 def cors_origin_allowed(request: HttpRequest, campaign: Campaign) -> str | None:
     """The request's Origin when `campaign` lists it in its allowed origins, else None (no Origin at all is not
     allowed either: these endpoints serve browsers on partner pages only)."""
-    origin = _origin(request)
+    origin = request_origin(request)
     if not origin:
         return None
     return origin if origin in campaign.allowed_origin_list else None
 
 
-def origin_listed_by_a_running_campaign(origin: str) -> bool:
-    """Whether any running campaign lists `origin` among its allowed origins (what a preflight can know)."""
-    if not origin:
-        return False
-    candidates = Campaign.objects.filter(status=Campaign.Status.RUNNING, allowed_origins__contains=origin)
-    return any(origin in campaign.allowed_origin_list for campaign in candidates.only("allowed_origins")[:50])
+def is_same_origin(request: HttpRequest, origin: str) -> bool:
+    """Whether `origin` is Visage's own (a page of Visage itself needs no CORS)."""
+    return origin == f"{request.scheme}://{request.get_host()}"
 
 
 def cors_allow(response: HttpResponse, origin: str | None) -> HttpResponse:
@@ -64,10 +63,10 @@ def cors_allow(response: HttpResponse, origin: str | None) -> HttpResponse:
 
 
 def cors_preflight(request: HttpRequest) -> HttpResponse:
-    """The answer to a preflight (OPTIONS): 204 with the allowed methods and headers for an Origin some running
-    campaign lists, else 403 with no CORS header (the browser then sends nothing)."""
-    origin = _origin(request)
-    if not origin_listed_by_a_running_campaign(origin):
+    """The answer to a preflight (OPTIONS): 204 with the allowed methods and headers for an Origin some campaign
+    that has not ended lists, else 403 with no CORS header (the browser then sends nothing)."""
+    origin = request_origin(request)
+    if not campaign_origin_allowed_anywhere(origin=origin):
         return cors_allow(HttpResponse(status=403), None)
     response = HttpResponse(status=204)
     response["Access-Control-Allow-Methods"] = ALLOWED_METHODS

@@ -13,7 +13,6 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from django.utils.cache import patch_vary_headers
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.permissions import AllowAny
@@ -23,6 +22,7 @@ from rest_framework.views import APIView
 
 from accounts.api.base import OrganizationAPIView, found_or_404
 from accounts.models import ApiKey
+from campaigns.api.cors import CorsPublicMixin, cors_origin_allowed, is_same_origin, request_origin
 from campaigns.api.decision_serializers import (
     DecisionSerializer,
     EventRequestSerializer,
@@ -32,24 +32,21 @@ from campaigns.api.decision_serializers import (
     PublicEventRequestSerializer,
     decision_body,
 )
+from campaigns.api.public import cookie_subject
 from campaigns.decisions import DecisionError, decision_make, event_record
 from campaigns.models import Campaign
 from campaigns.request_context import RequestAttributes, request_attributes
 from campaigns.selectors import (
     campaign_get,
     campaign_get_by_public_id,
-    campaign_origin_allowed_anywhere,
     decision_get_public,
 )
 from config.api.schema import error_response
 from consent.models import Subject
-from consent.pages import access_cookie_get
-from consent.selectors import subject_get, subject_get_by_access_token
+from consent.selectors import subject_get
 
 NO_CAMPAIGN = "No such campaign."
 NO_DECISION = "No such decision."
-CORS_ALLOWED_HEADERS = "Content-Type"
-CORS_MAX_AGE_SECONDS = 600
 
 
 class DecisionAPIError(exceptions.APIException):
@@ -158,59 +155,22 @@ class OriginNotAllowed(exceptions.PermissionDenied):
     default_detail = "This origin may not call this campaign's endpoints."
 
 
-class PublicCampaignAPIView(DecisionErrorsMixin, APIView):
-    """Base of the snippet's endpoints: no key, CORS with credentials for the campaign's allowed origins only."""
+class PublicCampaignAPIView(CorsPublicMixin, DecisionErrorsMixin, APIView):
+    """Base of the snippet's endpoints: no key, CORS with credentials for the campaign's allowed origins only
+    (campaigns.api.cors); a request without an Origin, or from Visage's own, needs none."""
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
-    cors_origin: str = ""
-
-    def _origin(self) -> str:
-        return self.request.headers.get("Origin", "")
-
-    def _same_origin(self, origin: str) -> bool:
-        return origin == f"{self.request.scheme}://{self.request.get_host()}"
 
     def origin_check(self, campaign: Campaign) -> None:
         """403 when the request names an Origin that is neither Visage's own nor one the campaign allows; an
         allowed one gets the CORS headers on the answer, errors included."""
-        origin = self._origin()
-        if not origin or self._same_origin(origin):
+        origin = request_origin(self.request)
+        if not origin or is_same_origin(self.request, origin):
             return
-        if origin not in campaign.allowed_origin_list:
+        self.cors_origin = cors_origin_allowed(self.request, campaign)
+        if self.cors_origin is None:
             raise OriginNotAllowed()
-        self.cors_origin = origin
-
-    def options(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """A CORS preflight: answered for an origin some campaign allows (the request itself names its campaign
-        and is held to that campaign's list), refused otherwise."""
-        origin = self._origin()
-        if origin and not self._same_origin(origin):
-            if not campaign_origin_allowed_anywhere(origin=origin):
-                raise OriginNotAllowed()
-            self.cors_origin = origin
-        response = Response(status=status.HTTP_204_NO_CONTENT)
-        response["Access-Control-Allow-Methods"] = "POST, OPTIONS"
-        response["Access-Control-Allow-Headers"] = CORS_ALLOWED_HEADERS
-        response["Access-Control-Max-Age"] = str(CORS_MAX_AGE_SECONDS)
-        return response
-
-    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
-        response = super().finalize_response(request, response, *args, **kwargs)
-        if self.cors_origin:
-            response["Access-Control-Allow-Origin"] = self.cors_origin
-            response["Access-Control-Allow-Credentials"] = "true"
-        patch_vary_headers(response, ["Origin"])
-        return response
-
-
-def _cookie_subject(request: Request, campaign: Campaign) -> Subject | None:
-    """The subject the campaign's consent page recognised in this browser (its signed, HttpOnly cookie), when of
-    the campaign's organization; None for anyone else."""
-    subject = subject_get_by_access_token(token=access_cookie_get(request, key=campaign.public_id))
-    if subject is None or subject.organization_id != campaign.organization_id:
-        return None
-    return subject
 
 
 class PublicDecisionCreateView(PublicCampaignAPIView):
@@ -241,7 +201,7 @@ class PublicDecisionCreateView(PublicCampaignAPIView):
             country=request.headers.get(header, "")[:8] if header else "",
         )
         decision = decision_make(campaign=campaign, visitor_id=data["visitor_id"],
-                                 subject=_cookie_subject(request, campaign), attributes=attributes, channel="snippet")
+                                 subject=cookie_subject(request, campaign), attributes=attributes, channel="snippet")
         return Response(decision_body(decision))
 
 

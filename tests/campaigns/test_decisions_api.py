@@ -192,7 +192,7 @@ def test_a_preflight_is_answered_for_allowed_origins_only(campaign) -> None:
         assert allowed.status_code == 204
         assert allowed["Access-Control-Allow-Origin"] == ORIGIN
         assert allowed["Access-Control-Allow-Credentials"] == "true"
-        assert allowed["Access-Control-Allow-Headers"] == "Content-Type"
+        assert "Content-Type" in allowed["Access-Control-Allow-Headers"]
         assert int(allowed["Access-Control-Max-Age"]) > 0
         refused = Client().options(url, HTTP_ORIGIN="https://evil.example", **preflight)
         assert refused.status_code == 403 and "Access-Control-Allow-Origin" not in refused

@@ -118,15 +118,15 @@ def test_unknown_paused_or_ended_campaign_is_a_clear_4xx() -> None:
     assert response.status_code == 400
 
 
-def test_preflight_is_answered_only_for_an_origin_a_running_campaign_lists() -> None:
+def test_preflight_is_answered_only_for_an_origin_a_campaign_that_has_not_ended_lists() -> None:
     _campaign(origins=f"https://other.example\n{PARTNER}/\n")
-    _campaign(origins="http://paused.example", status="paused")
+    _campaign(origins="http://ended.example", status="ended")
     ok = Client().options(URL, HTTP_ORIGIN=PARTNER, HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST",
                           HTTP_ACCESS_CONTROL_REQUEST_HEADERS="content-type")
     assert ok.status_code == 204
     assert ok["Access-Control-Allow-Origin"] == PARTNER and ok["Access-Control-Allow-Credentials"] == "true"
     assert "POST" in ok["Access-Control-Allow-Methods"] and "Content-Type" in ok["Access-Control-Allow-Headers"]
-    for origin in ("http://paused.example", "http://shop.example.evil", "http://evil.example"):
+    for origin in ("http://ended.example", "http://shop.example.evil", "http://evil.example"):
         refused = Client().options(URL, HTTP_ORIGIN=origin, HTTP_ACCESS_CONTROL_REQUEST_METHOD="POST")
         assert refused.status_code == 403 and "Access-Control-Allow-Origin" not in refused, origin
 
