@@ -22,3 +22,20 @@ def test_seed_demo_prints_a_working_consent_page_and_is_idempotent(capsys) -> No
     call_command("seed_demo")
     assert Campaign.objects.count() == 1 and RetentionPolicy.objects.count() == 1
     assert NoticeVersion.objects.filter(status="published").count() == 2
+
+
+def test_seed_demo_gives_the_campaign_variants_rules_and_a_partner_page_that_decides(capsys) -> None:
+    call_command("seed_demo")
+    out = capsys.readouterr().out
+    page = re.search(r"Demo partner page: http://127\.0\.0\.1:8000(/static/\S+)\?campaign=(\S+)", out)
+    campaign = Campaign.objects.get(public_id=page.group(2))
+    assert campaign.status == "running" and "http://127.0.0.1:8000" in campaign.allowed_origin_list
+    assert [v.key for v in campaign.variants.filter(is_default=True)] == ["standard"]
+    assert list(campaign.rules.values_list("name", flat=True)) == ["Smilers", "Returning visitors"]
+    body = {"campaign": campaign.public_id, "visitor_id": "demo-visitor-0000000001", "context": {"language": "en"}}
+    first = Client().post("/api/v1/public/decisions/", body, content_type="application/json").json()
+    again = Client().post("/api/v1/public/decisions/", body, content_type="application/json").json()
+    assert first["variant"]["key"] == "standard" and again["variant"]["key"] == "welcome-back"
+    assert first["skipped"] == again["skipped"] == [{"rule": campaign.rules.first().pk, "reason": "no_subject"}]
+    call_command("seed_demo")
+    assert campaign.variants.count() == 3 and campaign.rules.count() == 2
