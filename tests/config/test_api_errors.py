@@ -3,6 +3,8 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
+from tests.error_shape import is_error_body
+
 pytestmark = pytest.mark.django_db
 
 
@@ -95,7 +97,7 @@ def _assert_shape(response, status: int, code: str) -> dict:
     assert response.status_code == status, (response.status_code, response.content[:200])
     assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
     body = json.loads(response.content)
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    assert is_error_body(body)
     assert body["error"]["code"] == code and body["error"]["message"]
     return body
 

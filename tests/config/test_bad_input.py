@@ -8,6 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from consent.models import Grant, Subject
+from tests.error_shape import is_error_body
 from tests.factories import make_campaign, make_notice, make_subject
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +19,7 @@ BASE = "/api/v1/consent"
 def assert_refused(response, status: int, code: str | None = None) -> dict:
     assert response.status_code == status, response.content[:500]
     body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, body
+    assert is_error_body(body), body
     if code is not None:
         assert body["error"]["code"] == code, body
     return body["error"]

@@ -11,6 +11,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from faceanalysis.models import CaptureSession, Frame
+from tests.error_shape import is_error_body
 from tests.faceanalysis.conftest import stored_frame_count
 from tests.faceanalysis.factories import astronaut_jpeg, make_campaign, make_capture_session, make_consented_subject
 from tests.faceanalysis.factories import make_video as _make_video
@@ -41,7 +42,7 @@ def assert_refused(response, status: int = 400, code: str | None = None) -> dict
     """A 4xx in the one error shape: {"error": {"code", "message", "details"}}."""
     assert response.status_code == status, response.content[:500]
     body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}, body
+    assert is_error_body(body), body
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     if code is not None:
         assert body["error"]["code"] == code, body
