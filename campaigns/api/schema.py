@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent
 
 from campaigns import conditions
@@ -96,3 +96,15 @@ class ConditionFieldExtension(OpenApiSerializerFieldExtension):
         if field.help_text:
             return {"allOf": [schema], "description": str(field.help_text)}
         return schema
+
+
+class StrictSerializerExtension(OpenApiSerializerExtension):
+    """A strict request body (decision_serializers.StrictSerializer refuses members it does not know with a 400)
+    says so in the schema: `additionalProperties: false`."""
+
+    target_class = "campaigns.api.decision_serializers.StrictSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        return {**schema, "additionalProperties": False}
