@@ -11,6 +11,7 @@ history is one query, and the log is one INSERT.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import re
@@ -23,8 +24,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
-from django.db.models import Exists, Subquery
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -41,7 +41,7 @@ from campaigns.selectors import decision_get
 from config.broker import REDIS_ERRORS
 from consent.guards import GrantState
 from consent.models import Purpose, Subject
-from consent.selectors import consent_state
+from consent.selectors import consent_state_map
 from faceanalysis.selectors import face_signals_for_decision
 
 logger = logging.getLogger(__name__)
@@ -205,13 +205,14 @@ def _no_default() -> DecisionError:
 
 
 def decision_evaluate(
-    *, campaign: Campaign, context: EvaluationContext, sticky_variant_id: int | None = None
+    *, campaign: Campaign, context: EvaluationContext, sticky_variant_id: int | None = None,
+    plan: CampaignPlan | None = None,
 ) -> Evaluation:
     """Pure choice over the campaign's plan: rules by ascending priority, the first that matches wins; else the
     sticky variant (when still a variant of the campaign), else the default. A rule whose tree cannot be evaluated
     is skipped (INVALID_RULE), never an error. The campaign's setting of use is enforced whatever the context says.
-    Used by decision_make and by the admin's preview."""
-    plan = campaign_plan(campaign)
+    Used by decision_make and by the admin's preview. `plan`: the campaign's, when the caller has it already."""
+    plan = plan or campaign_plan(campaign)
     if campaign.emotion_recognition_forbidden and not context.emotion_recognition_forbidden:
         context = dataclasses.replace(context, emotion_recognition_forbidden=True)
     trace: list[TraceStep] = []
@@ -242,7 +243,7 @@ def _segments(campaign: Campaign, subject: Subject | None) -> frozenset[str]:
 
 
 def decision_context(
-    *, campaign: Campaign, subject: Subject | None, attributes: RequestAttributes
+    *, campaign: Campaign, subject: Subject | None, attributes: RequestAttributes, plan: CampaignPlan | None = None
 ) -> EvaluationContext:
     """What rules read for a decision: the request's attributes; the subject's consent state per purpose, asked
     live (one query, the guard's answer); face signals only while consent to face analysis AND to personalization
@@ -257,14 +258,14 @@ def decision_context(
         )
     organization = campaign.organization
     now = timezone.now()
-    consent = {s.purpose: s.state.value for s in consent_state(organization=organization, subject=subject, at=now)}
+    consent = consent_state_map(organization=organization, subject=subject, at=now)
     unavailable = None
     if consent.get(Purpose.FACE_ANALYSIS) != GrantState.ACTIVE:
         unavailable = "no_face_analysis_consent"
     elif consent.get(Purpose.PERSONALIZATION) != GrantState.ACTIVE:
         unavailable = "no_personalization_consent"
     face = None
-    if unavailable is None and campaign_plan(campaign).uses_face:
+    if unavailable is None and (plan or campaign_plan(campaign)).uses_face:
         face = face_signals_for_decision(organization=organization, subject=subject, now=now)
     return EvaluationContext(
         request=attributes, consent=consent, face=face, face_unavailable=unavailable,
@@ -282,18 +283,27 @@ def campaign_require_running(campaign: Campaign, *, now: datetime | None = None)
         raise DecisionError("The campaign is not running.", code="campaign_not_running", status_code=409)
 
 
+@functools.cache
+def _history_sql() -> str:
+    """The visitor-history query, written once: on every page view, where compiling the ORM's form of it cost
+    more than running it. Both halves use the (campaign, visitor_id, -created_at) index."""
+    table = connection.ops.quote_name(Decision._meta.db_table)
+    # The table name is the model's own, quoted; values are parameters.
+    return (
+        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE campaign_id = %s AND visitor_id = %s), "  # noqa: S608
+        f"(SELECT variant_id FROM {table} WHERE campaign_id = %s AND visitor_id = %s AND reason IN (%s, %s) "
+        "ORDER BY created_at DESC, id DESC LIMIT 1)"
+    )
+
+
 def _visitor_history(campaign: Campaign, visitor_id: str) -> tuple[bool, int | None]:
     """One query: whether the visitor has an earlier decision in the campaign, and the variant of their latest
     default or sticky one (never a rule's: a face rule's choice must not outlive the consent it rested on)."""
-    earlier = Decision.objects.filter(campaign_id=campaign.pk, visitor_id=visitor_id)
-    kept = earlier.filter(reason__in=(Decision.Reason.DEFAULT, Decision.Reason.STICKY)).order_by("-created_at", "-pk")
-    row = (
-        Campaign.objects.filter(pk=campaign.pk)
-        .annotate(returning=Exists(earlier), sticky=Subquery(kept.values("variant_id")[:1]))
-        .values_list("returning", "sticky")
-        .first()
-    )
-    return (bool(row[0]), row[1]) if row else (False, None)
+    kept = (Decision.Reason.DEFAULT.value, Decision.Reason.STICKY.value)
+    with connection.cursor() as cursor:
+        cursor.execute(_history_sql(), [campaign.pk, visitor_id, campaign.pk, visitor_id, *kept])
+        returning, sticky = cursor.fetchone()
+    return bool(returning), sticky
 
 
 def decision_make(
@@ -312,8 +322,9 @@ def decision_make(
         raise DecisionError("No such subject.", code="not_found", status_code=404)
     returning, sticky = _visitor_history(campaign, visitor_id)
     attributes = dataclasses.replace(attributes, returning=returning)
-    context = decision_context(campaign=campaign, subject=subject, attributes=attributes)
-    evaluation = decision_evaluate(campaign=campaign, context=context, sticky_variant_id=sticky)
+    plan = campaign_plan(campaign)  # one cache read for the whole decision
+    context = decision_context(campaign=campaign, subject=subject, attributes=attributes, plan=plan)
+    evaluation = decision_evaluate(campaign=campaign, context=context, sticky_variant_id=sticky, plan=plan)
     decision = Decision(
         organization_id=campaign.organization_id, campaign=campaign, visitor_id=visitor_id, subject=subject,
         variant=evaluation.variant, rule=evaluation.rule, reason=evaluation.reason, channel=channel,

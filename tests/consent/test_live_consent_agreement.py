@@ -32,7 +32,7 @@ from consent.guards import (
     require_consent,
 )
 from consent.models import Grant, NoticeVersion, Purpose, Subject
-from consent.selectors import consent_state
+from consent.selectors import consent_state, consent_state_map
 from consent.services import (
     ConsentError,
     consent_grant,
@@ -211,6 +211,10 @@ def test_guard_bulk_form_and_display_agree_over_random_histories(
         assert expression == {g.pk: grant_state(g, at=at).value for g in grants}
         states = {s.pk: {p.purpose: p for p in consent_state(organization=organization, subject=s, at=at)}
                   for s in subjects}
+        for subject in subjects:  # the narrow form decisions read agrees with it, state for state
+            assert consent_state_map(organization=organization, subject=subject, at=at) == {
+                purpose: state.state.value for purpose, state in states[subject.pk].items()
+            }
         for purpose in PURPOSES:
             bulk = set(live_consent_subjects(organization_id=org_id, purposes=[purpose], at=at)
                        .values_list("pk", flat=True))
