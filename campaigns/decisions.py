@@ -39,6 +39,7 @@ from campaigns.models import Campaign, Decision, Event, Rule, Variant
 from campaigns.request_context import RequestAttributes
 from campaigns.selectors import decision_get
 from config.broker import REDIS_ERRORS
+from config.rawsql import insert_one
 from consent.guards import GrantState
 from consent.models import Purpose, Subject
 from consent.selectors import consent_state_map
@@ -330,7 +331,7 @@ def decision_make(
         variant=evaluation.variant, rule=evaluation.rule, reason=evaluation.reason, channel=channel,
         trace=[step.as_log() for step in evaluation.trace], attributes=attributes.coarse(),
     )
-    decision.save(force_insert=True)
+    insert_one(decision)  # SQL built once: the one write on the answer's path (no save signals on the log)
     return decision
 
 

@@ -1,16 +1,19 @@
 """Reads of the consent app, each scoped to one organization (no organization, no rows)."""
 
+import functools
 import hmac
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Organization
 from accounts.tokens import token_hash
+from config.rawsql import fetch_one, select_columns
 from consent import derived
 from consent.guards import GrantState, grant_state, grant_states
 from consent.models import (
@@ -83,13 +86,28 @@ def subject_list(*, organization: Organization | None) -> QuerySet[Subject]:
     return Subject.objects.for_organization(organization)
 
 
+@functools.cache
+def _subject_by_public_id_sql() -> str:
+    return (
+        f"SELECT {select_columns(Subject)} FROM {Subject._meta.db_table}"  # noqa: S608 - names from the model
+        " WHERE organization_id = %s AND public_id = %s"
+    )
+
+
 def subject_get(*, organization: Organization | None, public_id: str | uuid.UUID) -> Subject | None:
-    """One subject by its public id; None when missing or another organization's."""
+    """One subject by its public id (with its organization); None when missing or another organization's. SQL
+    written once: a partner's decision for a subject starts here."""
     try:
         public_id = uuid.UUID(str(public_id))
     except ValueError:
         return None
-    return subject_list(organization=organization).filter(public_id=public_id).first()
+    if organization is None:
+        return None
+    key = Subject._meta.get_field("public_id").get_db_prep_value(public_id, connection)
+    subject = fetch_one(Subject, _subject_by_public_id_sql(), [organization.pk, key])
+    if subject is not None:
+        subject.organization = organization
+    return subject
 
 
 def subject_get_by_access_token(*, token: str) -> Subject | None:
