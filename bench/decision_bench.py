@@ -293,6 +293,7 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=200)
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--web-workers", type=int, default=2, help="granian processes (scripts/web's default: 2)")
+    parser.add_argument("--web-threads", type=int, default=4, help="blocking threads per process (default: 4)")
     parser.add_argument("--runs", type=int, default=3000, help="in-process evaluations")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -314,7 +315,7 @@ def main() -> None:
     ]
     processes = Processes()
     try:
-        api, port = start_web(processes, workers=args.web_workers, threads=4)
+        api, port = start_web(processes, workers=args.web_workers, threads=args.web_threads)
         run_wrk(port, "/api/v1/decisions/", bodies, key, args.rate, 3, args.connections)  # warm: caches, pools
         before = Decision.objects.filter(campaign=campaign).count()
         report["baseline"] = run_wrk(port, "/healthz", bodies, key, args.rate, args.seconds, args.connections)
