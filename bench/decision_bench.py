@@ -44,7 +44,7 @@ os.environ.update(
     {"VISAGE_BENCH_DB": BENCH_DB, "VISAGE_BENCH_REDIS": REDIS}  # pipeline_bench reads these at import
 )
 
-from bench.pipeline_bench import ENV, Processes, ensure_database, free_port, load_average  # noqa: E402
+from bench.pipeline_bench import ENV, Processes, ensure_database, load_average, start_api  # noqa: E402
 
 # One partner key asks for every decision here: the per-key and per-organization request limits would cap the
 # bench far below its rate, so they are off for it.
@@ -247,28 +247,6 @@ def _ms(text: str) -> float:
     return float(text)
 
 
-def start_web(processes: Processes, workers: int, threads: int) -> tuple[subprocess.Popen[bytes], int]:
-    """The web server as scripts/web runs it: `workers` granian processes of `threads` blocking threads."""
-    import http.client
-
-    port = free_port()
-    web = processes.start(
-        [str(ROOT / "scripts" / "web"), "--log-level", "warning"], "decisions-web",
-        env={"VISAGE_BIND": f"127.0.0.1:{port}", "GRANIAN_WORKERS": str(workers),
-             "GRANIAN_BLOCKING_THREADS": str(threads)},
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return web, port
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("the web server did not come up; see var/bench-decisions-web.log")
-
-
 def peak_memory_mb(root_pid: int) -> float:
     """The largest peak resident set (VmHWM) among the web server's processes (its main and workers)."""
     pids = [root_pid]
@@ -315,7 +293,7 @@ def main() -> None:
     ]
     processes = Processes()
     try:
-        api, port = start_web(processes, workers=args.web_workers, threads=args.web_threads)
+        api, port = start_api(processes, args.web_threads, workers=args.web_workers, name="decisions-web")
         run_wrk(port, "/api/v1/decisions/", bodies, key, args.rate, 3, args.connections)  # warm: caches, pools
         before = Decision.objects.filter(campaign=campaign).count()
         report["baseline"] = run_wrk(port, "/healthz", bodies, key, args.rate, args.seconds, args.connections)

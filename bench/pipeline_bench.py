@@ -195,13 +195,17 @@ class Processes:
             self.stop(child)
 
 
-def start_api(processes: Processes, threads: int) -> tuple[subprocess.Popen[bytes], int]:
-    """The web server as scripts/fullstack runs it, with one worker process of `threads` blocking threads."""
+def start_api(
+    processes: Processes, threads: int, *, workers: int = 1, name: str = "api"
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The web server as scripts/fullstack runs it, with `workers` processes (one by default) of `threads`
+    blocking threads."""
     port = free_port()
     api = processes.start(
         [str(ROOT / "scripts" / "web"), "--log-level", "warning"],
-        "api",
-        env={"VISAGE_BIND": f"127.0.0.1:{port}", "GRANIAN_WORKERS": "1", "GRANIAN_BLOCKING_THREADS": str(threads)},
+        name,
+        env={"VISAGE_BIND": f"127.0.0.1:{port}", "GRANIAN_WORKERS": str(workers),
+             "GRANIAN_BLOCKING_THREADS": str(threads)},
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -212,7 +216,7 @@ def start_api(processes: Processes, threads: int) -> tuple[subprocess.Popen[byte
                 return api, port
         except OSError:
             time.sleep(0.2)
-    raise RuntimeError("the web server did not come up; see var/bench-api.log")
+    raise RuntimeError(f"the web server did not come up; see var/bench-{name}.log")
 
 
 class Client:

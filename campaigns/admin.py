@@ -27,6 +27,7 @@ from campaigns.selectors import CampaignReadiness, campaign_list, campaign_readi
 from campaigns.views import consent_page_preview
 from campaigns.widgets import ConditionEditorWidget
 from consent import derived
+from consent.admin import ReadOnlyEvidenceAdmin  # the decision log and events are evidence too
 from consent.forms import attribute_choices_initial, derived_attribute_field, derived_attributes_label
 from consent.models import Purpose, purpose_labels
 
@@ -458,21 +459,8 @@ class CampaignOfOrganizationFilter(admin.SimpleListFilter):
         return queryset.filter(campaign_id=int(value)) if value.isdigit() else queryset.none()
 
 
-class ReadOnlyLogAdmin(TenantAdmin):
-    """The decision log and events are evidence: looked at, never added, changed or deleted here."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
-        return False
-
-
 @admin.register(Decision)
-class DecisionAdmin(ReadOnlyLogAdmin):
+class DecisionAdmin(ReadOnlyEvidenceAdmin):
     """Which variant each visitor got and why (the rule, or sticky, or default; rules skipped and why)."""
 
     list_display = ["public_id", "campaign", "variant", "reason", "rule", "channel", "created_at"]
@@ -486,7 +474,7 @@ class DecisionAdmin(ReadOnlyLogAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyLogAdmin):
+class EventAdmin(ReadOnlyEvidenceAdmin):
     """Impressions, clicks, conversions and custom events, attributed to their decision's variant and rule."""
 
     list_display = ["kind", "name", "value", "currency", "campaign", "variant", "rule", "occurred_at"]
