@@ -5,9 +5,9 @@ python bench/decision_bench.py [--rate 300] [--seconds 20] [--subjects 200] [--j
 
 Full stack, all on this machine: PostgreSQL (a database of its own, `visage_bench_decisions`, migrated here),
 Redis (database 12, emptied; VISAGE_BENCH_REDIS picks another) as the cache of visitors' face signals, and
-granian as scripts/web runs it (2 processes of 4 blocking threads; --web-workers 1 for one). wrk drives the
-load (apt-get install wrk): 10 keep-alive connections, each pacing itself so that together they ask about
-`rate` requests a second.
+granian as scripts/web runs it, with one blocking thread per process (GRANIAN_BLOCKING_THREADS=1; 2
+processes). wrk drives the load (apt-get install wrk): 10 keep-alive connections, each pacing itself so that
+together they ask about `rate` requests a second.
 
 The campaign: 10 variants and 50 rules, every one tried for every request (the only rule that matches is the
 last): 20 on face signals (smile share, expression probabilities, attention share, over three windows), 20 on
@@ -215,14 +215,20 @@ delay = function() return pause end
 """
 
 
-def run_wrk(port: int, path: str, bodies: list[str], key: str, rate: int, seconds: int, connections: int) -> dict:
-    """wrk at about `rate` requests/s in all: each connection waits rate/connections between requests."""
+def run_wrk(
+    port: int, path: str, bodies: list[str], key: str, rate: int, seconds: int, connections: int,
+    latency_ms: float = 0.0,
+) -> dict:
+    """wrk at about `rate` requests/s in all: each connection waits connections/rate between one answer and its
+    next request, less `latency_ms` (the answer's own time, measured in the warm-up), so that the waits and the
+    answers together make the rate."""
     with tempfile.TemporaryDirectory() as folder:
         script, listing = Path(folder, "decide.lua"), Path(folder, "bodies")
         script.write_text(WRK_SCRIPT)
         listing.write_text("".join(body + "\n" for body in bodies))
+        pause_ms = max(0.0, 1000 * connections / rate - latency_ms)
         env = {**os.environ, "VISAGE_BENCH_BODIES": str(listing), "VISAGE_BENCH_PATH": path, "VISAGE_BENCH_KEY": key,
-               "VISAGE_BENCH_UA": USER_AGENT, "VISAGE_BENCH_PAUSE_MS": str(1000 * connections / rate)}
+               "VISAGE_BENCH_UA": USER_AGENT, "VISAGE_BENCH_PAUSE_MS": str(pause_ms)}
         result = subprocess.run(  # noqa: S603 - our own command
             [shutil.which("wrk") or "wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency",
              "-s", str(script), f"http://127.0.0.1:{port}"],
@@ -271,7 +277,9 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=200)
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--web-workers", type=int, default=2, help="granian processes (scripts/web's default: 2)")
-    parser.add_argument("--web-threads", type=int, default=4, help="blocking threads per process (default: 4)")
+    parser.add_argument("--web-threads", type=int, default=1,
+                        help="blocking threads per process (1: two processes of one thread each beat four threads "
+                        "contending for one process's GIL on this CPU-bound endpoint)")
     parser.add_argument("--runs", type=int, default=3000, help="in-process evaluations")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -294,11 +302,11 @@ def main() -> None:
     processes = Processes()
     try:
         api, port = start_api(processes, args.web_threads, workers=args.web_workers, name="decisions-web")
-        run_wrk(port, "/api/v1/decisions/", bodies, key, args.rate, 3, args.connections)  # warm: caches, pools
+        warm = run_wrk(port, "/api/v1/decisions/", bodies, key, args.rate, 5, args.connections)  # caches, pools
         before = Decision.objects.filter(campaign=campaign).count()
         report["baseline"] = run_wrk(port, "/healthz", bodies, key, args.rate, args.seconds, args.connections)
         report["decisions"] = run_wrk(port, "/api/v1/decisions/", bodies, key, args.rate, args.seconds,
-                                      args.connections)
+                                      args.connections, latency_ms=warm["latency_ms"].get("50%", 0.0))
         report["decision_log_rows"] = Decision.objects.filter(campaign=campaign).count() - before
         report["web_peak_memory_mb"] = peak_memory_mb(api.pid)
     finally:
