@@ -227,13 +227,18 @@ class RuleInlineForm(forms.ModelForm):
     def clean_condition(self) -> Any:
         tree = self.cleaned_data.get("condition")
         forbidden = self.campaign is not None and _forbids_emotion_recognition(self.campaign.setting_of_use)
+        if self.campaign is None:
+            try:
+                return conditions.condition_validate(tree, path="condition")
+            except conditions.ConditionError as error:
+                raise ValidationError(f"{error.path}: {error.message}") from error
         try:
-            tree = conditions.condition_validate(tree, path="condition")
+            tree = content.condition_check(campaign=self.campaign, tree=tree, emotion_recognition_forbidden=False)
         except conditions.ConditionError as error:
             raise ValidationError(f"{error.path}: {error.message}") from error
         if forbidden:
             try:
-                conditions.condition_validate(tree, path="condition", emotion_recognition_forbidden=True)
+                content.condition_check(campaign=self.campaign, tree=tree, emotion_recognition_forbidden=True)
             except conditions.ConditionError as error:
                 raise ValidationError(f"{error.path}: {ART_5_1_F}") from error
         return tree

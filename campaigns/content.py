@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from campaigns import conditions
 from campaigns.models import Campaign, Decision, Event, Rule, Variant
+from segments.membership import segment_keys_known
 
 # --- HTML ----------------------------------------------------------------------------------------------------------
 
@@ -277,13 +278,29 @@ def _rule_apply(
         rule.variant = variant
     if "condition" in data:
         try:
-            rule.condition = conditions.condition_validate(
-                data["condition"], path=condition_path,
-                emotion_recognition_forbidden=campaign.emotion_recognition_forbidden,
-            )
+            rule.condition = condition_check(campaign=campaign, tree=data["condition"], path=condition_path)
         except conditions.ConditionError as error:
             raise ContentError(error.path, error.message) from None
     rule.updated_at = timezone.now()
+
+
+def condition_check(
+    *, campaign: Campaign, tree: Any, path: str = "condition", emotion_recognition_forbidden: bool | None = None
+) -> Any:
+    """A rule's tree validated for `campaign` (conditions.condition_validate): segments must be the campaign's
+    organization's (segments.membership), expression fields are refused where its setting forbids emotion
+    recognition (unless `emotion_recognition_forbidden` says otherwise). Raises ConditionError; returns the tree
+    normalised. The one check of the API, the admin and the demo seed."""
+    forbidden = campaign.emotion_recognition_forbidden if emotion_recognition_forbidden is None else (
+        emotion_recognition_forbidden
+    )
+
+    def segment_known(key: str) -> bool:
+        return key in segment_keys_known(organization_id=campaign.organization_id, keys=[key])
+
+    return conditions.condition_validate(
+        tree, path=path, emotion_recognition_forbidden=forbidden, segment_known=segment_known
+    )
 
 
 def _variant_of(campaign: Campaign) -> Callable[[str], Variant | None]:

@@ -44,6 +44,7 @@ from consent.guards import GrantState
 from consent.models import Purpose, Subject
 from consent.selectors import consent_state_map
 from faceanalysis.selectors import face_signals_for_decision
+from segments.membership import subject_segment_keys
 
 logger = logging.getLogger(__name__)
 
@@ -239,8 +240,10 @@ def decision_evaluate(
 
 
 def _segments(campaign: Campaign, subject: Subject | None) -> frozenset[str]:
-    """The subject's segment keys (the `segments.membership` hook): none until segments exist."""
-    return frozenset()
+    """The subject's segment keys, through the `segments.membership` hook (none until segments exist)."""
+    if subject is None:
+        return frozenset()
+    return subject_segment_keys(organization_id=campaign.organization_id, subject_id=subject.pk)
 
 
 def decision_context(
