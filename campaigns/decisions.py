@@ -16,6 +16,7 @@ import logging
 import math
 import re
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -127,7 +128,10 @@ class CampaignPlan:
 
 
 PLAN_CACHE_SIZE = 1000  # campaigns per process
-_plans: OrderedDict[int, tuple[str, CampaignPlan]] = OrderedDict()
+# A process trusts the version it last read for this long before asking the cache again: an edit made through
+# another process reaches this one's decisions within a second, and a decision saves a Redis round trip.
+PLAN_VERSION_RECHECK_SECONDS = 1.0
+_plans: OrderedDict[int, tuple[str, CampaignPlan, float]] = OrderedDict()
 _plans_lock = threading.Lock()
 
 
@@ -139,6 +143,8 @@ def campaign_plan_changed(*, campaign_id: int) -> None:
     """A campaign, one of its rules or variants changed: every process loads its plan again. Called by the
     receivers in campaigns.apps (saves and deletes); a write that bypasses them (a queryset update) calls it."""
     def bump() -> None:
+        with _plans_lock:
+            _plans.pop(campaign_id, None)
         try:
             cache.set(_version_key(campaign_id), uuid.uuid4().hex, timeout=None)
         except REDIS_ERRORS:
@@ -181,18 +187,24 @@ def _plan_load(campaign: Campaign) -> CampaignPlan:
 
 
 def campaign_plan(campaign: Campaign) -> CampaignPlan:
-    """The campaign's plan, from this process's memory while its version holds (one cache read), else loaded."""
+    """The campaign's plan, from this process's memory while its version holds (a cache read at most once per
+    PLAN_VERSION_RECHECK_SECONDS; a change made in this process is seen at once), else loaded."""
+    now = time.monotonic()
+    with _plans_lock:
+        held = _plans.get(campaign.pk)
+        if held is not None and now - held[2] < PLAN_VERSION_RECHECK_SECONDS:
+            _plans.move_to_end(campaign.pk)
+            return held[1]
     version = _current_version(campaign.pk)
-    if version is not None:
+    if version is not None and held is not None and held[0] == version:
         with _plans_lock:
-            held = _plans.get(campaign.pk)
-            if held is not None and held[0] == version:
-                _plans.move_to_end(campaign.pk)
-                return held[1]
+            _plans[campaign.pk] = (version, held[1], now)
+            _plans.move_to_end(campaign.pk)
+        return held[1]
     plan = _plan_load(campaign)
     if version is not None:
         with _plans_lock:
-            _plans[campaign.pk] = (version, plan)
+            _plans[campaign.pk] = (version, plan, now)
             _plans.move_to_end(campaign.pk)
             while len(_plans) > PLAN_CACHE_SIZE:
                 _plans.popitem(last=False)

@@ -315,3 +315,19 @@ def test_withdrawing_face_analysis_alone_leaves_the_log_to_the_personalization_c
     run_owed_purges()
     assert Decision.objects.get(pk=decision.pk).subject == subject
     assert not FrameFeatures.objects.filter(subject=subject).exists()  # face analysis's purger did its part
+
+
+def test_an_edit_made_by_another_process_reaches_decisions_within_the_recheck_interval(shop: Shop, monkeypatch) -> None:
+    from campaigns import decisions
+
+    clock = [1000.0]
+    monkeypatch.setattr(decisions.time, "monotonic", lambda: clock[0])
+    assert decide(shop.campaign).variant == shop.default
+    # Another process changes the rules: the rows change and it bumps the shared version, not this process's plan.
+    Rule.objects.filter(pk=shop.mobile_rule.pk).update(condition={"field": "request.device", "op": "eq",
+                                                                   "value": "desktop"})
+    cache.set(decisions._version_key(shop.campaign.pk), "bumped-elsewhere", timeout=None)
+    clock[0] += decisions.PLAN_VERSION_RECHECK_SECONDS / 2
+    assert decide(shop.campaign, visitor="visitor-within-interval-1").variant == shop.default
+    clock[0] += decisions.PLAN_VERSION_RECHECK_SECONDS
+    assert decide(shop.campaign, visitor="visitor-after-interval-01").variant == shop.calm
