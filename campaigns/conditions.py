@@ -18,7 +18,14 @@ from typing import Any
 
 from campaigns.request_context import DEVICES, UTM_KEYS, WEEKDAYS, RequestAttributes, primary_language
 from faceanalysis.engine import EXPRESSION_LABELS
-from faceanalysis.signals import AGE_BANDS, EXPRESSION_FIELDS, FACE_FIELDS, GENDER_LABELS, FaceSignals
+from faceanalysis.signals import (
+    AGE_BANDS,
+    CONFIDENCE_FIELDS,
+    EXPRESSION_FIELDS,
+    FACE_FIELDS,
+    GENDER_LABELS,
+    FaceSignals,
+)
 
 MAX_DEPTH = 6
 MAX_NODES = 50
@@ -161,7 +168,8 @@ FIELDS: dict[str, FieldSpec] = _specs()
 
 def condition_fields() -> list[dict]:
     """The vocabulary: per field its kind, values, operators, whether it is a face field and emotion recognition,
-    and what it means; face fields also list their parameters with ranges and defaults."""
+    and what it means; face fields also list their parameters with ranges and defaults (min_confidence only for
+    those it applies to: expression probabilities, top expression, gender)."""
     result = []
     for spec in FIELDS.values():
         entry: dict[str, Any] = {
@@ -173,7 +181,8 @@ def condition_fields() -> list[dict]:
             entry.update(minimum=spec.minimum, maximum=spec.maximum, integer=spec.integer)
         if spec.face:
             entry["parameters"] = {
-                "min_confidence": {"minimum": 0.0, "maximum": 1.0, "default": DEFAULT_MIN_CONFIDENCE},
+                **({"min_confidence": {"minimum": 0.0, "maximum": 1.0, "default": DEFAULT_MIN_CONFIDENCE}}
+                   if spec.name in CONFIDENCE_FIELDS else {}),
                 "window_seconds": {"minimum": MIN_WINDOW_SECONDS, "maximum": MAX_WINDOW_SECONDS,
                                    "default": DEFAULT_WINDOW_SECONDS},
                 "min_frames": {"minimum": 1, "maximum": MAX_MIN_FRAMES, "default": DEFAULT_MIN_FRAMES},

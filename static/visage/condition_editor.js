@@ -205,8 +205,11 @@
         });
         row.append(op, this.valueInput(spec, leaf));
         if (spec.face) {
+          // Confidence only where it applies (expression probabilities, top expression, gender).
+          if (spec.parameters && spec.parameters.min_confidence) {
+            row.append(this.numberInput(leaf, 'min_confidence', 'confidence ≥', {min: 0, max: 1, step: 0.05}));
+          }
           row.append(
-            this.numberInput(leaf, 'min_confidence', 'confidence ≥', {min: 0, max: 1, step: 0.05}),
             this.numberInput(leaf, 'window_seconds', 'window (s)', {min: 10, max: 604800, step: 1}),
             this.numberInput(leaf, 'min_frames', 'min frames', {min: 1, max: 10000, step: 1}),
           );
