@@ -44,12 +44,10 @@ os.environ.update(
     {"VISAGE_BENCH_DB": BENCH_DB, "VISAGE_BENCH_REDIS": REDIS}  # pipeline_bench reads these at import
 )
 
-from bench.pipeline_bench import ENV, Processes, ensure_database, load_average, start_api  # noqa: E402
+from bench.pipeline_bench import Processes, ensure_database, load_average, start_api  # noqa: E402
 
-# One partner key asks for every decision here: the per-key and per-organization request limits would cap the
-# bench far below its rate, so they are off for it.
-ENV.update({"API_THROTTLE_RATE": "", "API_ORGANIZATION_THROTTLE_RATE": ""})
-os.environ.update(ENV)
+# One partner key asks for every decision: the decisions' own default rate limits (API_DECISION_THROTTLE_RATE,
+# 18000/min per key and per organization) are on and counted, as in production.
 
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 

@@ -88,6 +88,7 @@ class DecisionCreateView(DecisionErrorsMixin, OrganizationAPIView):
     """POST: decide which variant a visitor gets in one of your running campaigns, and log it."""
 
     required_scope = ApiKey.Scope.DECIDE
+    throttle_family = "decisions"  # page-view traffic: its own rate limits (config.api.throttling)
 
     @extend_schema(
         operation_id="decision_create",
@@ -124,6 +125,7 @@ class EventCreateView(DecisionErrorsMixin, OrganizationAPIView):
     """POST: record an impression, click, conversion or custom event on one of your decisions."""
 
     required_scope = ApiKey.Scope.DECIDE
+    throttle_family = "decisions"  # page-view traffic: its own rate limits (config.api.throttling)
 
     @extend_schema(
         operation_id="event_create",
@@ -161,6 +163,7 @@ class PublicCampaignAPIView(CorsPublicMixin, DecisionErrorsMixin, APIView):
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+    throttle_family = "decisions"  # page-view traffic: its own rate limits (config.api.throttling)
 
     def origin_check(self, campaign: Campaign) -> None:
         """403 when the request names an Origin that is neither Visage's own nor one the campaign allows; an

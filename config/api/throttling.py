@@ -91,7 +91,10 @@ def _organization_id(request: Request) -> int | None:
 
 class PrincipalRateThrottle(BaseThrottle):
     """Rate limit per API key, capture session, user or client address (`principal`), and per organization
-    (`organization`): a request passes only while both of its buckets have room."""
+    (`organization`): a request passes only while both of its buckets have room. A view that names a
+    `throttle_family` (decisions: one per page view) counts in that family's own buckets and rates
+    (`<family>_principal`, `<family>_organization`), so page views neither eat nor are capped by the budget of
+    the rest of the API."""
 
     THROTTLE_RATES: dict[str, str | None] = api_settings.DEFAULT_THROTTLE_RATES
 
@@ -111,20 +114,21 @@ class PrincipalRateThrottle(BaseThrottle):
             return f"user:{user.pk}"
         return f"ip:{self.get_ident(request)}"
 
-    def buckets(self, request: Request) -> list[Bucket]:
-        """The buckets this request counts against."""
+    def buckets(self, request: Request, family: str = "") -> list[Bucket]:
+        """The buckets this request counts against (those of `family`, when given)."""
+        prefix = f"{family}_" if family else ""
         result = []
-        principal = parse_rate(self.THROTTLE_RATES.get("principal"))
+        principal = parse_rate(self.THROTTLE_RATES.get(f"{prefix}principal"))
         if principal is not None:
-            result.append(Bucket(f"principal:{self.principal_key(request)}", *principal))
-        organization = parse_rate(self.THROTTLE_RATES.get("organization"))
+            result.append(Bucket(f"{prefix}principal:{self.principal_key(request)}", *principal))
+        organization = parse_rate(self.THROTTLE_RATES.get(f"{prefix}organization"))
         organization_id = _organization_id(request)
         if organization is not None and organization_id is not None:
-            result.append(Bucket(f"organization:{organization_id}", *organization))
+            result.append(Bucket(f"{prefix}organization:{organization_id}", *organization))
         return result
 
     def allow_request(self, request: Request, view: APIView) -> bool:
-        buckets = self.buckets(request)
+        buckets = self.buckets(request, getattr(view, "throttle_family", ""))
         # Per cache location, so that a cache that failed is not held against another one (tests swap them).
         service = f"cache:{settings.CACHES['default'].get('LOCATION', '')}"
         if not buckets or recently_failed(service):

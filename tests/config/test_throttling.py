@@ -173,3 +173,18 @@ def test_a_hanging_cache_costs_one_request_its_timeout_not_every_request(key_a, 
     assert codes == [200] * 6
     # The first request's attempt and redis-py's one retry; none for the five requests after it.
     assert 1 <= len(accepted) <= 2, f"{len(accepted)} connections to the hanging cache for six requests"
+
+
+def test_decisions_count_in_their_own_buckets_at_their_own_rate(org_a, frozen_window, rates) -> None:
+    from tests.factories import make_campaign, make_variant
+
+    rates.update({"principal": "2/min", "decisions_principal": "3/min"})
+    campaign = make_campaign(org_a)
+    make_variant(campaign, key="standard", default=True)
+    _, raw = make_api_key(org_a)
+    client = api_client(raw)
+    body = {"campaign": campaign.public_id, "visitor_id": "visitor-throttled-0001"}
+    decided = [client.post("/api/v1/decisions/", body, format="json").status_code for _ in range(4)]
+    assert decided == [200, 200, 200, 429]  # the decisions' rate, not the API's 2/min
+    # Page views did not eat the key's budget for the rest of the API, which keeps its own limit.
+    assert [client.get("/api/v1/").status_code for _ in range(3)] == [200, 200, 429]
