@@ -3,7 +3,6 @@ from faces, whether visitors can see its consent page yet (a running or schedule
 schedule, goal and setting of use, its variants and rules (with the condition editor), a preview of the consent
 page and of "what would this visitor get", all recording nothing; and the decision log and events, read-only."""
 
-import json
 from typing import Any
 
 from django import forms
@@ -23,7 +22,14 @@ from accounts.selectors import organization_for_user
 from campaigns import conditions, content
 from campaigns.models import Campaign, Decision, Event, Rule, Variant
 from campaigns.preview import PreviewForm, preview_run
-from campaigns.selectors import CampaignReadiness, campaign_list, campaign_readiness, campaign_readiness_for
+from campaigns.selectors import (
+    CampaignReadiness,
+    campaign_emotion_rule_names,
+    campaign_list,
+    campaign_readiness,
+    campaign_readiness_for,
+)
+from campaigns.services import origin_normalise
 from campaigns.views import consent_page_preview
 from campaigns.widgets import ConditionEditorWidget
 from consent import derived
@@ -35,16 +41,11 @@ ART_5_1_F = (
     "Emotion recognition is forbidden in a workplace or education setting (EU AI Act Art. 5(1)(f)): expression "
     "conditions (face.expression.*, face.top_expression, face.smile_share) cannot be saved or evaluated there."
 )
-PAYLOAD_MAX_BYTES = 16 * 1024
 READY_STATUSES = (Campaign.Status.RUNNING, Campaign.Status.SCHEDULED)
 
 
 def _purpose_labels(purposes: list[str]) -> str:
     return ", ".join(purpose_labels(purposes)) or "—"
-
-
-def _forbids_emotion_recognition(setting_of_use: str | None) -> bool:
-    return setting_of_use in (Campaign.SettingOfUse.WORKPLACE, Campaign.SettingOfUse.EDUCATION)
 
 
 class CampaignForm(TenantModelForm):
@@ -90,6 +91,22 @@ class CampaignForm(TenantModelForm):
             self.instance.derived_attribute_set if self.instance.pk else None
         )
 
+    def clean_allowed_origins(self) -> str:
+        """One origin a line, as a browser sends it (scheme://host[:port], lower case), or the line is named."""
+        origins: list[str] = []
+        for line in (self.cleaned_data.get("allowed_origins") or "").splitlines():
+            if not line.strip():
+                continue
+            origin = origin_normalise(line)
+            if origin is None:
+                raise ValidationError(
+                    f"“{line.strip()[:100]}” is not an origin: write scheme://host[:port] (https://shop.example), "
+                    "http or https, without a path."
+                )
+            if origin not in origins:
+                origins.append(origin)
+        return "\n".join(origins)
+
     def clean(self) -> dict:
         cleaned = super().clean()
         self.instance.required_purposes = ",".join(sorted(cleaned.get("purpose_choices") or []))
@@ -108,12 +125,9 @@ class CampaignForm(TenantModelForm):
             self.add_error("ends_at", "The end must come after the start.")
 
     def _refuse_forbidden_setting_over_expression_rules(self, cleaned: dict) -> None:
-        if not self.instance.pk or not _forbids_emotion_recognition(cleaned.get("setting_of_use")):
+        if not self.instance.pk or not Campaign.setting_forbids_emotion_recognition(cleaned.get("setting_of_use")):
             return
-        rules = Rule.objects.for_organization(self.instance.organization).filter(campaign=self.instance)
-        named = [rule.name for rule in rules.order_by("priority", "id") if conditions.uses_emotion_recognition(
-            rule.condition
-        )]
+        named = campaign_emotion_rule_names(campaign=self.instance)
         if named:
             self.add_error(
                 "setting_of_use",
@@ -166,7 +180,7 @@ class VariantInlineForm(forms.ModelForm):
 
     def clean_payload(self) -> Any:
         payload = self.cleaned_data.get("payload")
-        if payload is not None and len(json.dumps(payload)) > PAYLOAD_MAX_BYTES:
+        if payload is not None and content.payload_too_large(payload):
             raise ValidationError("The payload is larger than 16 KB.")
         return {} if payload is None else payload
 
@@ -210,7 +224,7 @@ class RuleInlineForm(forms.ModelForm):
     def __init__(self, *args: Any, campaign: Campaign | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.campaign = campaign
-        forbidden = campaign is not None and _forbids_emotion_recognition(campaign.setting_of_use)
+        forbidden = campaign is not None and campaign.emotion_recognition_forbidden
         if "condition" in self.fields:
             self.fields["condition"].widget.attrs["data-emotion-forbidden"] = "true" if forbidden else "false"
             self.fields["condition"].help_text = (
@@ -226,7 +240,7 @@ class RuleInlineForm(forms.ModelForm):
 
     def clean_condition(self) -> Any:
         tree = self.cleaned_data.get("condition")
-        forbidden = self.campaign is not None and _forbids_emotion_recognition(self.campaign.setting_of_use)
+        forbidden = self.campaign is not None and self.campaign.emotion_recognition_forbidden
         if self.campaign is None:
             try:
                 return conditions.condition_validate(tree, path="condition")

@@ -72,6 +72,11 @@ class ContentError(Exception):
         self.code = code
         self.status_code = status_code
 
+    @property
+    def details(self) -> dict[str, list[str]]:
+        """The message under the field it is about, as a validation error lists it."""
+        return {self.path or "non_field_errors": [self.message]}
+
 
 def join_path(prefix: str, name: str) -> str:
     """`prefix.name`, or `name` alone at the top."""
@@ -157,6 +162,11 @@ VARIANT_FIELDS = frozenset(
 )
 
 
+def payload_too_large(payload: Any) -> bool:
+    """Whether a variant's payload is over PAYLOAD_MAX_BYTES as UTF-8 JSON (the API and the admin alike)."""
+    return len(json.dumps(payload, ensure_ascii=False).encode()) > PAYLOAD_MAX_BYTES
+
+
 def _variant_apply(variant: Variant, data: Any, prefix: str) -> bool | None:
     """Check `data` and put it on `variant` (unsaved); return the `is_default` asked for (None: not given)."""
     data = require_object(data, prefix)
@@ -181,7 +191,7 @@ def _variant_apply(variant: Variant, data: Any, prefix: str) -> bool | None:
         payload = data["payload"]
         if not isinstance(payload, dict):
             raise ContentError(read.path("payload"), "Give a JSON object.")
-        if len(json.dumps(payload, ensure_ascii=False).encode()) > PAYLOAD_MAX_BYTES:
+        if payload_too_large(payload):
             raise ContentError(read.path("payload"), "At most 16 KB of JSON.")
         variant.payload = payload
     if "html" in data:
@@ -239,13 +249,20 @@ def variant_delete(*, variant: Variant) -> None:
     if variant.is_default:
         raise ContentError("key", "The default variant cannot be deleted: make another one the default first.",
                            code="variant_is_default", status_code=409)
-    if Rule.objects.filter(variant=variant).exists():
-        raise ContentError("key", "Rules point at this variant: change or delete them first.",
-                           code="variant_in_use", status_code=409)
-    if Decision.objects.filter(variant=variant).exists() or Event.objects.filter(variant=variant).exists():
-        raise ContentError("key", "Decisions were made with this variant; the log keeps it.",
-                           code="variant_in_use", status_code=409)
+    in_use = _variant_in_use(variant)
+    if in_use:
+        raise ContentError("key", in_use, code="variant_in_use", status_code=409)
     variant.delete()
+
+
+def _variant_in_use(variant: Variant) -> str | None:
+    """Why `variant` cannot be deleted (a rule points at it, or the decision log does), else None."""
+    rule = Rule.objects.filter(variant=variant).only("name").first()
+    if rule is not None:
+        return f"The rule '{rule.name}' points at the variant '{variant.key}': change or delete the rule first."
+    if Decision.objects.filter(variant=variant).exists() or Event.objects.filter(variant=variant).exists():
+        return f"Decisions were made with the variant '{variant.key}'; the decision log keeps it."
+    return None
 
 
 # --- Rules ---------------------------------------------------------------------------------------------------------
@@ -345,13 +362,9 @@ def content_replace(*, campaign: Campaign, variants: Any, rules: Any) -> None:
     if rules is not None:
         _rules_replace(campaign, rules, by_key, removed_ids)
     for variant in removed:
-        rule = Rule.objects.filter(variant=variant).first()
-        if rule is not None:
-            raise ContentError("variants", f"The rule '{rule.name}' points at the variant '{variant.key}': keep the "
-                               "variant, or change the rule too.")
-        if Decision.objects.filter(variant=variant).exists() or Event.objects.filter(variant=variant).exists():
-            raise ContentError("variants", f"The variant '{variant.key}' has decisions in the log and cannot be "
-                               "removed.")
+        in_use = _variant_in_use(variant)
+        if in_use:
+            raise ContentError("variants", in_use)
         variant.delete()
 
 

@@ -3,9 +3,10 @@ and the impressions, clicks and conversions posted against a decision (docs/pers
 
 A decision costs few queries: the campaign's rules and variants are loaded once per process and version
 (`campaign_plan`; the version is a token in Django's cache that a save or delete of a campaign, rule or variant
-replaces), consent is asked live every time (`consent.selectors.consent_state`: one query, `grant_state`'s
-answer, active exactly where the guard says yes), the subject's face signals come from their cache, the visitor's
-history is one query, and the log is one INSERT.
+replaces, and a process trusts the one it read for PLAN_VERSION_RECHECK_SECONDS), consent is asked live every
+time (`consent.selectors.consent_state_map`: one narrow query, the guard's own state function, active exactly
+where the guard says yes), the subject's face signals come from their cache, the visitor's history is one query,
+and the log is one INSERT.
 """
 
 from __future__ import annotations

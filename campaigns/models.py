@@ -107,10 +107,15 @@ class Campaign(TenantModel):
         self.required_purposes = purposes_key(required)
         self.optional_purposes = purposes_key(optional)
 
+    @staticmethod
+    def setting_forbids_emotion_recognition(setting_of_use: str | None) -> bool:
+        """EU AI Act Art. 5(1)(f): no emotion recognition in the workplace or in education."""
+        return setting_of_use in (Campaign.SettingOfUse.WORKPLACE, Campaign.SettingOfUse.EDUCATION)
+
     @property
     def emotion_recognition_forbidden(self) -> bool:
-        """EU AI Act Art. 5(1)(f): no emotion recognition in the workplace or in education."""
-        return self.setting_of_use in (self.SettingOfUse.WORKPLACE, self.SettingOfUse.EDUCATION)
+        """Whether this campaign's setting forbids emotion recognition (see setting_forbids_emotion_recognition)."""
+        return self.setting_forbids_emotion_recognition(self.setting_of_use)
 
     @property
     def allowed_origin_list(self) -> list[str]:

@@ -10,6 +10,7 @@ from django.db.models import Prefetch, QuerySet
 from django.utils.translation import get_language_info
 
 from accounts.models import Organization
+from campaigns.conditions import uses_emotion_recognition
 from campaigns.models import Campaign, Decision, Rule, Variant
 from config.rawsql import fetch_one, select_columns
 from consent import derived
@@ -167,6 +168,13 @@ def campaign_with_content(*, campaign: Campaign) -> Campaign:
         )
         .get()
     )
+
+
+def campaign_emotion_rule_names(*, campaign: Campaign) -> list[str]:
+    """The names of the campaign's rules (in the order they are tried) that use emotion recognition: what a
+    workplace or education setting cannot hold (EU AI Act Art. 5(1)(f))."""
+    rules = rule_list(campaign=campaign).select_related(None).only("name", "condition")
+    return [rule.name for rule in rules if uses_emotion_recognition(rule.condition)]
 
 
 def variant_list(*, campaign: Campaign | None) -> QuerySet[Variant]:

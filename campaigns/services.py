@@ -14,10 +14,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.models import Organization
-from campaigns.conditions import uses_emotion_recognition
 from campaigns.content import ContentError, FieldReader, content_replace, refuse_unknown, require_object
-from campaigns.models import Campaign, Rule, Variant
-from campaigns.selectors import campaign_readiness, campaign_readiness_for
+from campaigns.models import Campaign, Variant
+from campaigns.selectors import campaign_emotion_rule_names, campaign_readiness, campaign_readiness_for
 from consent.models import Subject
 from faceanalysis.errors import FaceAnalysisError
 from faceanalysis.models import CaptureSession
@@ -67,8 +66,10 @@ _ORIGIN = re.compile(r"^(https?)://([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-
 
 def origin_normalise(value: str) -> str | None:
     """`value` as a browser's Origin (scheme://host[:port], lower case, no default port), or None when it is not
-    one: no path, query, fragment or credentials, http or https only."""
-    match = _ORIGIN.match(value.strip().lower())
+    one: no path (a lone trailing slash, as a copied address has, is dropped), query, fragment or credentials,
+    http or https only."""
+    text = value.strip().lower()
+    match = _ORIGIN.match(text[:-1] if text.endswith("/") and text.count("/") == 3 else text)
     if match is None:
         return None
     scheme, host, port = match.groups()
@@ -158,13 +159,13 @@ def _refuse_emotion_rules(campaign: Campaign) -> None:
     """A workplace or education setting cannot hold expression rules (EU AI Act Art. 5(1)(f))."""
     if not campaign.emotion_recognition_forbidden:
         return
-    for rule in Rule.objects.filter(campaign=campaign).only("name", "condition"):
-        if uses_emotion_recognition(rule.condition):
-            raise ContentError(
-                "setting_of_use",
-                f"Emotion recognition is forbidden at work and in education (EU AI Act Art. 5(1)(f)), and the "
-                f"rule '{rule.name}' uses an expression condition: change or delete it first.",
-            )
+    named = campaign_emotion_rule_names(campaign=campaign)
+    if named:
+        raise ContentError(
+            "setting_of_use",
+            f"Emotion recognition is forbidden at work and in education (EU AI Act Art. 5(1)(f)), and the "
+            f"rule '{named[0]}' uses an expression condition: change or delete it first.",
+        )
 
 
 def _status_apply(campaign: Campaign, previous: str, wanted: str, purposes_changed: bool) -> None:

@@ -54,6 +54,17 @@ def visitor_subject(request: HttpRequest, *, key: str, organization: Organizatio
     return subject_get(organization=organization, public_id=visitor.subject_public_id) if visitor else None
 
 
+def visitor_subject_by_cookie(request: HttpRequest, *, key: str, organization_id: int) -> Subject | None:
+    """The subject whose current "my data" token this browser keeps for the page `key` (the signed, HttpOnly
+    cookie the consent page set), when of the organization `organization_id`: how Visage's endpoints recognise,
+    from a partner's same-site page, a visitor who consented here, without Visage's session. None for a missing,
+    tampered, expired, rotated or foreign token."""
+    holder = subject_get_by_access_token(token=access_cookie_get(request, key=key))
+    if holder is None or holder.organization_id != organization_id:
+        return None
+    return holder
+
+
 def visitor_my_data_url(request: HttpRequest, *, key: str, organization_id: int) -> str | None:
     """The current "my data" page of the subject this browser consented as on the page `key` (of the organization
     `organization_id`), while the token this browser keeps is still theirs (one replaced elsewhere is not)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, status
+from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,18 +24,8 @@ from campaigns.api.serializers import (
     VariantSerializer,
 )
 from campaigns.models import Campaign, Rule, Variant
+from config.api.errors import DomainErrorsMixin
 from config.api.schema import error_response
-
-
-class ContentRejected(exceptions.APIException):
-    """A ContentError in the one error shape: its status and code, `path` and `details` {path: [message]}."""
-
-    def __init__(self, error: content.ContentError) -> None:
-        self.status_code = error.status_code
-        super().__init__(detail=error.message, code=error.code)
-        self.path = error.path or None
-        self.details = {error.path or "non_field_errors": [error.message]}
-
 
 _CONFLICT = error_response("The campaign's state does not allow this: a status it cannot move to "
                            "(`status_transition_not_allowed`) or is not ready for (`campaign_not_ready`).")
@@ -43,16 +33,14 @@ _INVALID = error_response("A member is invalid; `path` names it (`rules[2].condi
                           "written.")
 
 
-class CampaignAPIView(OrganizationAPIView):
+class CampaignAPIView(DomainErrorsMixin, OrganizationAPIView):
     """Base of the campaign views: the caller's campaign by public id, content refusals rendered."""
+
+    domain_errors = (content.ContentError,)
 
     def get_campaign(self, public_id: str) -> Campaign:
         return found_or_404(selectors.campaign_get(organization=self.organization, public_id=public_id))
 
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, content.ContentError):
-            exc = ContentRejected(exc)
-        return super().handle_exception(exc)
 
 
 def _detail(campaign: Campaign) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from rest_framework import serializers
 
 from campaigns.decisions import CLIENT_EVENT_ID, CURRENCY, EVENT_NAME, VALUE_LIMIT, VALUE_STEP, VISITOR_ID
 from campaigns.models import Decision, Event, Variant
-from config.api.fields import StrictCharField, StrictUUIDField
+from config.api.fields import StrictCharField, StrictRegexField, StrictUUIDField
 
 
 class StrictSerializer(serializers.Serializer):
@@ -24,15 +24,6 @@ class StrictSerializer(serializers.Serializer):
             unknown = sorted(str(key) for key in data if key not in self.fields)
             if unknown:
                 raise serializers.ValidationError({key[:64]: ["Unknown field."] for key in unknown[:10]})
-        return super().to_internal_value(data)
-
-
-class _StrictRegexField(serializers.RegexField):
-    """A RegexField that takes text only."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
         return super().to_internal_value(data)
 
 
@@ -58,7 +49,7 @@ class PartnerDecisionContextSerializer(PublicDecisionContextSerializer):
 
 class PublicDecisionRequestSerializer(StrictSerializer):
     campaign = StrictCharField(max_length=32, help_text="The campaign's public id.")
-    visitor_id = _StrictRegexField(
+    visitor_id = StrictRegexField(
         VISITOR_ID.pattern, max_length=64, min_length=16,
         help_text="The page's anonymous visitor id (a first-party cookie): 16 to 64 of A-Z, a-z, 0-9, _ and -.",
         error_messages={"invalid": "16 to 64 of A-Z, a-z, 0-9, _ and -."},
@@ -166,20 +157,20 @@ class EventValueField(serializers.Field):
 
 class EventRequestSerializer(StrictSerializer):
     decision = StrictUUIDField(help_text="The decision's id (`decision_id`).")
-    client_event_id = _StrictRegexField(
+    client_event_id = StrictRegexField(
         CLIENT_EVENT_ID.pattern, max_length=64,
         help_text="Your id of this event: a second post with it records nothing and answers the first (200).",
         error_messages={"invalid": "1 to 64 printable characters without spaces."},
     )
     kind = serializers.ChoiceField(choices=Event.Kind.choices)
-    name = _StrictRegexField(
+    name = StrictRegexField(
         EVENT_NAME.pattern, max_length=64, required=False, allow_blank=True, default="",
         help_text="purchase, signup, video_50 ...; required for custom events.",
         error_messages={"invalid": "At most 64 of A-Z, a-z, 0-9, _ . : and -."},
     )
     value = EventValueField(required=False, allow_null=True, default=None,
                             help_text="Conversion and custom events only; with a currency.")
-    currency = _StrictRegexField(
+    currency = StrictRegexField(
         CURRENCY.pattern, max_length=3, required=False, allow_blank=True, default="",
         help_text="ISO 4217 (EUR), with a value.", error_messages={"invalid": "Three capital letters (EUR)."},
     )
@@ -187,7 +178,7 @@ class EventRequestSerializer(StrictSerializer):
 
 
 class PublicEventRequestSerializer(EventRequestSerializer):
-    visitor_id = _StrictRegexField(
+    visitor_id = StrictRegexField(
         VISITOR_ID.pattern, max_length=64, min_length=16, help_text="The visitor id the decision was made for.",
         error_messages={"invalid": "16 to 64 of A-Z, a-z, 0-9, _ and -."},
     )

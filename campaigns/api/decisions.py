@@ -41,33 +41,13 @@ from campaigns.selectors import (
     campaign_get_by_public_id,
     decision_get_public,
 )
+from config.api.errors import DomainErrorsMixin
 from config.api.schema import error_response
 from consent.models import Subject
 from consent.selectors import subject_get
 
 NO_CAMPAIGN = "No such campaign."
 NO_DECISION = "No such decision."
-
-
-class DecisionAPIError(exceptions.APIException):
-    """A DecisionError in the one error shape, with its own status and code."""
-
-    def __init__(self, error: DecisionError) -> None:
-        self.status_code = error.status_code
-        super().__init__(detail=error.message, code=error.code)
-        self.details = error.details
-
-
-class DecisionErrorsMixin:
-    """Renders DecisionError as the API's error (its details included)."""
-
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, DecisionError):
-            exc = DecisionAPIError(exc)
-        response = super().handle_exception(exc)  # type: ignore[misc]
-        if isinstance(exc, DecisionAPIError) and exc.details:
-            response.data["error"]["details"] = exc.details
-        return response
 
 
 def _attributes(context: dict[str, Any], **request_side: str) -> RequestAttributes:
@@ -84,10 +64,11 @@ def _event_body(event: Any) -> dict[str, Any]:
 # --- The partner's server -----------------------------------------------------------------------------------------
 
 
-class DecisionCreateView(DecisionErrorsMixin, OrganizationAPIView):
+class DecisionCreateView(DomainErrorsMixin, OrganizationAPIView):
     """POST: decide which variant a visitor gets in one of your running campaigns, and log it."""
 
     required_scope = ApiKey.Scope.DECIDE
+    domain_errors = (DecisionError,)
     throttle_family = "decisions"  # page-view traffic: its own rate limits (config.api.throttling)
 
     @extend_schema(
@@ -121,10 +102,11 @@ class DecisionCreateView(DecisionErrorsMixin, OrganizationAPIView):
         return Response(decision_body(decision))
 
 
-class EventCreateView(DecisionErrorsMixin, OrganizationAPIView):
+class EventCreateView(DomainErrorsMixin, OrganizationAPIView):
     """POST: record an impression, click, conversion or custom event on one of your decisions."""
 
     required_scope = ApiKey.Scope.DECIDE
+    domain_errors = (DecisionError,)
     throttle_family = "decisions"  # page-view traffic: its own rate limits (config.api.throttling)
 
     @extend_schema(
@@ -157,12 +139,13 @@ class OriginNotAllowed(exceptions.PermissionDenied):
     default_detail = "This origin may not call this campaign's endpoints."
 
 
-class PublicCampaignAPIView(CorsPublicMixin, DecisionErrorsMixin, APIView):
+class PublicCampaignAPIView(CorsPublicMixin, DomainErrorsMixin, APIView):
     """Base of the snippet's endpoints: no key, CORS with credentials for the campaign's allowed origins only
     (campaigns.api.cors); a request without an Origin, or from Visage's own, needs none."""
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+    domain_errors = (DecisionError,)
     throttle_family = "decisions"  # page-view traffic: its own rate limits (config.api.throttling)
 
     def origin_check(self, campaign: Campaign) -> None:

@@ -15,16 +15,17 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from accounts.api.base import found_or_404
 from campaigns import services
 from campaigns.api.cors import CorsPublicMixin, cors_origin_allowed
+from campaigns.decisions import DecisionError, campaign_require_running
 from campaigns.models import Campaign
 from campaigns.selectors import campaign_get_by_public_id
 from config.api.fields import StrictCharField
 from config.api.schema import error_response
 from consent.guards import DenialReason
 from consent.models import Subject
-from consent.pages import access_cookie_get
-from consent.selectors import subject_get_by_access_token
+from consent.visitors import visitor_subject_by_cookie
 from faceanalysis.api.base import FaceAnalysisAPIView
 from faceanalysis.errors import FaceAnalysisError
 from faceanalysis.models import CaptureSession
@@ -46,30 +47,9 @@ class PublicCaptureSessionOpenedSerializer(serializers.Serializer):
     token_expires_at = serializers.DateTimeField()
 
 
-def public_campaign(public_id: str) -> Campaign:
-    """The campaign a snippet names, whatever its status (the caller checks the Origin, then the status); 404
-    when there is none."""
-    campaign = campaign_get_by_public_id(public_id=public_id)
-    if campaign is None:
-        raise FaceAnalysisError("No such campaign.", code="not_found", status_code=404)
-    return campaign
-
-
-def require_running(campaign: Campaign) -> None:
-    """409 `campaign_ended` / `campaign_not_running` unless the campaign runs."""
-    if campaign.status == Campaign.Status.ENDED:
-        raise FaceAnalysisError("The campaign has ended.", code="campaign_ended", status_code=409)
-    if campaign.status != Campaign.Status.RUNNING:
-        raise FaceAnalysisError("The campaign is not running.", code="campaign_not_running", status_code=409)
-
-
 def cookie_subject(request: Any, campaign: Campaign) -> Subject | None:
-    """The subject (of the campaign's organization) whose "my data" cookie for this campaign this browser sent;
-    None without one, or for a tampered, expired, rotated or foreign one."""
-    subject = subject_get_by_access_token(token=access_cookie_get(request, key=campaign.public_id))
-    if subject is None or subject.organization_id != campaign.organization_id:
-        return None
-    return subject
+    """The subject (of the campaign's organization) whose "my data" cookie for this campaign this browser sent."""
+    return visitor_subject_by_cookie(request, key=campaign.public_id, organization_id=campaign.organization_id)
 
 
 class PublicCaptureSessionOpenView(CorsPublicMixin, FaceAnalysisAPIView):
@@ -78,6 +58,7 @@ class PublicCaptureSessionOpenView(CorsPublicMixin, FaceAnalysisAPIView):
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+    domain_errors = (FaceAnalysisError, DecisionError)
 
     @extend_schema(
         operation_id="public_capture_session_open",
@@ -93,12 +74,14 @@ class PublicCaptureSessionOpenView(CorsPublicMixin, FaceAnalysisAPIView):
     def post(self, request: Request) -> Response:
         payload = PublicCaptureSessionOpenSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
-        campaign = public_campaign(payload.validated_data["campaign"])
+        campaign = found_or_404(
+            campaign_get_by_public_id(public_id=payload.validated_data["campaign"]), message="No such campaign."
+        )
         self.cors_origin = cors_origin_allowed(request, campaign)
         if self.cors_origin is None:
             raise FaceAnalysisError("This page's origin may not use the campaign.", code="origin_not_allowed",
                                     status_code=403)
-        require_running(campaign)
+        campaign_require_running(campaign)
         subject = cookie_subject(request, campaign)
         if subject is None:
             raise FaceAnalysisError(

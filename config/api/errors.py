@@ -125,3 +125,31 @@ def server_error(request: Any) -> HttpResponse:
             status.HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "Internal error; it has been logged."
         )
     return html_server_error(request)
+
+
+class DomainAPIError(exceptions.APIException):
+    """An app's own error (anything with `message`, `code`, `status_code`, and optionally `details` and `path`)
+    rendered in the one error shape by `api_exception_handler`, which reads `details` and `path` from it."""
+
+    def __init__(self, error: Any) -> None:
+        self.status_code = error.status_code
+        super().__init__(detail=error.message, code=error.code)
+        self.details = getattr(error, "details", None) or {}
+        self.path = getattr(error, "path", None) or None
+
+
+class DomainErrorsMixin:
+    """For an API view: the app errors in `domain_errors` answer in the error shape with their own status and code;
+    a 429 or 503 also sends Retry-After (its `retry_after_seconds`, else 1)."""
+
+    domain_errors: tuple[type[Exception], ...] = ()
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if self.domain_errors and isinstance(exc, self.domain_errors):
+            exc = DomainAPIError(exc)
+        response = super().handle_exception(exc)  # type: ignore[misc]
+        if isinstance(exc, DomainAPIError) and exc.status_code in (
+            status.HTTP_429_TOO_MANY_REQUESTS, status.HTTP_503_SERVICE_UNAVAILABLE
+        ):
+            response["Retry-After"] = str(exc.details.get("retry_after_seconds", 1))
+        return response

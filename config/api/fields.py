@@ -31,3 +31,12 @@ class StrictUUIDField(serializers.UUIDField):
         if not isinstance(data, str) or len(data) > 64:
             self.fail("invalid", value=str(data)[:64])
         return super().to_internal_value(data)
+
+
+class StrictRegexField(serializers.RegexField):
+    """A RegexField that takes text only (DRF's turns a number into its string first)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)

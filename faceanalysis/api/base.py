@@ -6,28 +6,18 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from rest_framework import exceptions, status
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
-from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from accounts.api.base import OrganizationAPIView, found_or_404
 from accounts.models import Organization
 from accounts.permissions import HasOrganization
+from config.api.errors import DomainErrorsMixin
 from faceanalysis import selectors
 from faceanalysis.api.authentication import CaptureCredential, CaptureTokenAuthentication
 from faceanalysis.errors import FaceAnalysisError
 from faceanalysis.models import CaptureSession
-
-
-class FaceAnalysisAPIError(exceptions.APIException):
-    """A domain error rendered in the one error shape with its own status and code."""
-
-    def __init__(self, error: FaceAnalysisError) -> None:
-        self.status_code = error.status_code
-        super().__init__(detail=error.message, code=error.code)
-        self.details = error.details
 
 
 class HasOrganizationOrCaptureToken(BasePermission):
@@ -44,10 +34,11 @@ class HasOrganizationOrCaptureToken(BasePermission):
         return result
 
 
-class FaceAnalysisAPIView(OrganizationAPIView):
+class FaceAnalysisAPIView(DomainErrorsMixin, OrganizationAPIView):
     """Base of the face-analysis views: capture tokens accepted where allowed, domain errors rendered."""
 
     authentication_classes = [CaptureTokenAuthentication, *api_settings.DEFAULT_AUTHENTICATION_CLASSES]
+    domain_errors = (FaceAnalysisError,)
     permission_classes = [HasOrganizationOrCaptureToken]
     capture_token_allowed = False
 
@@ -64,12 +55,3 @@ class FaceAnalysisAPIView(OrganizationAPIView):
             return found_or_404(session if str(session.public_id) == str(session_id) else None)
         return found_or_404(selectors.capture_session_get(organization=self.organization, public_id=session_id))
 
-    def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, FaceAnalysisError):
-            exc = FaceAnalysisAPIError(exc)
-        response = super().handle_exception(exc)
-        if isinstance(exc, FaceAnalysisAPIError) and exc.details:
-            response.data["error"]["details"] = exc.details
-            if exc.status_code in (status.HTTP_429_TOO_MANY_REQUESTS, status.HTTP_503_SERVICE_UNAVAILABLE):
-                response["Retry-After"] = str(exc.details.get("retry_after_seconds", 1))
-        return response

@@ -125,6 +125,20 @@ def test_variants_and_rules_are_saved_through_the_campaign_editor(org_a, markete
     assert face_leaf["field"] == "face.smile_share" and face_leaf["window_seconds"] == 900  # defaults filled
 
 
+def test_allowed_origins_are_stored_as_browsers_send_them_and_a_non_origin_is_refused(org_a, marketer_a) -> None:
+    campaign = _campaign(org_a)
+    client = _client(marketer_a)
+    response = _save(client, campaign, variants=[], rules=[],
+                     allowed_origins="HTTPS://Shop.Example:443/\n\nhttp://localhost:8001\nhttps://shop.example")
+    assert response.status_code == 302, _page_errors(response)
+    campaign.refresh_from_db()
+    assert campaign.allowed_origin_list == ["https://shop.example", "http://localhost:8001"]
+    response = _save(client, campaign, variants=[], rules=[], allowed_origins="https://shop.example/checkout")
+    assert "is not an origin" in _page_errors(response)
+    campaign.refresh_from_db()
+    assert campaign.allowed_origin_list == ["https://shop.example", "http://localhost:8001"]
+
+
 def test_two_default_variants_are_refused(org_a, marketer_a) -> None:
     campaign = _campaign(org_a)
     response = _save(_client(marketer_a), campaign, variants=[
