@@ -176,8 +176,8 @@ class FrameFeatures(TenantModel):
 
 
 class FaceContext(TenantModel):
-    """The latest face features of a subject in a campaign, for the decision engine to read (through
-    `selectors.face_context_for_decision`, which hides it without personalization consent)."""
+    """The latest aggregates of a subject's session in a campaign, written by each recount (services.context).
+    Decisions read the subject's per-frame signals instead (`selectors.face_signals_for_decision`)."""
 
     subject = models.ForeignKey("consent.Subject", on_delete=models.CASCADE, related_name="+")
     campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.PROTECT, related_name="+")

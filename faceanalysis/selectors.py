@@ -6,7 +6,7 @@ import functools
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from django.db.models import Avg, Count, Q, QuerySet
 from django.utils import timezone
@@ -14,11 +14,10 @@ from django.utils import timezone
 from accounts.models import Organization
 from accounts.tokens import token_hash
 from config.rawsql import fetch_one, select_columns
-from consent.guards import has_consent
-from consent.models import Purpose, Subject
+from consent.models import Subject
 from faceanalysis import aggregates, dispatch
 from faceanalysis.face_cache import face_signals_cache_put, face_signals_cached
-from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
+from faceanalysis.models import CaptureSession, Frame, FrameFeatures
 from faceanalysis.signals import FaceSignals, FrameSignal
 
 
@@ -153,33 +152,6 @@ def session_timeline(*, session: CaptureSession, bucket_seconds: float) -> list[
     return aggregates.timeline(
         session_feature_rows(session), bucket_seconds=bucket_seconds, attributes=session.derived_attribute_set
     )
-
-
-class CampaignRef(Protocol):
-    """What a face-context read needs of a campaign (campaigns sits above this app: any object with these)."""
-
-    @property
-    def pk(self) -> Any: ...
-
-    @property
-    def organization_id(self) -> Any: ...
-
-
-def face_context_for_decision(
-    *, organization: Organization | None, subject: Subject, campaign: CampaignRef
-) -> dict[str, Any] | None:
-    """The latest face context of a subject in a campaign for a decision, or None, in which case rules that
-    need biometric features are skipped: no context yet, or no live consent to face analysis and to
-    personalization from face features."""
-    if organization is None or {subject.organization_id, campaign.organization_id} != {organization.pk}:
-        return None
-    for purpose in (Purpose.FACE_ANALYSIS, Purpose.PERSONALIZATION):
-        if not has_consent(organization_id=organization.pk, subject_id=subject.pk, purpose=purpose):
-            return None
-    context = (
-        FaceContext.objects.for_organization(organization).filter(subject=subject, campaign_id=campaign.pk).first()
-    )
-    return None if context is None else {**context.features, "updated_at": context.updated_at.isoformat()}
 
 
 # The longest window a face leaf may ask for (campaigns.conditions.MAX_WINDOW_SECONDS; a test holds them equal) and

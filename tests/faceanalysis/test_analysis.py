@@ -4,6 +4,7 @@ the face context; a frame is analysed at most once; consent is checked again rig
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
 from consent.models import PurgeRequest
 from faceanalysis import dispatch
@@ -231,31 +232,36 @@ def test_withdrawal_cascade_drops_pending_frames_purges_features_and_ends_sessio
         ("faceanalysis.face_data", "done", receipt.sequence)]
 
 
-def test_withdrawing_only_personalization_keeps_features_but_hides_the_face_context(
+def test_withdrawing_only_personalization_keeps_features_but_hides_them_from_decisions(
     analyze, org_a, fake_engine, django_capture_on_commit_callbacks
 ) -> None:
-    from faceanalysis.selectors import face_context_for_decision
+    from campaigns.decisions import decision_context
+    from campaigns.request_context import request_attributes
+    from faceanalysis.selectors import face_signals_for_decision
 
     session, _ = make_capture_session(org_a)
     (frame,) = queue_frames(session)
     analyze(frame_id=frame.pk)
-    context = face_context_for_decision(organization=org_a, subject=session.subject, campaign=session.campaign)
-    assert context is not None and context["aggregates"]["frames_analyzed"] == 1
+    attributes = request_attributes(now=timezone.now())
+    assert len(face_signals_for_decision(organization=org_a, subject=session.subject, now=timezone.now())) == 1
     with django_capture_on_commit_callbacks(execute=True):
         withdraw(session.subject, ("personalization",))
     assert FrameFeatures.objects.filter(frame=frame).exists()
-    # Rules that need biometric features are skipped: the decision gets no face context.
-    assert face_context_for_decision(organization=org_a, subject=session.subject, campaign=session.campaign) is None
+    # Rules that need biometric features are skipped: the decision gets no face signals, and says why.
+    context = decision_context(campaign=session.campaign, subject=session.subject, attributes=attributes)
+    assert context.face is None and context.face_unavailable == "no_personalization_consent"
 
 
-def test_face_context_is_scoped_to_the_organization(analyze, org_a, org_b, fake_engine) -> None:
-    from faceanalysis.selectors import face_context_for_decision
+def test_face_signals_are_scoped_to_the_organization(analyze, org_a, org_b, fake_engine) -> None:
+    from faceanalysis.selectors import face_signals_for_decision
 
     session, _ = make_capture_session(org_a)
     (frame,) = queue_frames(session)
     analyze(frame_id=frame.pk)
-    assert face_context_for_decision(organization=org_b, subject=session.subject, campaign=session.campaign) is None
-    assert face_context_for_decision(organization=None, subject=session.subject, campaign=session.campaign) is None
+    now = timezone.now()
+    assert len(face_signals_for_decision(organization=org_a, subject=session.subject, now=now)) == 1
+    assert face_signals_for_decision(organization=org_b, subject=session.subject, now=now) is None
+    assert face_signals_for_decision(organization=None, subject=session.subject, now=now) is None
 
 
 def test_session_api_reads_aggregates_frames_and_timeline(analyze, org_a, fake_engine) -> None:
