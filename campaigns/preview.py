@@ -12,13 +12,14 @@ from django import forms
 from campaigns import decisions
 from campaigns.conditions import EvaluationContext
 from campaigns.models import Campaign, Rule
-from campaigns.request_context import RequestAttributes
+from campaigns.request_context import DEVICES, WEEKDAYS, RequestAttributes
 from consent.guards import GrantState
 from consent.models import Purpose, Subject
 from consent.selectors import subject_get
-from faceanalysis.signals import AGE_BANDS, FaceSignals, FrameSignal
+from faceanalysis.engine import EXPRESSION_LABELS
+from faceanalysis.signals import AGE_BANDS, GENDER_LABELS, FaceSignals, FrameSignal
 
-EXPRESSIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+EXPRESSIONS = EXPRESSION_LABELS
 DECISION_PURPOSES = (Purpose.FACE_ANALYSIS, Purpose.PERSONALIZATION, Purpose.PARTNER_SHARING)
 # The age a synthetic frame carries for each band: inside the band, away from its edges.
 BAND_AGES = {"under_18": 15.0, "18_24": 21.0, "25_34": 30.0, "35_44": 40.0, "45_54": 50.0, "55_64": 60.0,
@@ -54,9 +55,9 @@ class PreviewForm(forms.Form):
     attention_share = _share("Attention share")
     top_expression = forms.ChoiceField(choices=[("", "—"), *((e, e) for e in EXPRESSIONS)], required=False)
     age_band = forms.ChoiceField(choices=[("", "—"), *((b, b) for b in AGE_BANDS)], required=False)
-    gender = forms.ChoiceField(choices=[("", "—"), ("female", "female"), ("male", "male")], required=False)
+    gender = forms.ChoiceField(choices=[("", "—"), *((g, g) for g in GENDER_LABELS)], required=False)
 
-    device = forms.ChoiceField(choices=[(d, d) for d in ("desktop", "mobile", "tablet", "bot")], initial="desktop")
+    device = forms.ChoiceField(choices=[(d, d) for d in DEVICES], initial="desktop")
     language = forms.CharField(required=False, max_length=8, help_text="Primary subtag: de")
     country = forms.CharField(required=False, max_length=2, help_text="ISO alpha-2: DE")
     utm_source = forms.CharField(required=False, max_length=200)
@@ -64,7 +65,7 @@ class PreviewForm(forms.Form):
     utm_campaign = forms.CharField(required=False, max_length=200)
     referrer_host = forms.CharField(required=False, max_length=200)
     local_hour = forms.IntegerField(min_value=0, max_value=23, initial=12)
-    weekday = forms.ChoiceField(choices=[(d, d) for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")])
+    weekday = forms.ChoiceField(choices=[(d, d) for d in WEEKDAYS])
     returning = forms.BooleanField(required=False, label="Returning visitor")
 
     def __init__(self, *args, campaign: Campaign, **kwargs) -> None:
