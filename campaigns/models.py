@@ -5,6 +5,7 @@ import secrets
 import uuid
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -211,6 +212,8 @@ class Decision(TenantModel):
 
     class Reason(models.TextChoices):
         RULE = "rule", _("A rule fired")
+        EXPERIMENT = "experiment", _("The experiment's arm")
+        HOLDOUT = "holdout", _("Held out of the experiment (default variant)")
         STICKY = "sticky", _("Kept the visitor's earlier variant")
         DEFAULT = "default", _("Default variant")
 
@@ -220,6 +223,10 @@ class Decision(TenantModel):
     subject = models.ForeignKey("consent.Subject", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="+")
     rule = models.ForeignKey(Rule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    experiment_arm = models.ForeignKey(
+        "campaigns.ExperimentArm", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text=_("The arm the experiment chose, when it decided."),
+    )
     reason = models.CharField(max_length=10, choices=Reason.choices)
     channel = models.CharField(max_length=10, default="api", help_text=_("api (partner key) or snippet."))
     trace = models.JSONField(default=list, blank=True, help_text=_("Per rule tried: matched, not matched or skipped, "
@@ -271,3 +278,168 @@ class Event(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.kind} on {self.decision_id}"
+
+
+def new_seed() -> str:
+    """An experiment's hash seed: random, so two experiments never bucket visitors alike."""
+    return secrets.token_hex(8)
+
+
+class Experiment(TenantModel):
+    """An A/B/n test or a Thompson-sampling bandit among some of a campaign's variants, for the visitors no rule
+    claimed (docs/experiments.md). Assignment is GrowthBook's hash v2 of `seed` and the visitor id; its arms,
+    weights, coverage and holdout are snapshotted per phase, and a change of any of them while it runs starts a
+    new phase. At most one experiment of a campaign runs at a time."""
+
+    class Kind(models.TextChoices):
+        AB = "ab", _("A/B/n test (fixed weights)")
+        BANDIT = "bandit", _("Bandit (Thompson sampling on conversion)")
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        RUNNING = "running", _("Running")
+        STOPPED = "stopped", _("Stopped")
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="experiments")
+    key = models.SlugField(max_length=64, help_text=_("Stable key for partners, exports and GrowthBook SDKs."))
+    name = models.CharField(max_length=200)
+    hypothesis = models.TextField(blank=True, default="", max_length=2000)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.AB)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, editable=False)
+    seed = models.CharField(
+        max_length=64, default=new_seed,
+        help_text=_("Hash seed (GrowthBook's `seed`); fixed while the experiment runs."),
+    )
+    coverage = models.FloatField(
+        default=1.0, validators=[MinValueValidator(0.0001), MaxValueValidator(1.0)],
+        help_text=_("Share of eligible visitors who enter, in (0, 1]."),
+    )
+    holdout = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
+        help_text=_("Share of entering visitors held out: they see the default variant and are measured apart."),
+    )
+    custom_events = models.JSONField(
+        default=list, blank=True, help_text=_("Names of custom events to analyse as metrics (per visitor)."),
+    )
+    sequential = models.BooleanField(
+        default=True, help_text=_("Always-valid p-values and intervals (mSPRT): safe to look at any time."),
+    )
+    bandit_cadence_seconds = models.PositiveIntegerField(
+        default=3600, validators=[MinValueValidator(60)], help_text=_("How often a bandit reweights its arms."),
+    )
+    bandit_top_two = models.BooleanField(default=False, help_text=_("Top-two Thompson sampling (explores more)."))
+    bandit_burn_in_per_arm = models.PositiveIntegerField(
+        default=100, validators=[MinValueValidator(1)],
+        help_text=_("Equal weights until this many visitors per arm have entered."),
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    stopped_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["campaign", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "key"], name="cmp_experiment_key_unique"),
+            models.UniqueConstraint(
+                fields=["campaign"], condition=models.Q(status="running"), name="cmp_one_running_experiment"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ExperimentArm(TenantModel):
+    """One arm: a variant of the experiment's campaign with its configured weight. The first arm (position 0) is
+    the control. An arm left out of a later phase is retired, never deleted: earlier phases' visitors point at it."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="arms")
+    variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveSmallIntegerField()
+    weight = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    retired = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["experiment", "retired", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "variant"], name="cmp_arm_variant_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.experiment_id}/{self.variant_id}"
+
+
+class ExperimentPhase(TenantModel):
+    """A period with one configuration: the arms in GrowthBook's variation order, their weights, the coverage,
+    holdout and seed. Results never mix phases."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="phases")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    arm_ids = models.JSONField(help_text=_("ExperimentArm ids in variation order; the first is the control."))
+    weights = models.JSONField(help_text=_("The configured weights, in arm order."))
+    coverage = models.FloatField()
+    holdout = models.FloatField()
+    seed = models.CharField(max_length=64)
+    reason = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["experiment", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "number"], name="cmp_phase_number_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Phase {self.number}"
+
+
+class Allocation(TenantModel):
+    """The weights in force from `starts_at` within a phase: number 0 is the phase's configured (or, for a bandit,
+    equal) weights; a bandit's beat adds one per reweighting. Kept, so weights over time can be shown and the
+    sample-ratio check can compare each period's visitors with the weights of that period."""
+
+    phase = models.ForeignKey(ExperimentPhase, on_delete=models.CASCADE, related_name="allocations")
+    number = models.PositiveIntegerField()
+    starts_at = models.DateTimeField(default=timezone.now)
+    weights = models.JSONField(help_text=_("Weights in arm order, summing to 1."))
+    visitors = models.PositiveBigIntegerField(default=0, help_text=_("Visitors in the phase when computed."))
+    chance_to_be_best = models.JSONField(null=True, blank=True)
+    note = models.CharField(max_length=100, blank=True, default="")
+
+    class Meta:
+        ordering = ["phase", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["phase", "number"], name="cmp_allocation_number_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Allocation {self.number}"
+
+
+class Exposure(TenantModel):
+    """A visitor's first entry into a phase: their arm (NULL in the holdout), under which allocation, and the coarse
+    attributes breakdowns group by. One per (phase, visitor): it keeps the visitor in their arm when a bandit
+    moves the weights. `subject` links a consenting visitor's face features for reaction metrics; cut by the
+    purger when that consent ends."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="+")
+    phase = models.ForeignKey(ExperimentPhase, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="+")
+    arm = models.ForeignKey(ExperimentArm, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    allocation_number = models.PositiveIntegerField(default=0)
+    visitor_id = models.CharField(max_length=64)
+    subject = models.ForeignKey("consent.Subject", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    device = models.CharField(max_length=16, blank=True, default="")
+    language = models.CharField(max_length=16, blank=True, default="")
+    exposed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["phase", "exposed_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["phase", "visitor_id"], name="cmp_exposure_once_per_phase"),
+        ]
+        indexes = [models.Index(fields=["phase", "arm"], name="cmp_exposure_arm_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.visitor_id} in phase {self.phase_id}"
