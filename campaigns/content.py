@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from campaigns import conditions
-from campaigns.models import Campaign, Decision, Event, Rule, Variant
+from campaigns.models import Campaign, Decision, Event, ExperimentArm, Rule, Variant
 from segments.membership import segment_keys_known
 
 # --- HTML ----------------------------------------------------------------------------------------------------------
@@ -260,6 +260,10 @@ def _variant_in_use(variant: Variant) -> str | None:
     rule = Rule.objects.filter(variant=variant).only("name").first()
     if rule is not None:
         return f"The rule '{rule.name}' points at the variant '{variant.key}': change or delete the rule first."
+    arm = ExperimentArm.objects.filter(variant=variant).select_related("experiment").first()
+    if arm is not None:
+        return (f"The variant '{variant.key}' is, or was, an arm of the experiment '{arm.experiment.key}', whose "
+                "results keep it.")
     if Decision.objects.filter(variant=variant).exists() or Event.objects.filter(variant=variant).exists():
         return f"Decisions were made with the variant '{variant.key}'; the decision log keeps it."
     return None

@@ -30,6 +30,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
+from campaigns.assignment import NOT_ENTERED, Assignment, assign, bucket_ranges
 from campaigns.conditions import (
     ConditionError,
     EvaluationContext,
@@ -37,7 +38,18 @@ from campaigns.conditions import (
     rule_evaluate,
     uses_face,
 )
-from campaigns.models import Campaign, Decision, Event, Rule, Variant
+from campaigns.models import (
+    Allocation,
+    Campaign,
+    Decision,
+    Event,
+    Experiment,
+    ExperimentArm,
+    ExperimentPhase,
+    Exposure,
+    Rule,
+    Variant,
+)
 from campaigns.request_context import RequestAttributes
 from campaigns.selectors import decision_get
 from config.broker import REDIS_ERRORS
@@ -93,12 +105,15 @@ class TraceStep:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """The choice: the variant, the rule that chose it (None for sticky and default), why, and the trace."""
+    """The choice: the variant, the rule that chose it (None for sticky and default), why, and the trace; for
+    the experiment, the arm (None in the holdout) and whether this is the visitor's first entry into the phase."""
 
     variant: Variant
     rule: Rule | None
     reason: str  # Decision.Reason value
     trace: tuple[TraceStep, ...]
+    arm: ExperimentArm | None = None
+    exposed_now: bool = False
 
 
 # --- The campaign's rules and variants, once per process and version ---------------------------------------------
@@ -115,13 +130,31 @@ class PlannedRule:
 
 
 @dataclass(frozen=True)
+class PlannedExperiment:
+    """The running experiment's current phase as decisions assign it: arms in GrowthBook's variation order (each
+    with its variant loaded), the bucket ranges of the allocation in force, the seed and holdout share."""
+
+    experiment: Experiment
+    phase_id: int
+    allocation_number: int
+    arms: tuple[ExperimentArm, ...]
+    ranges: tuple[tuple[float, float], ...]
+    seed: str
+    holdout: float
+
+    def arm_by_id(self, arm_id: int) -> ExperimentArm | None:
+        return next((arm for arm in self.arms if arm.pk == arm_id), None)
+
+
+@dataclass(frozen=True)
 class CampaignPlan:
-    """A campaign's variants and its enabled rules in order, as of one version."""
+    """A campaign's variants, its enabled rules in order and its running experiment, as of one version."""
 
     campaign_id: int
     variants: dict[int, Variant]
     default: Variant | None
     rules: tuple[PlannedRule, ...]
+    experiment: PlannedExperiment | None = None
 
     @property
     def uses_face(self) -> bool:
@@ -184,7 +217,34 @@ def _plan_load(campaign: Campaign) -> CampaignPlan:
         if not valid:
             logger.warning("rule %s of campaign %s cannot be evaluated; it is skipped", rule.pk, campaign.pk)
         planned.append(PlannedRule(rule, condition, valid, valid and uses_face(condition)))
-    return CampaignPlan(campaign.pk, variants, default, tuple(planned))
+    return CampaignPlan(campaign.pk, variants, default, tuple(planned), _experiment_load(campaign, variants))
+
+
+def _experiment_load(campaign: Campaign, variants: dict[int, Variant]) -> PlannedExperiment | None:
+    """The running experiment's open phase and its latest allocation (three small queries), or None. A phase whose
+    arms are no longer all variants of the campaign is not served (logged): visitors get rules and the default."""
+    experiment = Experiment.objects.filter(
+        organization_id=campaign.organization_id, campaign=campaign, status=Experiment.Status.RUNNING
+    ).first()
+    if experiment is None:
+        return None
+    phase = ExperimentPhase.objects.filter(experiment=experiment, ended_at__isnull=True).order_by("-number").first()
+    if phase is None:
+        return None
+    allocation = Allocation.objects.filter(phase=phase).order_by("-number").first()
+    weights = allocation.weights if allocation is not None else phase.weights
+    arms_by_id = {arm.pk: arm for arm in ExperimentArm.objects.filter(experiment=experiment, pk__in=phase.arm_ids)}
+    arms = [arms_by_id.get(arm_id) for arm_id in phase.arm_ids]
+    if any(arm is None or arm.variant_id not in variants for arm in arms) or len(weights) != len(arms):
+        logger.warning("experiment %s of campaign %s cannot be served; it is skipped", experiment.pk, campaign.pk)
+        return None
+    for arm in arms:
+        arm.variant = variants[arm.variant_id]
+    return PlannedExperiment(
+        experiment=experiment, phase_id=phase.pk, allocation_number=allocation.number if allocation else 0,
+        arms=tuple(arms), ranges=tuple(bucket_ranges(weights, phase.coverage)), seed=phase.seed,
+        holdout=phase.holdout,
+    )
 
 
 def campaign_plan(campaign: Campaign) -> CampaignPlan:
@@ -219,14 +279,59 @@ def _no_default() -> DecisionError:
     return DecisionError("The campaign has no default variant.", code="no_default_variant", status_code=409)
 
 
+@dataclass(frozen=True)
+class ExperimentEntry:
+    """What the experiment says of a visitor no rule claimed: the exposure they already have in the open phase
+    (`exposed_arm_id`: an arm id, HOLDOUT_ARM in the holdout), or the assignment their hash gives."""
+
+    exposed_arm_id: int | None
+    assignment: Assignment = NOT_ENTERED
+
+
+HOLDOUT_ARM = 0  # how the history query reports an exposure in the holdout (its arm is NULL)
+
+
+def experiment_entry(plan: CampaignPlan, *, visitor_id: str, exposed_arm_id: int | None) -> ExperimentEntry | None:
+    """None when the campaign runs no experiment; else the visitor's earlier exposure or their hash's arm."""
+    experiment = plan.experiment
+    if experiment is None:
+        return None
+    if exposed_arm_id is not None:
+        return ExperimentEntry(exposed_arm_id)
+    ranges = experiment.ranges
+    return ExperimentEntry(None, assign(seed=experiment.seed, visitor_id=visitor_id, ranges=ranges,
+                                        holdout=experiment.holdout))
+
+
+def _experiment_choice(plan: CampaignPlan, entry: ExperimentEntry, trace: tuple[TraceStep, ...]) -> Evaluation | None:
+    """The experiment's evaluation for a visitor it takes: their arm's variant, or the default in the holdout."""
+    experiment = plan.experiment
+    if experiment is None:
+        return None
+    if entry.exposed_arm_id is not None:
+        if entry.exposed_arm_id == HOLDOUT_ARM:
+            return Evaluation(plan.default, None, Decision.Reason.HOLDOUT, trace) if plan.default else None
+        arm = experiment.arm_by_id(entry.exposed_arm_id)
+        return None if arm is None else Evaluation(arm.variant, None, Decision.Reason.EXPERIMENT, trace, arm)
+    if entry.assignment.holdout:
+        if plan.default is None:
+            return None
+        return Evaluation(plan.default, None, Decision.Reason.HOLDOUT, trace, None, exposed_now=True)
+    if entry.assignment.arm is None:
+        return None
+    arm = experiment.arms[entry.assignment.arm]
+    return Evaluation(arm.variant, None, Decision.Reason.EXPERIMENT, trace, arm, exposed_now=True)
+
+
 def decision_evaluate(
     *, campaign: Campaign, context: EvaluationContext, sticky_variant_id: int | None = None,
-    plan: CampaignPlan | None = None,
+    plan: CampaignPlan | None = None, experiment: ExperimentEntry | None = None,
 ) -> Evaluation:
     """Pure choice over the campaign's plan: rules by ascending priority, the first that matches wins; else the
-    sticky variant (when still a variant of the campaign), else the default. A rule whose tree cannot be evaluated
-    is skipped (INVALID_RULE), never an error. The campaign's setting of use is enforced whatever the context says.
-    Used by decision_make and by the admin's preview. `plan`: the campaign's, when the caller has it already."""
+    running experiment for a visitor it takes (`experiment`, from experiment_entry); else the sticky variant (when
+    still a variant of the campaign), else the default. A rule whose tree cannot be evaluated is skipped
+    (INVALID_RULE), never an error. The campaign's setting of use is enforced whatever the context says. Used by
+    decision_make and by the admin's preview. `plan`: the campaign's, when the caller has it already."""
     plan = plan or campaign_plan(campaign)
     if campaign.emotion_recognition_forbidden and not context.emotion_recognition_forbidden:
         context = dataclasses.replace(context, emotion_recognition_forbidden=True)
@@ -245,6 +350,10 @@ def decision_evaluate(
         trace.append(TraceStep(rule.pk, rule.name, outcome.status, outcome.node, outcome.reason))
         if outcome.status == "matched":
             return Evaluation(plan.variants[rule.variant_id], rule, Decision.Reason.RULE, tuple(trace))
+    if experiment is not None:
+        chosen = _experiment_choice(plan, experiment, tuple(trace))
+        if chosen is not None:
+            return chosen
     if sticky_variant_id is not None and sticky_variant_id in plan.variants:
         return Evaluation(plan.variants[sticky_variant_id], None, Decision.Reason.STICKY, tuple(trace))
     if plan.default is None:
@@ -303,24 +412,46 @@ def campaign_require_running(campaign: Campaign, *, now: datetime | None = None)
 @functools.cache
 def _history_sql() -> str:
     """The visitor-history query, written once: on every page view, where compiling the ORM's form of it cost
-    more than running it. Both halves use the (campaign, visitor_id, -created_at) index."""
+    more than running it. Both halves use the (campaign, visitor_id, -created_at) index; the exposure, the
+    (phase, visitor_id) unique index."""
     table = connection.ops.quote_name(Decision._meta.db_table)
-    # The table name is the model's own, quoted; values are parameters.
+    exposures = connection.ops.quote_name(Exposure._meta.db_table)
+    # The table names are the models' own, quoted; values are parameters.
     return (
         f"SELECT EXISTS (SELECT 1 FROM {table} WHERE campaign_id = %s AND visitor_id = %s), "  # noqa: S608
         f"(SELECT variant_id FROM {table} WHERE campaign_id = %s AND visitor_id = %s AND reason IN (%s, %s) "
-        "ORDER BY created_at DESC, id DESC LIMIT 1)"
+        "ORDER BY created_at DESC, id DESC LIMIT 1), "
+        f"(SELECT COALESCE(arm_id, {HOLDOUT_ARM}) FROM {exposures} WHERE phase_id = %s AND visitor_id = %s)"
     )
 
 
-def _visitor_history(campaign: Campaign, visitor_id: str) -> tuple[bool, int | None]:
-    """One query: whether the visitor has an earlier decision in the campaign, and the variant of their latest
-    default or sticky one (never a rule's: a face rule's choice must not outlive the consent it rested on)."""
+def _visitor_history(
+    campaign: Campaign, visitor_id: str, phase_id: int | None
+) -> tuple[bool, int | None, int | None]:
+    """One query: whether the visitor has an earlier decision in the campaign, the variant of their latest default
+    or sticky one (never a rule's: a face rule's choice must not outlive the consent it rested on), and their arm
+    in the running experiment's open phase (HOLDOUT_ARM in its holdout, None when not exposed or none runs)."""
     kept = (Decision.Reason.DEFAULT.value, Decision.Reason.STICKY.value)
     with connection.cursor() as cursor:
-        cursor.execute(_history_sql(), [campaign.pk, visitor_id, campaign.pk, visitor_id, *kept])
-        returning, sticky = cursor.fetchone()
-    return bool(returning), sticky
+        cursor.execute(_history_sql(), [campaign.pk, visitor_id, campaign.pk, visitor_id, *kept, phase_id, visitor_id])
+        returning, sticky, exposed_arm = cursor.fetchone()
+    return bool(returning), sticky, exposed_arm
+
+
+def _exposure_record(plan: CampaignPlan, decision: Decision, evaluation: Evaluation) -> None:
+    """The visitor's first entry into the open phase; a concurrent first decision of the same visitor may have
+    written it already (the unique (phase, visitor) index keeps one, and the hash gives both the same arm)."""
+    experiment = plan.experiment
+    Exposure.objects.bulk_create(
+        [Exposure(
+            organization_id=decision.organization_id, experiment_id=experiment.experiment.pk,
+            phase_id=experiment.phase_id, campaign_id=decision.campaign_id, arm=evaluation.arm,
+            allocation_number=experiment.allocation_number, visitor_id=decision.visitor_id,
+            subject_id=decision.subject_id, device=decision.attributes.get("device", "")[:16],
+            language=decision.attributes.get("language", "")[:16], exposed_at=decision.created_at,
+        )],
+        ignore_conflicts=True,
+    )
 
 
 def decision_make(
@@ -337,17 +468,28 @@ def decision_make(
         raise DecisionError("Unknown channel.", code="invalid_channel")
     if subject is not None and subject.organization_id != campaign.organization_id:
         raise DecisionError("No such subject.", code="not_found", status_code=404)
-    returning, sticky = _visitor_history(campaign, visitor_id)
-    attributes = dataclasses.replace(attributes, returning=returning)
     plan = campaign_plan(campaign)  # one cache read for the whole decision
+    phase_id = plan.experiment.phase_id if plan.experiment is not None else None
+    returning, sticky, exposed_arm = _visitor_history(campaign, visitor_id, phase_id)
+    attributes = dataclasses.replace(attributes, returning=returning)
     context = decision_context(campaign=campaign, subject=subject, attributes=attributes, plan=plan)
-    evaluation = decision_evaluate(campaign=campaign, context=context, sticky_variant_id=sticky, plan=plan)
+    entry = experiment_entry(plan, visitor_id=visitor_id, exposed_arm_id=exposed_arm)
+    evaluation = decision_evaluate(
+        campaign=campaign, context=context, sticky_variant_id=sticky, plan=plan, experiment=entry
+    )
     decision = Decision(
         organization_id=campaign.organization_id, campaign=campaign, visitor_id=visitor_id, subject=subject,
-        variant=evaluation.variant, rule=evaluation.rule, reason=evaluation.reason, channel=channel,
-        trace=[step.as_log() for step in evaluation.trace], attributes=attributes.coarse(),
+        variant=evaluation.variant, rule=evaluation.rule, experiment_arm=evaluation.arm, reason=evaluation.reason,
+        channel=channel, trace=[step.as_log() for step in evaluation.trace], attributes=attributes.coarse(),
     )
-    insert_one(decision)  # SQL built once: the one write on the answer's path (no save signals on the log)
+    experiment_decided = evaluation.reason in (Decision.Reason.EXPERIMENT, Decision.Reason.HOLDOUT)
+    decision.experiment = plan.experiment.experiment if experiment_decided else None
+    if not evaluation.exposed_now:
+        insert_one(decision)  # SQL built once: the one write on most answers' path (no save signals on the log)
+        return decision
+    with transaction.atomic():  # the decision and the exposure it starts, together
+        insert_one(decision)
+        _exposure_record(plan, decision, evaluation)
     return decision
 
 

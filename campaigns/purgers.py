@@ -20,7 +20,7 @@ Idempotent: a second run finds no row pointing at the subject.
 
 from __future__ import annotations
 
-from campaigns.models import Decision, Event
+from campaigns.models import Decision, Event, Exposure
 from consent.models import Purpose
 from consent.purging import PurgeOrder, Purger
 
@@ -40,4 +40,24 @@ DECISION_LOG_PURGER = Purger(
     models=("campaigns.Decision", "campaigns.Event"),
     purge=decision_log_unlink,
     purposes=frozenset({Purpose.PERSONALIZATION.value}),
+)
+
+
+def exposures_unlink(order: PurgeOrder) -> dict[str, int]:
+    """Cut the subject out of its experiment exposures. An exposure names its subject only so that reaction
+    metrics can read that person's face features while they were exposed; once consent to face analysis or to
+    personalization ends (or on erasure), the visitor stays counted in their arm, anonymously."""
+    if order.subject_id is None:
+        return {}
+    unlinked = Exposure.objects.filter(organization_id=order.organization_id, subject_id=order.subject_id).update(
+        subject=None
+    )
+    return {"exposures_unlinked": unlinked}
+
+
+EXPOSURES_PURGER = Purger(
+    name="campaigns.experiment_exposures",
+    models=("campaigns.Exposure",),
+    purge=exposures_unlink,
+    purposes=frozenset({Purpose.FACE_ANALYSIS.value, Purpose.PERSONALIZATION.value}),
 )

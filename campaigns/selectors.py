@@ -11,7 +11,7 @@ from django.utils.translation import get_language_info
 
 from accounts.models import Organization
 from campaigns.conditions import uses_emotion_recognition
-from campaigns.models import Campaign, Decision, Rule, Variant
+from campaigns.models import Campaign, Decision, Experiment, Rule, Variant
 from config.rawsql import fetch_one, select_columns
 from consent import derived
 from consent.forms import derived_attributes_label
@@ -239,3 +239,29 @@ def decision_get(*, organization: Organization | None, public_id: Any) -> Decisi
     except (ValueError, TypeError, AttributeError):
         return None
     return Decision.objects.filter(organization_id=organization.pk, public_id=key).first()
+
+
+def experiment_list(*, campaign: Campaign | None) -> QuerySet[Experiment]:
+    """A campaign's experiments, newest first, with their phases; none for None."""
+    if campaign is None:
+        return Experiment.objects.none()
+    return (
+        Experiment.objects.filter(campaign=campaign, organization_id=campaign.organization_id)
+        .select_related("campaign").prefetch_related("phases").order_by("-created_at", "-pk")
+    )
+
+
+def experiment_get(*, campaign: Campaign | None, key: Any) -> Experiment | None:
+    """A campaign's experiment by key; None when missing or malformed."""
+    if not isinstance(key, str) or not key or len(key) > 64:
+        return None
+    return experiment_list(campaign=campaign).filter(key=key).first()
+
+
+def experiment_current(*, campaign: Campaign | None) -> Experiment | None:
+    """The campaign's running experiment, else its latest one that ever ran (has a phase), else None."""
+    experiments = experiment_list(campaign=campaign)
+    return (
+        experiments.filter(status=Experiment.Status.RUNNING).first()
+        or experiments.filter(phases__isnull=False).distinct().first()
+    )

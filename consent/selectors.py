@@ -208,12 +208,15 @@ class FunnelRow:
     withdrawn: int
 
 
-def consent_funnel(*, organization: Organization | None) -> list[FunnelRow]:
-    """Counts of shown, granted, refused and withdrawn per context and notice version, from the ledger.
+def consent_funnel(*, organization: Organization | None, context_ref: str | None = None) -> list[FunnelRow]:
+    """Counts of shown, granted, refused and withdrawn per context and notice version, from the ledger; with
+    `context_ref`, of that context only (a campaign's report).
 
     `shown` counts visitors, not page loads: showings that carry a visitor ref (see
     `consent.services.shown_visitor_ref`) count once per distinct ref; older showings without one count each."""
     entries = LedgerEntry.objects.for_organization(organization).filter(event__in=FUNNEL_EVENTS)
+    if context_ref is not None:
+        entries = entries.filter(context_ref=context_ref)
     group = ("context_ref", "notice_hash", "language")
     decisions = (
         entries.exclude(event=LedgerEntry.Event.SHOWN).values(*group, "event").annotate(n=Count("pk")).order_by()

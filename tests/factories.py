@@ -146,3 +146,14 @@ def make_rule(campaign, variant, condition: dict, *, priority: int = 100, name: 
         organization=campaign.organization, campaign=campaign, variant=variant, condition=condition,
         priority=priority, name=name or f"Rule {next(_counter)}", enabled=enabled,
     )
+
+
+def make_experiment(campaign, arms: list[tuple[str, float | None]], *, key: str = "exp", kind: str = "ab",
+                    start: bool = True, **fields):
+    """An experiment of `campaign` through its service, arms as (variant key, weight), started unless told."""
+    from campaigns.experiments import experiment_create, experiment_start
+
+    data = {"key": key, "name": key.title(), "kind": kind, **fields,
+            "arms": [{"variant": v, **({"weight": w} if w is not None else {})} for v, w in arms]}
+    experiment = experiment_create(campaign=campaign, data=data)
+    return experiment_start(experiment=experiment) if start else experiment

@@ -86,7 +86,15 @@ class DecidedVariantSerializer(serializers.ModelSerializer):
 class DecisionReasonSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Decision.Reason.choices, read_only=True)
     rule = serializers.IntegerField(allow_null=True, read_only=True, help_text="The rule that fired, or null.")
-    experiment_arm = serializers.CharField(allow_null=True, read_only=True, help_text="Null until experiments exist.")
+    experiment = serializers.CharField(
+        allow_null=True, read_only=True,
+        help_text="The key of the experiment when it decided (kind experiment or holdout), else null.",
+    )
+    experiment_arm = serializers.CharField(
+        allow_null=True, read_only=True,
+        help_text="The variant key of the experiment's arm when the experiment chose (kind experiment); null "
+        "otherwise, also in the holdout (kind holdout).",
+    )
 
 
 class SkippedRuleSerializer(serializers.Serializer):
@@ -122,7 +130,12 @@ def decision_body(decision: Decision) -> dict[str, Any]:
             "name": variant.name,
             "content": {field: getattr(variant, field) for field in VariantContentSerializer.Meta.fields},
         },
-        "reason": {"kind": decision.reason, "rule": decision.rule_id, "experiment_arm": None},
+        "reason": {
+            "kind": decision.reason,
+            "rule": decision.rule_id,
+            "experiment": experiment.key if (experiment := getattr(decision, "experiment", None)) else None,
+            "experiment_arm": decision.experiment_arm.variant.key if decision.experiment_arm_id else None,
+        },
         "skipped": [
             {"rule": step["rule"], "reason": step["reason"]}
             for step in decision.trace

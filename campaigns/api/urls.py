@@ -4,7 +4,7 @@ the capture session the snippet opens, included under /api/v1/ in the `api` name
 
 from django.urls import path
 
-from campaigns.api import content_views, decisions, public, views
+from campaigns.api import content_views, decisions, experiments, public, views
 
 urlpatterns = [
     path("capture-sessions/", views.CaptureSessionListView.as_view(), name="capture-session-list"),
@@ -21,6 +21,23 @@ urlpatterns = [
         "campaigns/<str:public_id>/rules/<int:rule_id>/", content_views.RuleDetailView.as_view(),
         name="campaign-rule-detail",
     ),
+    path(
+        "campaigns/<str:public_id>/experiments/", experiments.ExperimentListView.as_view(),
+        name="campaign-experiment-list",
+    ),
+    path(
+        "campaigns/<str:public_id>/experiments/<slug:key>/", experiments.ExperimentDetailView.as_view(),
+        name="campaign-experiment-detail",
+    ),
+    path(
+        "campaigns/<str:public_id>/experiments/<slug:key>/start/", experiments.ExperimentStartView.as_view(),
+        name="campaign-experiment-start",
+    ),
+    path(
+        "campaigns/<str:public_id>/experiments/<slug:key>/stop/", experiments.ExperimentStopView.as_view(),
+        name="campaign-experiment-stop",
+    ),
+    path("campaigns/<str:public_id>/results/", experiments.CampaignResultsView.as_view(), name="campaign-results"),
     path(
         "public/capture-sessions/", public.PublicCaptureSessionOpenView.as_view(), name="public-capture-session-open"
     ),

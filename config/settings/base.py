@@ -352,6 +352,9 @@ CELERY_BEAT_SCHEDULE["faceanalysis-expire-frames"] = {
 }
 # Campaigns: a scheduled campaign starts running at starts_at (when ready), a running or paused one ends at ends_at.
 CELERY_BEAT_SCHEDULE["campaigns-advance-schedules"] = {"task": "campaigns.advance_schedules", "schedule": 60.0}
+# Experiments: each running bandit is reweighted when its own cadence (Experiment.bandit_cadence_seconds) has
+# passed; beat asks every minute.
+CELERY_BEAT_SCHEDULE["campaigns-reweight-bandits"] = {"task": "campaigns.reweight_bandits", "schedule": 60.0}
 
 # Static files: WhiteNoise serves collected files in production; in DEBUG it finds them directly.
 WHITENOISE_USE_FINDERS = DEBUG
