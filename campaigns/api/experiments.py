@@ -7,6 +7,7 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -96,10 +97,23 @@ def results_for(campaign: Campaign, *, experiment_key: str | None, phase: str | 
     return found_or_404(experiment_results(experiment, phase_number=_phase_number(phase)))
 
 
+class ResultsNegotiation(BaseContentNegotiation):
+    """`format` is this endpoint's own parameter (json or csv), not DRF's renderer override: answers are JSON,
+    and the CSV is a plain HttpResponse."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class CampaignResultsView(CampaignAPIView):
     """The results of a campaign's experiment for one phase: per arm and metric the statistics of the report page,
     the sample-ratio check, days, bandit weights, breakdowns and the consent funnel (docs/experiments.md).
     `format=csv` answers the same as CSV, one row per metric and arm."""
+
+    content_negotiation_class = ResultsNegotiation
 
     @extend_schema(
         parameters=[
