@@ -503,3 +503,6 @@ class EventAdmin(ReadOnlyEvidenceAdmin):
     fields = ["decision", "campaign", "variant", "rule", "subject", "kind", "name", "value", "currency",
               "client_event_id", "occurred_at", "received_at"]
     readonly_fields = fields
+
+
+from campaigns import admin_experiments  # noqa: E402, F401  (registers experiments with this admin site)

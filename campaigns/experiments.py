@@ -213,7 +213,9 @@ def _phase_open(experiment: Experiment, *, now: datetime, reason: str) -> Experi
     return phase
 
 
-def _write(experiment: Experiment, data: Any, *, start_new_phase: bool) -> Experiment:
+def _prepare(experiment: Experiment, data: Any) -> tuple[list[ArmSpec] | None, list[str]]:
+    """Check `data` onto `experiment` (unsaved): the arms asked for (None: unchanged) and, for a running
+    experiment, which of PHASE_FIELDS it changes."""
     data = require_object(data, "")
     refuse_unknown(data, EXPERIMENT_FIELDS | {"start_new_phase"}, "")
     before = Experiment(coverage=experiment.coverage, holdout=experiment.holdout)
@@ -223,6 +225,26 @@ def _write(experiment: Experiment, data: Any, *, start_new_phase: bool) -> Exper
     if experiment.kind == Experiment.Kind.AB and arms is None and "kind" in data and experiment.pk is not None:
         arms = _arms_read(experiment.campaign, _arms_as_data(experiment), experiment.kind)
     changes = _phase_changes(experiment, before, arms) if experiment.status == Experiment.Status.RUNNING else []
+    return arms, changes
+
+
+def experiment_check(*, campaign: Campaign, experiment: Experiment | None, data: Any) -> list[str]:
+    """Validate a create (`experiment` None) or a change without writing anything: the ContentError it would
+    raise, else which of arms, coverage and holdout it would change on a running experiment (the new phase the
+    admin warns about)."""
+    if experiment is None:
+        data = require_object(data, "")
+        for name in ("key", "name"):
+            if name not in data:
+                raise ContentError(name, "This field is required.")
+        target = Experiment(organization_id=campaign.organization_id, campaign=campaign)
+    else:
+        target = Experiment.objects.select_related("campaign").get(pk=experiment.pk)
+    return _prepare(target, data)[1]
+
+
+def _write(experiment: Experiment, data: Any, *, start_new_phase: bool) -> Experiment:
+    arms, changes = _prepare(experiment, data)
     if changes and not start_new_phase:
         raise ContentError(
             changes[0], f"Changing {', '.join(changes)} of a running experiment starts a new phase: its results are "
