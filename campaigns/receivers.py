@@ -39,8 +39,9 @@ def seed_demo_campaign(
     sender: Any, organization: Organization, base_url: str = demo_base_url(DEFAULT_DEMO_ADDR), **kwargs: Any
 ) -> None:
     """Idempotent: one running demo campaign whose camera needs face analysis, with personalization offered as an
-    optional extra (the demo notice covers both), three variants and two rules; prints its consent page URL and
-    its demo partner page on the demo's address (`base_url`)."""
+    optional extra (the demo notice covers both), three variants, two rules and a running A/B test with two weeks
+    of simulated visitors (campaigns.demo); prints its consent page URL and its demo partner page on the demo's
+    address (`base_url`)."""
     campaign = Campaign.objects.filter(organization=organization, name=DEMO_CAMPAIGN_NAME).first()
     if campaign is None:
         campaign = Campaign(
@@ -62,6 +63,9 @@ def seed_demo_campaign(
                 variant_save(campaign=campaign, variant=None, data=dict(variant))
             for rule in DEMO_RULES:
                 rule_save(campaign=campaign, rule=None, data=dict(rule))
+    from campaigns.demo import seed_demo_experiment
+
+    seed_demo_experiment(campaign)
     path = reverse("campaigns:consent-page", kwargs={"public_id": campaign.public_id})
     sys.stdout.write(f"  Consent page: {origin}{path}\n")
     sys.stdout.write(f"  Demo partner page: {origin}{static('visage/demo/shop.html')}?campaign={campaign.public_id}\n")

@@ -35,7 +35,27 @@ def test_seed_demo_gives_the_campaign_variants_rules_and_a_partner_page_that_dec
     body = {"campaign": campaign.public_id, "visitor_id": "demo-visitor-0000000001", "context": {"language": "en"}}
     first = Client().post("/api/v1/public/decisions/", body, content_type="application/json").json()
     again = Client().post("/api/v1/public/decisions/", body, content_type="application/json").json()
-    assert first["variant"]["key"] == "standard" and again["variant"]["key"] == "welcome-back"
+    # a new visitor enters the demo's A/B test; on their next page view the returning-visitor rule claims them
+    assert first["reason"]["kind"] == "experiment" and first["variant"]["key"] in ("standard", "spring-bold")
+    assert again["variant"]["key"] == "welcome-back"
     assert first["skipped"] == again["skipped"] == [{"rule": campaign.rules.first().pk, "reason": "no_subject"}]
     call_command("seed_demo")
-    assert campaign.variants.count() == 3 and campaign.rules.count() == 2
+    assert campaign.variants.count() == 4 and campaign.rules.count() == 2
+
+
+def test_seed_demo_runs_an_ab_test_whose_report_shows_something_at_once(capsys) -> None:
+    from campaigns.models import Experiment
+    from campaigns.results import experiment_results
+
+    call_command("seed_demo")
+    experiment = Experiment.objects.get(key="spring-headline")
+    assert experiment.status == "running"
+    results = experiment_results(experiment)
+    metrics = {m["key"]: m for m in results["metrics"]}
+    assert results["visitors"] >= 1000 and len(results["timeseries"]["days"]) >= 14
+    assert all(arm["count"] > 0 for arm in metrics["conversion"]["arms"])
+    assert all(arm["n"] > 0 for arm in metrics["attention_share"]["arms"])
+    funnel = results["funnel"]
+    assert funnel["shown"] > funnel["granted"] > funnel["withdrawn"] > 0 and funnel["refused"] > 0
+    call_command("seed_demo")
+    assert experiment_results(Experiment.objects.get(key="spring-headline"))["visitors"] == results["visitors"]
