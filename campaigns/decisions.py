@@ -523,6 +523,20 @@ def _event_value(kind: str, value: Any, currency: str) -> tuple[Decimal | None, 
     return amount.quantize(VALUE_STEP), currency
 
 
+def _exposure_for_event(decision: Decision) -> int | None:
+    """The visitor's exposure an event on `decision` counts for: their entry into an open phase of the campaign's
+    experiment at or before the decision was made (intention to treat: whatever later decided their variant).
+    None when they never entered, or only after this decision; an event received once the phase ended counts for
+    none."""
+    return (
+        Exposure.objects.filter(
+            campaign_id=decision.campaign_id, visitor_id=decision.visitor_id, phase__ended_at__isnull=True,
+            exposed_at__lte=decision.created_at,
+        )
+        .order_by("-exposed_at").values_list("pk", flat=True).first()
+    )
+
+
 def _existing_event(decision: Decision, client_event_id: str) -> Event | None:
     return Event.objects.filter(decision=decision, client_event_id=client_event_id).first()
 
@@ -555,7 +569,8 @@ def event_record(
         return existing, False
     event = Event(
         organization_id=decision.organization_id, decision=decision, campaign_id=decision.campaign_id,
-        variant_id=decision.variant_id, rule_id=decision.rule_id, subject_id=decision.subject_id, kind=kind,
+        variant_id=decision.variant_id, rule_id=decision.rule_id, subject_id=decision.subject_id,
+        exposure_id=_exposure_for_event(decision), kind=kind,
         name=name, value=amount, currency=currency, client_event_id=client_event_id,
         occurred_at=occurred_at or now, received_at=now,
     )

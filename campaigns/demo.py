@@ -93,7 +93,9 @@ def _simulate_visitors(campaign: Campaign, experiment: Experiment, phase: Experi
         ))
     Decision.objects.bulk_create(decisions)
     Exposure.objects.bulk_create(exposures)
+    entered = {exposure.visitor_id: exposure for exposure in exposures}
     for decision in decisions:
+        decision.exposure = entered[decision.visitor_id]
         rate = RATES.get(decision.variant.key, 0.06) * (1.25 if decision.attributes["device"] == "desktop" else 0.8)
         events.append(_event(decision, Event.Kind.IMPRESSION, "", None))
         if rng.random() < rate:
@@ -110,7 +112,8 @@ def _event(decision: Decision, kind: str, name: str, value: Decimal | None, *, m
     at = decision.created_at + timedelta(minutes=minutes)
     return Event(
         organization_id=decision.organization_id, decision=decision, campaign_id=decision.campaign_id,
-        variant_id=decision.variant_id, kind=kind, name=name, value=value, currency="EUR" if value else "",
+        variant_id=decision.variant_id, exposure=decision.exposure, kind=kind, name=name, value=value,
+        currency="EUR" if value else "",
         client_event_id=f"sim-{kind}", occurred_at=at, received_at=at,
     )
 

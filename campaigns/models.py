@@ -261,6 +261,10 @@ class Event(TenantModel):
     variant = models.ForeignKey(Variant, on_delete=models.PROTECT, related_name="+")
     rule = models.ForeignKey(Rule, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     subject = models.ForeignKey("consent.Subject", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    exposure = models.ForeignKey(
+        "campaigns.Exposure", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text=_("The visitor's entry into the experiment's open phase the event counts for, if any."),
+    )
     kind = models.CharField(max_length=12, choices=Kind.choices)
     name = models.CharField(max_length=64, blank=True, default="", help_text=_("purchase, signup, video_50 ..."))
     value = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
@@ -439,7 +443,10 @@ class Exposure(TenantModel):
         constraints = [
             models.UniqueConstraint(fields=["phase", "visitor_id"], name="cmp_exposure_once_per_phase"),
         ]
-        indexes = [models.Index(fields=["phase", "arm"], name="cmp_exposure_arm_idx")]
+        indexes = [
+            models.Index(fields=["phase", "arm"], name="cmp_exposure_arm_idx"),
+            models.Index(fields=["campaign", "visitor_id"], name="cmp_exposure_visitor_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.visitor_id} in phase {self.phase_id}"

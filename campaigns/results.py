@@ -34,6 +34,7 @@ from campaigns.models import (
     ExperimentArm,
     ExperimentPhase,
     Exposure,
+    Rule,
 )
 from consent.models import LedgerEntry
 from consent.selectors import consent_funnel
@@ -104,9 +105,9 @@ def exposure_cells(phase: ExperimentPhase) -> list[Cell]:
 
 
 def _event_cells_sql(custom_count: int) -> tuple[str, tuple]:
-    """The per-visitor fold of events (inner) and its count by cell (outer). Events count when their decision was
-    made at or after the visitor's exposure and before the phase ended."""
-    events, decisions, exposures = _quote(Event), _quote(Decision), _quote(Exposure)
+    """The events counted for the phase's exposures folded per visitor and metric (inner), then counted by cell
+    (outer). Which exposure an event counts for was settled when it was recorded (decisions._exposure_for_event)."""
+    events, exposures = _quote(Event), _quote(Exposure)
     custom = ""
     if custom_count:
         custom = f" OR (e.kind = %s AND e.name IN ({', '.join(['%s'] * custom_count)}))"
@@ -115,31 +116,28 @@ def _event_cells_sql(custom_count: int) -> tuple[str, tuple]:
     )
     # Table names are the models' own, quoted; every value is a parameter.
     inner = (
-        "SELECT x.id AS exposure_id, CASE WHEN e.kind = %s THEN '' ELSE e.name END AS metric, "  # noqa: S608
+        "SELECT x.arm_id, x.device, x.language, CASE WHEN e.kind = %s THEN '' ELSE e.name END AS metric, "  # noqa: S608
         "MIN(e.received_at) AS first_at, SUM(COALESCE(e.value, 0)) AS total "
-        f"FROM {events} e JOIN {decisions} d ON d.id = e.decision_id "
-        f"JOIN {exposures} x ON x.phase_id = %s AND x.visitor_id = d.visitor_id "
-        "WHERE e.campaign_id = %s AND d.campaign_id = %s AND (e.kind = %s" + custom + ") "
-        "AND d.created_at >= x.exposed_at AND d.created_at < %s "
-        "GROUP BY x.id, CASE WHEN e.kind = %s THEN '' ELSE e.name END"
+        f"FROM {events} e JOIN {exposures} x ON x.id = e.exposure_id "
+        "WHERE e.campaign_id = %s AND x.phase_id = %s AND (e.kind = %s" + custom + ") "
+        "GROUP BY e.exposure_id, x.arm_id, x.device, x.language, CASE WHEN e.kind = %s THEN '' ELSE e.name END"
     )
     outer = (
-        f"SELECT x.arm_id, x.device, x.language, per.metric, {day_sql}, COUNT(*), "  # noqa: S608
-        "SUM(per.total), SUM(per.total * per.total) "
-        f"FROM ({inner}) per JOIN {exposures} x ON x.id = per.exposure_id "
+        f"SELECT per.arm_id, per.device, per.language, per.metric, {day_sql}, COUNT(*), "  # noqa: S608
+        f"SUM(per.total), SUM(per.total * per.total) FROM ({inner}) per "
         "GROUP BY 1, 2, 3, 4, 5"  # by position: the day expression may carry parameters
     )
     return outer, tuple(day_params)
 
 
-def event_cells(phase: ExperimentPhase, *, campaign_id: int, custom_events: list[str], end: datetime) -> list[EventCell]:
+def event_cells(phase: ExperimentPhase, *, campaign_id: int, custom_events: list[str]) -> list[EventCell]:
     """Conversions (metric "") and the named custom events of the phase's exposed visitors, folded per visitor."""
     sql, day_params = _event_cells_sql(len(custom_events))
     kind = Event.Kind.CONVERSION.value
-    params: list[Any] = [*day_params, kind, phase.pk, campaign_id, campaign_id, kind]
+    params: list[Any] = [*day_params, kind, campaign_id, phase.pk, kind]
     if custom_events:
         params += [Event.Kind.CUSTOM.value, *custom_events]
-    params += [end, kind]
+    params += [kind]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -195,7 +193,7 @@ def phase_conversion_counts(phase: ExperimentPhase, *, now: datetime | None = No
             visitors[cell.arm_id] += cell.visitors
     converters: dict[int, int] = defaultdict(int)
     campaign_id = phase.experiment.campaign_id
-    for cell in event_cells(phase, campaign_id=campaign_id, custom_events=[], end=_phase_end(phase, now)):
+    for cell in event_cells(phase, campaign_id=campaign_id, custom_events=[]):
         if cell.arm_id is not None and cell.metric == "":
             converters[cell.arm_id] += cell.visitors
     return {arm_id: (n, converters.get(arm_id, 0)) for arm_id, n in visitors.items()}
@@ -355,47 +353,51 @@ def _breakdown(attribute: str, arms: list[dict], ids: list[int], cells: list[Cel
 
 def _rule_breakdown(campaign: Campaign, *, start: datetime | None, end: datetime | None) -> list[dict[str, Any]]:
     """The campaign's decisions, and the conversions on them, by what decided them (rule, arm, holdout, sticky,
-    default) and the variant shown."""
+    default) and the variant shown. Grouped by ids only (no join over the log); names are looked up after."""
     window = Q()
     if start is not None:
         window &= Q(created_at__gte=start)
     if end is not None:
         window &= Q(created_at__lt=end)
-    group = ("reason", "rule_id", "rule__name", "experiment_arm__variant__key", "variant__key")
+    group = ("reason", "rule_id", "experiment_arm_id", "variant_id")
     decisions = (
         Decision.objects.filter(window, organization_id=campaign.organization_id, campaign=campaign)
         .values_list(*group).annotate(n=Count("id")).order_by()
     )
-    event_window = Q(decision__created_at__gte=start) if start is not None else Q()
+    event_window = Q()
+    if start is not None:
+        event_window &= Q(decision__created_at__gte=start)
     if end is not None:
         event_window &= Q(decision__created_at__lt=end)
     conversions = (
         Event.objects.filter(event_window, organization_id=campaign.organization_id, campaign=campaign,
                              kind=Event.Kind.CONVERSION)
-        .values_list("decision__reason", "rule_id", "rule__name", "decision__experiment_arm__variant__key",
-                     "variant__key")
+        .values_list("decision__reason", "rule_id", "decision__experiment_arm_id", "variant_id")
         .annotate(n=Count("id")).order_by()
     )
-    table: dict[tuple, dict[str, Any]] = {}
+    table: dict[tuple, dict[str, int]] = defaultdict(lambda: {"decisions": 0, "conversions": 0})
+    for source, counter in ((decisions, "decisions"), (conversions, "conversions")):
+        for reason, rule_id, arm_id, variant_id, n in source:
+            table[(reason, rule_id, arm_id, variant_id)][counter] += n
+    variants = dict(campaign.variants.values_list("pk", "key"))
+    rules = dict(Rule.objects.filter(campaign=campaign).values_list("pk", "name"))
+    arms = dict(ExperimentArm.objects.filter(experiment__campaign=campaign).values_list("pk", "variant__key"))
     labels = {
         Decision.Reason.HOLDOUT: "Holdout", Decision.Reason.STICKY: "Sticky", Decision.Reason.DEFAULT: "Default",
     }
-    for source, counter in ((decisions, "decisions"), (conversions, "conversions")):
-        for reason, rule_id, rule_name, arm_key, variant_key, n in source:
-            if reason == Decision.Reason.RULE:
-                label = rule_name or f"Rule {rule_id} (deleted)"
-            elif reason == Decision.Reason.EXPERIMENT:
-                label = f"Experiment: {arm_key}"
-            else:
-                label = labels.get(reason, str(reason))
-            row = table.setdefault((reason, rule_id, arm_key, variant_key), {
-                "label": label, "reason": reason, "rule": rule_id, "variant": variant_key, "decisions": 0,
-                "conversions": 0,
-            })
-            row[counter] += n
-    for row in table.values():
-        row["conversion_per_decision"] = row["conversions"] / row["decisions"] if row["decisions"] else None
-    return sorted(table.values(), key=lambda row: -row["decisions"])
+    rows = []
+    for (reason, rule_id, arm_id, variant_id), counts in table.items():
+        if reason == Decision.Reason.RULE:
+            label = rules.get(rule_id) or f"Rule {rule_id} (deleted)"
+        elif reason == Decision.Reason.EXPERIMENT:
+            label = f"Experiment: {arms.get(arm_id, arm_id)}"
+        else:
+            label = labels.get(reason, str(reason))
+        rows.append({
+            "label": label, "reason": reason, "rule": rule_id, "variant": variants.get(variant_id), **counts,
+            "conversion_per_decision": counts["conversions"] / counts["decisions"] if counts["decisions"] else None,
+        })
+    return sorted(rows, key=lambda row: (-row["decisions"], row["label"]))
 
 
 def _funnel(campaign: Campaign) -> dict[str, int]:
@@ -443,7 +445,7 @@ def experiment_results(experiment: Experiment, *, phase_number: int | None = Non
     ]
 
     cells = exposure_cells(phase)
-    events = event_cells(phase, campaign_id=campaign.pk, custom_events=list(experiment.custom_events), end=end)
+    events = event_cells(phase, campaign_id=campaign.pk, custom_events=list(experiment.custom_events))
     reactions = reaction_sums(phase, campaign_id=campaign.pk, end=end)
     conversions = [cell for cell in events if cell.metric == ""]
 

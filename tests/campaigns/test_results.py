@@ -76,7 +76,7 @@ def _expected(phase: ExperimentPhase, custom: str) -> dict:
     end = phase.ended_at or timezone.now() + timedelta(days=1)
     for event in Event.objects.filter(campaign=phase.experiment.campaign).select_related("decision"):
         x = by_visitor.get(event.decision.visitor_id)
-        if x is None or not x.exposed_at <= event.decision.created_at < end:
+        if x is None or not x.exposed_at <= event.decision.created_at or event.received_at >= end:
             continue
         if event.kind == "conversion":
             converted[x.arm_id].add(x.visitor_id)
@@ -156,14 +156,15 @@ def test_a_conversion_before_the_exposure_or_outside_the_phase_does_not_count(ca
     results = experiment_results(experiment)
     assert sum(arm["count"] for arm in results["metrics"][0]["arms"]) == 0
     experiment_update(experiment=experiment, data={"coverage": 0.5}, start_new_phase=True)
-    _event(exposed, "conversion", n=2)  # on a phase-1 decision, but recorded after phase 1 ended ...
+    _event(exposed, "conversion", n=2)  # on a phase-1 decision, but received after phase 1 ended: no phase's
     phase_one = experiment_results(experiment, phase_number=1)
     assert sum(arm["n"] for arm in phase_one["metrics"][0]["arms"]) == 1
-    # ... it counts for phase 1 (its decision was made within it), never for phase 2, which has no visitor yet
-    assert sum(arm["count"] for arm in phase_one["metrics"][0]["arms"]) == 1
+    assert sum(arm["count"] for arm in phase_one["metrics"][0]["arms"]) == 0
+    _event(_decide(campaign, "visitor-before-00000000", rng), "conversion", n=3)  # exposed in phase 2 now: counts
     phase_two = experiment_results(experiment)
-    assert phase_two["phase"]["number"] == 2 and phase_two["visitors"] == 0
-    assert [p["number"] for p in phase_two["phases"]] == [1, 2]
+    assert phase_two["phase"]["number"] == 2 and [p["number"] for p in phase_two["phases"]] == [1, 2]
+    entered = phase_two["visitors"]
+    assert sum(arm["count"] for arm in phase_two["metrics"][0]["arms"]) == entered  # 1 if the hash let them in
     assert experiment_results(experiment, phase_number=9) is None
 
 
