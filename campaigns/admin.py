@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 from accounts.admin_base import TenantAdmin, TenantModelForm, scope_to_organization
 from accounts.selectors import organization_for_user
 from campaigns import conditions, content
+from campaigns.admin_reports import report_urls
 from campaigns.models import Campaign, Decision, Event, Rule, Variant
 from campaigns.preview import PreviewForm, preview_run
 from campaigns.selectors import (
@@ -321,6 +322,7 @@ class CampaignAdmin(TenantAdmin):
                 self.admin_site.admin_view(self.personalization_preview_view),
                 name="campaigns_campaign_personalization_preview",
             ),
+            *report_urls(self),
             *super().get_urls(),
         ]
 
