@@ -272,6 +272,9 @@ def report_chart_data(data: dict[str, Any]) -> dict[str, Any]:
             {"number": a["number"], "starts_at": a.get("starts_at"), "weights": a.get("weights") or {}}
             for a in data.get("allocations") or []
         ],
+        # Where the last weights' step ends: the phase's end, or now for a phase still running.
+        "weights_until": (data.get("phase") or {}).get("ended_at") or data.get("computed_at"),
+        "weights_until_now": not (data.get("phase") or {}).get("ended_at"),
         "reactions": [
             {"label": m["label"], "arms": [{"key": arm["key"], "value": arm["value"], "n": arm["n"]}
                                            for arm in m.get("arms") or []]}

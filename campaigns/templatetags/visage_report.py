@@ -55,3 +55,12 @@ def pvalue(value: Any) -> str:
     if value is None:
         return NONE
     return "< 0.001" if float(value) < 0.001 else f"{float(value):.3f}"
+
+
+@register.filter
+def p_is(value: Any) -> str:
+    """The relation a p-value reads with after "p": "= 0.042", "< 0.001", or "unknown"."""
+    if value is None:
+        return "unknown"
+    shown = pvalue(value)
+    return shown if shown.startswith("<") else f"= {shown}"

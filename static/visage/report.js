@@ -22,7 +22,7 @@
   }
 
   function applyTheme() {
-    Chart.defaults.color = cssVar("--body-fg", "#333");
+    Chart.defaults.color = cssVar("--body-quiet-color", "#666");
     Chart.defaults.borderColor = cssVar("--hairline-color", "#e8e8e8");
     Chart.defaults.font.family = cssVar("--font-family-primary", "sans-serif");
   }
@@ -50,7 +50,7 @@
       datasets.push({ label: arm.name + " upper", data: series.upper, borderWidth: 0, pointRadius: 0,
                       fill: false, band: true });
       datasets.push({ label: arm.name + " 95% interval", data: series.lower, borderWidth: 0, pointRadius: 0,
-                      backgroundColor: withAlpha(colour, 0.18), fill: "-1", band: true });
+                      backgroundColor: withAlpha(colour, 0.14), fill: "-1", band: true });
       datasets.push({ label: arm.name, data: series.rate, borderColor: colour, backgroundColor: colour,
                       pointRadius: 2, tension: 0, fill: false });
     });
@@ -78,12 +78,20 @@
     });
   }
 
+  function when(iso) {
+    return iso ? iso.slice(0, 16).replace("T", " ") : "";
+  }
+
   function weightsChart(data) {
-    var labels = data.allocations.map(function (a) { return a.starts_at ? a.starts_at.slice(0, 16).replace("T", " ") : "#" + a.number; });
+    if (!data.allocations.length) return null;
+    // One point per reweighting, and one more where the last weights end, so the last step has a length.
+    var steps = data.allocations.concat([{ starts_at: data.weights_until, weights: data.allocations[data.allocations.length - 1].weights }]);
+    var labels = steps.map(function (a) { return when(a.starts_at); });
+    if (data.weights_until_now) labels[labels.length - 1] = "now";
     var datasets = data.arms.map(function (arm, index) {
       var colour = PALETTE[index % PALETTE.length];
-      return { label: arm.name, stepped: true, borderColor: colour, backgroundColor: colour, pointRadius: 2,
-               data: data.allocations.map(function (a) { return a.weights[arm.key] === undefined ? null : a.weights[arm.key]; }) };
+      return { label: arm.name, stepped: "before", borderColor: colour, backgroundColor: colour, pointRadius: 2,
+               data: steps.map(function (a) { return a.weights[arm.key] === undefined ? null : a.weights[arm.key]; }) };
     });
     return draw("chart-weights", {
       type: "line",
@@ -131,16 +139,18 @@
     var source = document.getElementById("visage-report-data");
     if (!source || typeof Chart === "undefined") return;
     var data = JSON.parse(source.textContent);
-    applyTheme();
-    var charts = [cumulativeChart(data), visitorsChart(data), weightsChart(data), reactionsChart(data), funnelChart(data)]
-      .filter(Boolean);
-    // The admin's theme toggle sets data-theme on <html>; the system setting applies in "auto".
-    function recolour() {
+    var charts = [];
+    function drawAll() {
+      charts.forEach(function (chart) { chart.destroy(); });
       applyTheme();
-      charts.forEach(function (chart) { chart.update(); });
+      charts = [cumulativeChart(data), visitorsChart(data), weightsChart(data), reactionsChart(data), funnelChart(data)]
+        .filter(Boolean);
     }
-    new MutationObserver(recolour).observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
-    if (window.matchMedia) window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", recolour);
+    drawAll();
+    // The admin's theme toggle sets data-theme on <html>, and "auto" follows the system: draw again in the new
+    // colours (a chart keeps the colours it was built with).
+    new MutationObserver(drawAll).observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
+    if (window.matchMedia) window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", drawAll);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
