@@ -129,3 +129,34 @@ def test_report_page_draws_every_chart_from_our_static_files(live_server, ledger
     origins = {url.split("/")[2] for url in requested if url.startswith("http")}
     assert origins == {live_server.url.split("/")[2]}  # no CDN: everything from the server itself
     assert any(url.endswith("/static/vendor/chartjs/chart.umd.min.js") for url in requested)
+
+
+def test_admin_home_shows_the_dashboard_above_the_app_list(live_server, ledger_flushable, tmp_path) -> None:
+    org = make_organization(name="Home Shop")
+    campaign = _seed(org)
+    owner = make_member(org, role="owner", password=PASSWORD)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(20_000)
+        _log_in(page, live_server.url, owner.username)
+        page.goto(f"{live_server.url}/admin/")
+        running = page.locator(f'#dashboard-running tr[data-campaign="{campaign.pk}"]').inner_text()
+        consent_today = page.locator("#dashboard-consent tbody tr").last.inner_text()
+        dashboard_box = page.locator("#visage-dashboard").bounding_box()
+        apps_box = page.locator("#visage-app-list").bounding_box()
+        attention = page.locator("#dashboard-attention li").count()
+        page.locator(f'#dashboard-running tr[data-campaign="{campaign.pk}"] a').click()
+        page.wait_for_selector("#report-summary")
+        page.go_back()
+        page.wait_for_selector("#visage-dashboard")
+        shot = _save(page, tmp_path, "dashboard.png")
+        browser.close()
+
+    assert "Spring sale" in running and "Spring headline bandit" in running
+    assert "22" in consent_today and "9" in consent_today
+    assert dashboard_box["y"] + dashboard_box["height"] <= apps_box["y"]
+    assert attention >= 1  # the seeded bandit's exposures do not follow its reweighted shares
+    assert shot.stat().st_size > 10_000
