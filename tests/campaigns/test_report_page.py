@@ -13,13 +13,20 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.serializers.json import DjangoJSONEncoder
 from django.test import Client
 from django.utils import timezone
 
 from campaigns.models import Decision
 from campaigns.results import campaign_overview, experiment_results
 from consent.services import consent_grant, consent_refuse, consent_shown, consent_withdraw
-from tests.campaigns.experiment_factories import make_arm_visitors, make_experiment, make_phase
+from tests.campaigns.experiment_factories import (
+    make_arm_visitors,
+    make_conversion,
+    make_experiment,
+    make_phase,
+    make_visitor,
+)
 from tests.factories import make_campaign, make_member, make_notice, make_rule, make_subject, make_variant
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +57,7 @@ def seeded(org_a):
 
 
 def _row(html: str, arm_key: str, metric: str = "conversion") -> str:
-    block = re.search(rf'data-metric="{metric}".*?</table>', html, re.S)
+    block = re.search(rf'data-metric="{re.escape(metric)}".*?</table>', html, re.S)
     assert block, f"no table for {metric}"
     row = re.search(rf'<tr data-arm="{re.escape(arm_key)}".*?</tr>', block.group(0), re.S)
     assert row, f"no row for {arm_key}"
@@ -126,11 +133,12 @@ def test_report_of_a_balanced_test_raises_no_sample_ratio_flag(seeded, marketer_
 
 def test_report_shows_the_phase_asked_for_and_lists_the_phases(seeded, marketer_a) -> None:
     experiment = seeded.experiment
-    seeded.phase.ended_at = timezone.now() - timedelta(days=1)
+    seeded.phase.ended_at = timezone.now() - timedelta(minutes=90)  # after phase 1's last visitor
     seeded.phase.save(update_fields=["ended_at"])
     second = make_phase(experiment, seeded.arms, weights=[0.5, 0.5], number=2,
                         started_at=seeded.phase.ended_at, reason="Weights changed")
-    make_arm_visitors(seeded, seeded.arms[0], visitors=7, conversions=0, days=1, phase=second)
+    for _ in range(7):
+        make_visitor(seeded, seeded.arms[0], converted=False, at=timezone.now() - timedelta(minutes=30), phase=second)
     client = _client(marketer_a)
     latest = client.get(_report(experiment.campaign)).content.decode()
     assert "7" in _numbers(_row(latest, "control")) and "Weights changed" in latest
@@ -173,7 +181,7 @@ def test_json_export_is_the_results_dict(seeded, marketer_a) -> None:
     response = _client(marketer_a).get(_report(seeded.experiment.campaign, "json/"))
     assert response.status_code == 200 and response["Content-Type"] == "application/json"
     exported = json.loads(response.content)
-    expected = json.loads(json.dumps(experiment_results(seeded.experiment), default=str))
+    expected = json.loads(json.dumps(experiment_results(seeded.experiment), cls=DjangoJSONEncoder))
     exported.pop("computed_at"), expected.pop("computed_at")
     assert exported == expected
 
@@ -192,8 +200,6 @@ def campaign_without_experiment(org_a):
         for i in range(3)
     ]
     Decision.objects.create(organization=org_a, campaign=campaign, visitor_id="v9", variant=default, reason="default")
-    from tests.campaigns.experiment_factories import make_conversion
-
     make_conversion(decisions[0], at=timezone.now())
     notice = make_notice(org_a)
     for i in range(4):
@@ -231,7 +237,7 @@ def test_a_campaign_without_experiment_shows_its_funnel_and_rules(campaign_witho
 def test_exports_of_a_campaign_without_experiment_are_its_overview(campaign_without_experiment, marketer_a) -> None:
     client = _client(marketer_a)
     exported = json.loads(client.get(_report(campaign_without_experiment, "json/")).content)
-    assert exported == json.loads(json.dumps(campaign_overview(campaign_without_experiment), default=str))
+    assert exported == json.loads(json.dumps(campaign_overview(campaign_without_experiment), cls=DjangoJSONEncoder))
     rows = list(csv.DictReader(io.StringIO(client.get(_report(campaign_without_experiment, "csv/")).content.decode())))
     assert {(r["group"], r["count"]) for r in rows if r["section"] == "funnel"} >= {("shown", "4"), ("granted", "2")}
     assert any(r["section"] == "rule" and r["group"] == "Mobile calm" and r["decisions"] == "3" for r in rows)
