@@ -92,14 +92,15 @@ def make_visitor(
         attributes={"device": device, "language": language}, created_at=at,
     )
     if converted:
-        make_conversion(decision, at=at + timedelta(minutes=1))
+        make_conversion(decision, at=at + timedelta(minutes=1), exposure=exposure)
     return exposure
 
 
-def make_conversion(decision: Decision, *, at: datetime) -> Event:
+def make_conversion(decision: Decision, *, at: datetime, exposure: Exposure | None = None) -> Event:
+    """A conversion on `decision`, counted for `exposure` as event_record would count it."""
     return Event.objects.create(
         organization=decision.organization, decision=decision, campaign=decision.campaign, variant=decision.variant,
-        rule=decision.rule, subject=decision.subject, kind=Event.Kind.CONVERSION, name="purchase",
+        rule=decision.rule, subject=decision.subject, exposure=exposure, kind=Event.Kind.CONVERSION, name="purchase",
         client_event_id=f"event-{next(_counter)}", occurred_at=at, received_at=at,
     )
 

@@ -260,3 +260,23 @@ def test_the_decision_answer_names_the_experiment_and_arm(campaign) -> None:
     assert response.status_code == 200, response.content
     reason = response.json()["reason"]
     assert reason == {"kind": "experiment", "rule": None, "experiment": "headline", "experiment_arm": "bold"}
+
+
+def test_beat_reweights_a_bandit_once_its_cadence_has_passed(campaign) -> None:
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from config.celery import app as visage_app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["campaigns-reweight-bandits"]
+    visage_app.loader.import_default_modules()
+    task = visage_app.tasks[entry["task"]]
+    experiment = make_experiment(campaign, [("control", None), ("bold", None)], kind="bandit",
+                                 bandit_cadence_seconds=3600)
+    assert task.apply().get() == {"reweighted": 0}  # its allocation 0 is brand new
+    Allocation.objects.filter(phase__experiment=experiment).update(starts_at=timezone.now() - timedelta(hours=2))
+    assert task.apply().get() == {"reweighted": 1}
+    assert list(Allocation.objects.filter(phase__experiment=experiment).values_list("number", flat=True)) == [0, 1]
+    assert task.apply().get() == {"reweighted": 0}  # the new one is within the cadence
