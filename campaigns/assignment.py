@@ -33,10 +33,19 @@ def hash_v2(seed: str, value: str) -> float:
     return (fnv1a32(str(fnv1a32(seed + value))) % 10000) / 10000
 
 
-def bucket_ranges(weights: Sequence[float], coverage: float) -> list[tuple[float, float]]:
+def equal_weights(arms: int) -> list[float]:
+    """GrowthBook's getEqualWeights: 1/n each, nothing for no arms."""
+    return [1 / arms] * arms if arms > 0 else []
+
+
+def bucket_ranges(weights: Sequence[float], coverage: float, *, arms: int | None = None) -> list[tuple[float, float]]:
     """GrowthBook's getBucketRanges: arm i covers [start_i, start_i + coverage * w_i), start_i = sum of earlier
-    weights. The caller has validated the weights (they sum to 1) and the coverage (in (0, 1])."""
+    weights. As GrowthBook does, the coverage is clamped to [0, 1], and weights that do not sum to 1 (within 0.01)
+    or whose count differs from `arms` (when given) fall back to equal weights, so a bad row cannot skew traffic."""
+    count = len(weights) if arms is None else arms
     coverage = min(max(coverage, 0.0), 1.0)
+    if len(weights) != count or not 0.99 <= sum(weights) <= 1.01:
+        weights = equal_weights(count)
     ranges, cumulative = [], 0.0
     for weight in weights:
         start = cumulative
