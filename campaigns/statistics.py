@@ -11,7 +11,9 @@ Definitions (control c, treatment t; x conversions of n visitors; a metric per v
 - uplift_means: (m_t - m_c) / m_c with Welch's interval for m_t - m_c divided by m_c (the control mean's own
   uncertainty is left out, as GrowthBook's absolute-to-relative display does).
 - beta_chance_to_beat: P(p_t > p_c) under Beta(1 + x, 1 + n - x) posteriors, exact (Evan Miller's closed form,
-  summed in log space); beta_expected_loss: E[max(p_c - p_t, 0)], the rate lost by choosing t (Chris Stucchio).
+  summed in log space outwards from its largest term; ~1e-11 relative at a million visitors, milliseconds);
+  beta_expected_loss: E[max(p_c - p_t, 0)], the rate lost by choosing t (after Stucchio):
+  (m_c - m_t) P(p_c > p_t) + B(a_c + a_t, b_c + b_t) / (B(a_c, b_c) B(a_t, b_t)) (1/(a_c + b_c) + 1/(a_t + b_t)).
 - normal_chance_to_beat / normal_expected_loss: the same for means, posteriors N(m, var / n).
 - srm_p_value: chi-square goodness of fit of the visitors per arm to the expected counts.
 - holm_adjust: Holm-Bonferroni step-down adjusted p-values.
@@ -21,6 +23,18 @@ Definitions (control c, treatment t; x conversions of n visitors; a metric per v
   sequential_tau2 picks tau2 = rho^2 V n with rho^2 = (2 ln(1/alpha) + ln(2 ln(1/alpha) + 1)) / N*, N* = 5000
   (GrowthBook's sequentialTuningParameter): V n estimates the per-visitor variance, and the interval is narrowest
   when n = n_c + n_t reaches N*. This is exactly GrowthBook's SequentialTwoSidedTTest (Waudby-Smith et al.).
+  For proportions V = p_c (1 - p_c) / n_c + p_t (1 - p_t) / n_t; the relative interval is the absolute one over the
+  control's observed value.
+
+Undefined, so None: anything without visitors in an arm; p-values when nobody or everybody converted (no variance);
+the uplift when the control's rate or mean is 0; the Katz interval when the treatment has no conversion or everybody
+converted in both arms; Welch, the Gaussian chance and loss, and the sequential test for means with under two
+visitors in an arm or no variance in either. Bad input (negative counts, x > n, NaN, text) is None too.
+
+Special functions, all checked against scipy: normal quantile (Acklam, polished by Halley steps), regularized
+incomplete beta (Lentz's continued fraction) for Student's t up to 10,000 degrees of freedom and Hill's expansion
+above, Student's t quantile by safeguarded Newton steps, regularized upper incomplete gamma for the chi-square, and
+ln B with Stirling corrections for large arguments.
 """
 
 from __future__ import annotations
