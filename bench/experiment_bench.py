@@ -137,7 +137,8 @@ def seed(exposures: int, conversions: int):
             SELECT d.organization_id, d.id, d.campaign_id, d.variant_id, NULL, d.subject_id, x.id, 'conversion',
                 'purchase', (d.id %% 50) + 9.99, 'EUR', 'c-' || d.id, d.created_at + interval '30 seconds',
                 d.created_at + interval '30 seconds'
-            FROM campaigns_decision d JOIN campaigns_exposure x ON x.phase_id = %(phase)s AND x.visitor_id = d.visitor_id
+            FROM campaigns_decision d
+            JOIN campaigns_exposure x ON x.phase_id = %(phase)s AND x.visitor_id = d.visitor_id
             WHERE d.campaign_id = %(campaign)s
               AND (d.id %% %(every)s = 0 OR (d.experiment_arm_id = %(a2)s AND d.id %% (%(every)s * 10) = 1))""", params)
         cursor.execute("""
@@ -170,7 +171,8 @@ def python_baseline(experiment) -> tuple[Counter, Counter, float]:
                        [phase.pk])
         exposures = {visitor: (arm, at) for visitor, arm, at in cursor.fetchall()}
         cursor.execute(
-            "SELECT d.visitor_id, d.created_at FROM campaigns_event e JOIN campaigns_decision d ON d.id = e.decision_id "
+            "SELECT d.visitor_id, d.created_at FROM campaigns_event e "
+            "JOIN campaigns_decision d ON d.id = e.decision_id "
             "WHERE e.campaign_id = %s AND e.kind = 'conversion'", [experiment.campaign_id])
         events = cursor.fetchall()
     visitors = Counter(arm for arm, _ in exposures.values())

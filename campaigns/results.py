@@ -46,6 +46,7 @@ REVENUE = "revenue"
 ATTENTION = "attention_share"
 SMILE = "smile_share"
 MAX_DAYS = 400  # a results-over-time series longer than this keeps its last MAX_DAYS days
+Z_95 = statistics.normal_ppf(0.975)
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,8 @@ def reaction_sums(phase: ExperimentPhase, *, campaign_id: int, end: datetime) ->
         "AVG(CASE WHEN f.looking_at_screen IS NULL THEN NULL WHEN f.looking_at_screen = %s THEN 1.0 ELSE 0.0 END) "
         "AS attention, "
         "AVG(CASE WHEN f.smile IS NULL THEN NULL WHEN f.smile >= %s THEN 1.0 ELSE 0.0 END) AS smile "
-        f"FROM {exposures} x JOIN {features} f ON f.subject_id = x.subject_id AND f.organization_id = x.organization_id "
+        f"FROM {exposures} x JOIN {features} f "
+        "ON f.subject_id = x.subject_id AND f.organization_id = x.organization_id "
         f"JOIN {sessions} s ON s.id = f.session_id AND s.campaign_id = %s "
         "WHERE x.phase_id = %s AND x.subject_id IS NOT NULL AND f.face_count > 0 AND f.quality_ok = %s "
         "AND f.analyzed_at >= x.exposed_at AND f.analyzed_at < %s "
@@ -218,7 +220,7 @@ def _mean_interval(n: int, total: float, total_sq: float) -> tuple[float | None,
         return None, None, None
     mean, variance = moments
     sd = math.sqrt(max(variance, 0.0))
-    half = statistics.Z_95 * sd / math.sqrt(n)
+    half = Z_95 * sd / math.sqrt(n)
     return mean, sd, [mean - half, mean + half]
 
 
@@ -236,7 +238,10 @@ def _proportion_metric(key: str, label: str, arms: list[dict], counts: list[tupl
         if index == 0:
             row.update(dict.fromkeys(COMPARISON_FIELDS))
         else:
-            compared = statistics.compare_proportions(counts[0], (n, successes), sequential=sequential)
+            control_n, control_successes = counts[0]
+            compared = statistics.compare_proportions(
+                (control_successes, control_n), (successes, n), sequential=sequential
+            )
             row.update({field: _finite(compared.get(field)) for field in COMPARISON_FIELDS})
         rows.append(row)
     return {"key": key, "label": label, "kind": "proportion", "reaction": reaction, "arms": rows}

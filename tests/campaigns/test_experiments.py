@@ -120,7 +120,8 @@ def test_a_running_experiment_keeps_its_seed_and_needs_a_new_phase_for_new_weigh
     client = api_client(make_api_key(campaign.organization)[1])
     make_experiment(campaign, [("control", 0.5), ("bold", 0.5)], key="headline", seed="fixed")
     seed = client.patch(_url(campaign, "headline/"), {"seed": "another"}, format="json")
-    assert seed.status_code == 409 and seed.json()["error"]["code"] == "seed_locked" and seed.json()["error"]["path"] == "seed"
+    assert seed.status_code == 409 and seed.json()["error"]["code"] == "seed_locked"
+    assert seed.json()["error"]["path"] == "seed"
     weights = {"arms": [{"variant": "control", "weight": 0.2}, {"variant": "bold", "weight": 0.8}]}
     refused = client.patch(_url(campaign, "headline/"), weights, format="json")
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "new_phase_required"

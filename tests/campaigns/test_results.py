@@ -7,8 +7,8 @@ and the results endpoint (JSON and CSV, foreign campaigns 404). Runs on SQLite a
 from __future__ import annotations
 
 import csv
-import itertools
 import io
+import itertools
 import random
 from collections import defaultdict
 from datetime import timedelta
@@ -135,7 +135,7 @@ def test_results_count_what_the_rows_say(campaign) -> None:
     # breakdowns add up to the totals, and by device as the exposures say
     for attribute in ("device", "language"):
         rows = results["breakdowns"][attribute]
-        for index, arm in enumerate(results["arms"]):
+        for index in range(len(results["arms"])):
             assert sum(row["arms"][index]["visitors"] for row in rows) == conversion["arms"][index]["n"]
             assert sum(row["arms"][index]["conversions"] for row in rows) == conversion["arms"][index]["count"]
     mobile = next(row for row in results["breakdowns"]["device"] if row["value"] == "mobile")
@@ -279,3 +279,31 @@ def test_the_results_endpoint_answers_json_and_csv_and_refuses_bad_queries(campa
         assert "error" in response.json()
     bare = make_campaign(org_a)
     assert client.get(f"/api/v1/campaigns/{bare.public_id}/results/").status_code == 404
+
+
+@pytest.mark.parametrize("sequential", [True, False])
+def test_the_results_statistics_are_those_of_campaigns_statistics_for_the_counts(campaign, sequential) -> None:
+    experiment = make_experiment(campaign, [("control", 0.5), ("bold", 0.5)], sequential=sequential, seed="stats")
+    rng = random.Random(11)
+    for i in range(300):
+        decision = _decide(campaign, f"visitor-stat-{i:011d}", rng)
+        if rng.random() < (0.1 if decision.variant.key == "control" else 0.25):
+            _event(decision, "conversion", value=Decimal("10"))
+    results = experiment_results(experiment)
+    conversion, revenue = results["metrics"][0], results["metrics"][1]
+    (n_c, x_c), (n_t, x_t) = [(row["n"], row["count"]) for row in conversion["arms"]]
+    expected = statistics.compare_proportions((x_c, n_c), (x_t, n_t), sequential=sequential)
+    treatment = conversion["arms"][1]
+    for field in ("uplift", "p_value", "chance_to_win", "expected_loss"):
+        assert treatment[field] == pytest.approx(expected[field]), field
+    assert treatment["uplift_interval"] == pytest.approx(list(expected["uplift_interval"]))
+    if not sequential:
+        assert treatment["p_value"] == pytest.approx(statistics.two_proportion_p_value(x_c, n_c, x_t, n_t))
+    assert conversion["arms"][0]["interval"] == pytest.approx(list(statistics.wilson_interval(x_c, n_c)))
+    sums = [(row["n"], row["value"] * row["n"], 100.0 * (row["value"] * row["n"] / 10)) for row in revenue["arms"]]
+    assert revenue["arms"][1]["p_value"] == pytest.approx(
+        statistics.compare_means(sums[0], sums[1], sequential=sequential)["p_value"])
+    every = [row["p_value"] for metric in results["metrics"] for row in metric["arms"]]
+    adjusted = [row["p_adjusted"] for metric in results["metrics"] for row in metric["arms"]]
+    assert adjusted == statistics.holm_adjust(every)
+    assert results["leader"] == max(conversion["arms"], key=lambda row: row["value"])["key"]
