@@ -11,15 +11,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.models import Organization
 from accounts.selectors import organization_for_user
-from campaigns.models import Allocation, Campaign, Decision, Event, Experiment, ExperimentPhase, Exposure
+from campaigns.models import Campaign, Decision, Event, Experiment, ExperimentPhase
+from campaigns.results import phase_conversion_counts, phase_srm
 from campaigns.selectors import campaign_readiness
-from campaigns.statistics import SRM_THRESHOLD, srm_p_value
+from campaigns.statistics import SRM_THRESHOLD
 from consent.models import LedgerEntry, RetentionPolicy
 from faceanalysis.models import CaptureSession, Frame
 
@@ -124,29 +125,18 @@ def _current_phase(experiment: Experiment) -> ExperimentPhase | None:
     return ExperimentPhase.objects.filter(experiment=experiment).order_by("-number").first()
 
 
-def _converted(campaign: Campaign) -> Exists:
-    """Whether the exposure's visitor converted in the campaign after entering."""
-    return Exists(Event.objects.filter(
-        campaign=campaign, kind=Event.Kind.CONVERSION, decision__visitor_id=OuterRef("visitor_id"),
-        occurred_at__gte=OuterRef("exposed_at"),
-    ))
-
-
 def _experiment_glance(campaign: Campaign, experiment: Experiment) -> RunningCampaign:
+    """Visitors and converters of the arms of the current phase, counted as the report counts them."""
     phase = _current_phase(experiment)
     if phase is None:
         return RunningCampaign(campaign, experiment, 0, 0, None)
-    per_arm = (
-        Exposure.objects.filter(phase=phase).annotate(converted=_converted(campaign))
-        .values("arm_id").annotate(n=Count("pk"), x=Count("pk", filter=Q(converted=True))).order_by()
-    )
-    rows = list(per_arm)
+    counts = phase_conversion_counts(phase)
     names = {arm.pk: arm.variant.name for arm in experiment.arms.select_related("variant")}
-    rated = [(row["x"] / row["n"], names.get(row["arm_id"], "")) for row in rows if row["arm_id"] and row["n"]]
+    rated = [(x / n, names.get(arm_id, "")) for arm_id, (n, x) in counts.items() if n]
     best = max(rated, default=None)
     leader = best[1] if best is not None and best[0] > 0 else None
     return RunningCampaign(
-        campaign, experiment, sum(r["n"] for r in rows), sum(r["x"] for r in rows), leader
+        campaign, experiment, sum(n for n, _ in counts.values()), sum(x for _, x in counts.values()), leader
     )
 
 
@@ -205,31 +195,10 @@ def consent_days(*, scope: DashboardScope, now: datetime) -> list[ConsentDay]:
 
 
 def experiment_srm_p_value(*, experiment: Experiment) -> float | None:
-    """The sample-ratio check of the experiment's current phase from exposure counts alone: per allocation
-    period, the arms' visitors against that period's weights (total * weight), summed over periods. The holdout
-    is left out: it is taken before the arms split."""
+    """The sample-ratio check of the experiment's current phase (campaigns.results.phase_srm): per allocation
+    period, the arms' visitors against that period's weights."""
     phase = _current_phase(experiment)
-    if phase is None:
-        return None
-    weights = {a.number: a.weights for a in Allocation.objects.filter(phase=phase)}
-    counts = (
-        Exposure.objects.filter(phase=phase, arm__isnull=False)
-        .values("allocation_number", "arm_id").annotate(n=Count("pk")).order_by()
-    )
-    per_period: dict[int, dict[int, int]] = defaultdict(dict)
-    for row in counts:
-        per_period[row["allocation_number"]][row["arm_id"]] = row["n"]
-    observed = [0] * len(phase.arm_ids)
-    expected = [0.0] * len(phase.arm_ids)
-    for number, by_arm in per_period.items():
-        period_weights = weights.get(number, phase.weights)
-        total = sum(by_arm.values())
-        for index, arm_id in enumerate(phase.arm_ids):
-            observed[index] += by_arm.get(arm_id, 0)
-            expected[index] += total * period_weights[index]
-    if sum(observed) == 0:
-        return None
-    return srm_p_value(observed, expected)
+    return None if phase is None else phase_srm(phase)["p_value"]
 
 
 def _failing_frames(scope: DashboardScope, now: datetime) -> list[tuple[Organization, int, int]]:

@@ -227,6 +227,8 @@ SPECTACULAR_SETTINGS = {
         "CampaignStatusEnum": "campaigns.models.Campaign.Status",
         "DecisionReasonEnum": "campaigns.models.Decision.Reason",
         "EventKindEnum": "campaigns.models.Event.Kind",
+        "ExperimentKindEnum": "campaigns.models.Experiment.Kind",
+        "ExperimentStatusEnum": "campaigns.models.Experiment.Status",
     },
 }
 
