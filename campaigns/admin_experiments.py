@@ -94,8 +94,25 @@ class ArmFormSet(BaseInlineFormSet):
         experiment._checked_data = data
 
 
+class ArmForm(forms.ModelForm):
+    """An arm's variant and weight; the weight may be left empty for a bandit (it sets its own), and an A/B test's
+    missing weight is the service's refusal, shown at the arm."""
+
+    weight = forms.FloatField(required=False, min_value=0, max_value=1,
+                              help_text="A/B tests: the weights sum to 1. Bandits: leave empty.")
+
+    class Meta:
+        model = ExperimentArm
+        fields = ["variant", "weight"]
+
+    def clean_weight(self) -> float:
+        self.weight_given = self.cleaned_data.get("weight")
+        return 0.0 if self.weight_given is None else self.weight_given  # the row is written by the service
+
+
 class ArmInline(admin.TabularInline):
     model = ExperimentArm
+    form = ArmForm
     formset = ArmFormSet
     fields = ["variant", "weight"]
     extra = 2
@@ -124,7 +141,8 @@ class ArmInline(admin.TabularInline):
 def experiment_data(experiment: Experiment, arms: ArmFormSet) -> dict[str, Any]:
     """The service's body from the admin's form (its values on `experiment`) and arm rows."""
     rows = [
-        form.cleaned_data for form in arms.forms
+        {**form.cleaned_data, "weight": getattr(form, "weight_given", form.cleaned_data.get("weight"))}
+        for form in arms.forms
         if form.cleaned_data and not form.cleaned_data.get("DELETE") and form.cleaned_data.get("variant")
     ]
     data: dict[str, Any] = {
@@ -210,11 +228,11 @@ class ExperimentAdmin(TenantAdmin):
         url = reverse("admin:campaigns_campaign_report", args=[experiment.campaign_id])
         return format_html('<a href="{}?experiment={}">Report</a>', url, experiment.key)
 
-    @admin.action(description="Start the selected experiments")
+    @admin.action(description="Start the selected experiments", permissions=["change"])
     def start(self, request: HttpRequest, queryset) -> None:
         self._each(request, queryset, experiment_start, "started")
 
-    @admin.action(description="Stop the selected experiments")
+    @admin.action(description="Stop the selected experiments", permissions=["change"])
     def stop(self, request: HttpRequest, queryset) -> None:
         self._each(request, queryset, experiment_stop, "stopped")
 

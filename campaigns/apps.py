@@ -11,14 +11,13 @@ class CampaignsConfig(AppConfig):
         from accounts.signals import demo_seeded
         from campaigns.api import schema  # noqa: F401  (registers the condition tree's OpenAPI extension)
         from campaigns.models import Campaign, Experiment, Rule, Variant
-        from campaigns.purgers import DECISION_LOG_PURGER, EXPOSURES_PURGER
+        from campaigns.purgers import DECISION_LOG_PURGER
         from campaigns.receivers import campaign_plan_stale, seed_demo_campaign
         from consent.purging import purger_register
 
         demo_seeded.connect(seed_demo_campaign, dispatch_uid="campaigns.seed_demo_campaign")
         # A withdrawal or erasure reaches the decision log through consent's registry, not an import of campaigns.
         purger_register(DECISION_LOG_PURGER)
-        purger_register(EXPOSURES_PURGER)
         # Decisions keep each campaign's rules, variants and experiment in memory per version; any change makes a new
         # one (arms, phases and allocations change only through campaigns.experiments, which says so itself).
         for model in (Campaign, Rule, Variant, Experiment):

@@ -193,6 +193,7 @@ class PreviewResult:
     rows: tuple[PreviewRow, ...]
     error: str | None
     source: str  # "subject" or "typed"
+    experiment: str | None = None  # the running experiment's name: it decides for visitors no rule claims
 
 
 def preview_run(*, form: PreviewForm) -> PreviewResult:
@@ -219,4 +220,5 @@ def preview_run(*, form: PreviewForm) -> PreviewResult:
             rows.append(PreviewRow(rule, step.status, step.node, step.reason))
         else:
             rows.append(PreviewRow(rule, "not_tried" if rule.enabled else "disabled", None, None))
-    return PreviewResult(evaluation, tuple(rows), None, source)
+    planned = decisions.campaign_plan(campaign).experiment
+    return PreviewResult(evaluation, tuple(rows), None, source, planned.experiment.name if planned else None)

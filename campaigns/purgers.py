@@ -1,18 +1,21 @@
-"""Campaigns' purger (consent.purging): what a withdrawal or an erasure owes of the decision log and its events.
+"""Campaigns' purger (consent.purging): what a withdrawal or an erasure owes of the decision log, its events and
+the experiments' exposures.
 
 Decisions and events hold no biometric value (a rule id, reason codes, coarse request attributes) and are needed,
 without anyone in them, for the campaign's statistics; so they are not deleted: their reference to the subject is
 cut (subject = NULL), and the rows stay as anonymous counts of what was shown and done.
 
-- Erasure: every decision and event of the subject is cut loose.
+- Erasure: every decision, event and exposure of the subject is cut loose. An exposure names its subject only so
+  that reaction metrics can read that person's face features while exposed; cut, the visitor stays counted in
+  their arm, anonymously.
 - Withdrawal (or expiry) of personalization: the same. The log holds no face value, but a decision that names
   the subject next to the face rule that fired ("smilers"), or was not matched, says what was inferred from that
   person's face for personalization; once that consent ends, the inference must not stay tied to them. Nothing
   else of the log needs the subject (stickiness and "returning" go by the page's anonymous visitor id), so
   cutting costs no feature; decisions made later under new consent link again.
-- Withdrawal of face analysis alone: nothing here. Face analysis's own purger deletes the features; a face rule
-  is evaluated only under live personalization consent, which is what this log's inferences were made for, and
-  whose end cuts them loose.
+- Withdrawal of face analysis alone: nothing here. Face analysis's own purger deletes the features (so reaction
+  metrics lose that person's frames at once); a face rule is evaluated only under live personalization consent,
+  which is what this log's inferences were made for, and whose end cuts them loose.
 - Retention: nothing here is derived from faces, so the log is kept for the campaign's statistics.
 
 Idempotent: a second run finds no row pointing at the subject.
@@ -32,32 +35,14 @@ def decision_log_unlink(order: PurgeOrder) -> dict[str, int]:
     scope = {"organization_id": order.organization_id, "subject_id": order.subject_id}
     events = Event.objects.filter(**scope).update(subject=None)
     decisions = Decision.objects.filter(**scope).update(subject=None)
-    return {"decisions_unlinked": decisions, "events_unlinked": events}
+    exposures = Exposure.objects.filter(**scope).update(subject=None)
+    return {"decisions_unlinked": decisions, "events_unlinked": events, "exposures_unlinked": exposures}
 
 
 DECISION_LOG_PURGER = Purger(
     name="campaigns.decision_log",
-    models=("campaigns.Decision", "campaigns.Event"),
+    models=("campaigns.Decision", "campaigns.Event", "campaigns.Exposure"),
     purge=decision_log_unlink,
     purposes=frozenset({Purpose.PERSONALIZATION.value}),
 )
 
-
-def exposures_unlink(order: PurgeOrder) -> dict[str, int]:
-    """Cut the subject out of its experiment exposures. An exposure names its subject only so that reaction
-    metrics can read that person's face features while they were exposed; once consent to face analysis or to
-    personalization ends (or on erasure), the visitor stays counted in their arm, anonymously."""
-    if order.subject_id is None:
-        return {}
-    unlinked = Exposure.objects.filter(organization_id=order.organization_id, subject_id=order.subject_id).update(
-        subject=None
-    )
-    return {"exposures_unlinked": unlinked}
-
-
-EXPOSURES_PURGER = Purger(
-    name="campaigns.experiment_exposures",
-    models=("campaigns.Exposure",),
-    purge=exposures_unlink,
-    purposes=frozenset({Purpose.FACE_ANALYSIS.value, Purpose.PERSONALIZATION.value}),
-)

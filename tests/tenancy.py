@@ -249,3 +249,50 @@ OBJECT_ENDPOINTS += [
 # the consent page's cookie, which must be of the campaign's organization (tests/campaigns/test_decisions_api.py
 # covers another organization's cookie, another visitor's decision and refused origins).
 NO_TENANT_DATA |= {"api:public-decision-create", "api:public-event-create"}
+
+
+# --- campaigns: experiments and results ------------------------------------------------------------------------
+
+
+def _foreign_experiment(org: Organization, *, start: bool = True):
+    """B's running campaign with an experiment (key "b-test", running unless told) and a decision in it."""
+    from django.utils import timezone
+
+    from campaigns.decisions import decision_make
+    from campaigns.request_context import request_attributes
+    from tests.factories import make_campaign, make_experiment, make_variant
+
+    campaign = make_campaign(org)
+    make_variant(campaign, key="standard", default=True)
+    make_variant(campaign, key="b-challenger")
+    make_experiment(campaign, [("standard", 0.5), ("b-challenger", 0.5)], key="b-test", start=start)
+    decision_make(campaign=campaign, visitor_id=VISITOR_ID, subject=None, channel="api",
+                  attributes=request_attributes(now=timezone.now()))
+    return campaign
+
+
+def _foreign_experiment_campaign(org: Organization) -> tuple[dict[str, Any], str]:
+    campaign = _foreign_experiment(org)
+    return {"public_id": campaign.public_id}, "b-challenger"
+
+
+def _foreign_experiment_detail(org: Organization) -> tuple[dict[str, Any], str]:
+    campaign = _foreign_experiment(org)
+    return {"public_id": campaign.public_id, "key": "b-test"}, "b-challenger"
+
+
+def _foreign_draft_experiment(org: Organization) -> tuple[dict[str, Any], str]:
+    campaign = _foreign_experiment(org, start=False)
+    return {"public_id": campaign.public_id, "key": "b-test"}, "b-challenger"
+
+
+OBJECT_ENDPOINTS += [
+    TenantEndpoint("api:campaign-experiment-list", ("get", "post"), _foreign_experiment_campaign,
+                   body={"key": "a-test", "name": "A", "arms": [{"variant": "standard", "weight": 0.5},
+                                                                {"variant": "b-challenger", "weight": 0.5}]}),
+    TenantEndpoint("api:campaign-experiment-detail", ("get", "patch"), _foreign_experiment_detail,
+                   body={"name": "Renamed"}),
+    TenantEndpoint("api:campaign-experiment-start", ("post",), _foreign_draft_experiment),
+    TenantEndpoint("api:campaign-experiment-stop", ("post",), _foreign_experiment_detail),
+    TenantEndpoint("api:campaign-results", ("get",), _foreign_experiment_campaign),
+]

@@ -162,7 +162,7 @@ def test_partner_page_switches_to_the_smile_variant_after_consent_and_back_after
 
     assert errors == []
     anonymous = seen["anonymous"]
-    assert anonymous["reason"] == {"kind": "rule", "rule": readers.pk, "experiment_arm": None}
+    assert anonymous["reason"] == {"kind": "rule", "rule": readers.pk, "experiment": None, "experiment_arm": None}
     assert anonymous["skipped"] == [{"rule": smilers.pk, "reason": "no_subject"}]
     assert seen["consented_no_frames"]["skipped"] == [{"rule": smilers.pk, "reason": "no_fresh_features"}]
     smile = seen["smile"]

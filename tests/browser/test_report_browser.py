@@ -12,10 +12,12 @@ import pytest
 from django.utils import timezone
 
 from campaigns.models import Allocation
+from campaigns.services import capture_session_open
 from consent.services import consent_grant, consent_refuse, consent_shown
 from tests.browser_support import launch_chromium
 from tests.campaigns.experiment_factories import make_experiment, make_visitor
 from tests.factories import make_campaign, make_member, make_notice, make_organization, make_subject, make_variant
+from tests.purges import make_face_data
 from tests.web_server import ROOT
 
 pytestmark = [pytest.mark.browser]
@@ -36,8 +38,8 @@ CHARTS_DRAWN = """
 
 
 def _seed(org) -> Any:
-    """A running 3-arm bandit reweighted twice over a week, with a holdout, decisions, conversions and a consent
-    funnel on its campaign."""
+    """A running 3-arm bandit reweighted twice over a week, with a holdout, decisions, conversions, a consent
+    funnel on its campaign and twelve consenting visitors' frames for the reaction metrics."""
     campaign = make_campaign(org)
     campaign.name = "Spring sale"
     campaign.save(update_fields=["name"])
@@ -63,9 +65,15 @@ def _seed(org) -> Any:
     for i in range(40):
         consent_shown(organization=org, notice=notice, channel="consent_page", context_ref=campaign.context_ref,
                       visitor_id=f"browser-{i}")
-    for _ in range(22):
-        consent_grant(organization=org, subject=make_subject(org), notice=notice, purposes=["face_analysis"],
+    for i in range(22):
+        subject = make_subject(org)
+        consent_grant(organization=org, subject=subject, notice=notice, purposes=["face_analysis"],
                       channel="consent_page", context_ref=campaign.context_ref)
+        if i < 12:  # seen by the camera after entering an arm: the reaction metrics' visitors
+            make_visitor(seeded, seeded.arms[i % 3], converted=False, at=now - timedelta(hours=2), subject=subject)
+            session, _ = capture_session_open(organization=org, subject=subject, campaign=campaign,
+                                              source="browser_stream")
+            make_face_data(session, frames=4, smile=0.2 + 0.3 * (i % 3))
     for _ in range(9):
         consent_refuse(organization=org, notice=notice, purposes=["face_analysis"], channel="consent_page",
                        context_ref=campaign.context_ref)

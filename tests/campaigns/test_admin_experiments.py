@@ -114,3 +114,24 @@ def test_another_organizations_experiments_are_out_of_sight(campaign, org_a, org
     assert client.get(f"/admin/campaigns/experiment/{experiment.pk}/change/").status_code in (302, 404)
     add = client.get("/admin/campaigns/experiment/add/").content.decode()
     assert campaign.name not in add and "control" not in add.split("arms")[-1]
+
+
+def test_a_bandit_needs_no_weights_and_an_ab_test_missing_one_is_told(campaign, org_a) -> None:
+    client = _client(org_a)
+    control, bold = campaign.variants.get(key="control"), campaign.variants.get(key="bold")
+    missing = client.post("/admin/campaigns/experiment/add/", _form(campaign, [(control.pk, 1.0), (bold.pk, "")]))
+    assert missing.status_code == 200 and "arms[1].weight" in missing.content.decode()
+    assert not Experiment.objects.exists()
+    bandit = client.post("/admin/campaigns/experiment/add/",
+                         _form(campaign, [(control.pk, ""), (bold.pk, "")], kind="bandit"))
+    assert bandit.status_code == 302, bandit.content.decode()[:3000]
+    assert [a.weight for a in Experiment.objects.get().arms.order_by("position")] == [0.5, 0.5]
+
+
+def test_a_member_who_may_only_view_cannot_start_an_experiment(campaign, org_a) -> None:
+    experiment = make_experiment(campaign, [("control", 0.5), ("bold", 0.5)], start=False)
+    client = Client()
+    client.force_login(make_member(org_a, role="analyst"))
+    client.post("/admin/campaigns/experiment/", {"action": "start", "_selected_action": [experiment.pk]})
+    experiment.refresh_from_db()
+    assert experiment.status == "draft"

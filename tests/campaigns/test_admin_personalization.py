@@ -392,3 +392,15 @@ def test_decisions_and_events_are_read_only_and_scoped_to_the_organization(org_a
     assert client.get("/admin/campaigns/event/?kind=click").content.decode().count('class="field-name"') == 1
     assert client.get("/admin/campaigns/event/?kind=conversion").content.decode().count('class="field-name"') == 0
     assert Decision.objects.count() == 2 and Event.objects.count() == 1
+
+
+def test_preview_says_the_running_experiment_decides_when_no_rule_matches(org_a, marketer_a) -> None:
+    from tests.factories import make_experiment
+
+    campaign, rules = _preview_campaign(org_a)
+    keys = list(campaign.variants.order_by("-is_default", "key").values_list("key", flat=True))[:2]
+    make_experiment(campaign, [(keys[0], 0.5), (keys[1], 0.5)], key="preview-test")
+    page = _preview(_client(marketer_a), campaign, smile_share="0.1").content.decode()
+    assert "the experiment “Preview-Test” decides" in page and "Variant chosen" not in page
+    matched = _preview(_client(marketer_a), campaign, smile_share="0.9").content.decode()
+    assert "Variant chosen:" in matched and "rule “" in matched and "preview-experiment" not in matched
