@@ -122,6 +122,9 @@ class ArmInline(admin.TabularInline):
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).filter(retired=False).order_by("position")
 
+    def get_extra(self, request: HttpRequest, obj: Experiment | None = None, **kwargs: Any) -> int:
+        return 0 if obj is not None else 2  # a new experiment starts with two empty arms
+
     def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs: Any):
         if db_field.name == "variant":
             variants = Variant.objects.select_related("campaign").order_by("campaign__name", "key")

@@ -21,6 +21,7 @@ from campaigns.services import capture_session_open
 from consent.models import Channel, NoticeVersion, Purpose
 from consent.services import consent_grant, consent_refuse, consent_shown, consent_withdraw, subject_create
 from faceanalysis.models import Frame, FrameFeatures
+from faceanalysis.services.capture import capture_session_end
 
 DEMO_EXPERIMENT_KEY = "spring-headline"
 DEMO_CHALLENGER = {
@@ -28,8 +29,8 @@ DEMO_CHALLENGER = {
     "body": "The whole spring collection, marked down.", "cta_text": "Grab the deal",
 }
 DAYS = 14
-VISITORS = 1400
-RATES = {"standard": 0.06, "spring-bold": 0.09}
+VISITORS = 3000
+RATES = {"standard": 0.05, "spring-bold": 0.085}
 CONSENTING = 60  # simulated visitors who consent and are seen by the camera
 DEVICES = (("desktop", 0.55), ("mobile", 0.38), ("tablet", 0.07))
 LANGUAGES = (("en", 0.5), ("de", 0.4), ("fr", 0.1))
@@ -144,6 +145,7 @@ def _simulate_consent(campaign: Campaign, notice: NoticeVersion, decisions: list
         bold = decision.variant.key == DEMO_CHALLENGER["key"]
         _frames(session, at=decision.created_at, count=rng.randint(6, 14), rng=rng,
                 looking=0.78 if bold else 0.7, smiling=0.35 if bold else 0.22)
+        capture_session_end(session=session)  # the simulated visitor left long ago
         if rng.random() < 0.1:
             consent_withdraw(organization=organization, subject=subject, purposes=[Purpose.PERSONALIZATION.value],
                              channel=Channel.CONSENT_PAGE)

@@ -370,7 +370,7 @@ class ExperimentArm(TenantModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.experiment_id}/{self.variant_id}"
+        return f"Arm {self.position + 1}" + (" (control)" if self.position == 0 else "")
 
 
 class ExperimentPhase(TenantModel):

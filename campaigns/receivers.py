@@ -69,6 +69,8 @@ def seed_demo_campaign(
     path = reverse("campaigns:consent-page", kwargs={"public_id": campaign.public_id})
     sys.stdout.write(f"  Consent page: {origin}{path}\n")
     sys.stdout.write(f"  Demo partner page: {origin}{static('visage/demo/shop.html')}?campaign={campaign.public_id}\n")
+    report = reverse("admin:campaigns_campaign_report", args=[campaign.pk])
+    sys.stdout.write(f"  Experiment report (log in first): {origin}{report}\n")
 
 
 def campaign_plan_stale(sender: Any, instance: Any, **kwargs: Any) -> None:
