@@ -15,7 +15,7 @@ from campaigns.models import Allocation
 from campaigns.services import capture_session_open
 from consent.services import consent_grant, consent_refuse, consent_shown
 from tests.browser_support import launch_chromium
-from tests.campaigns.experiment_factories import make_experiment, make_visitor
+from tests.campaigns.experiment_factories import make_visitor, seed_experiment
 from tests.factories import make_campaign, make_member, make_notice, make_organization, make_subject, make_variant
 from tests.purges import make_face_data
 from tests.web_server import ROOT
@@ -46,7 +46,7 @@ def _seed(org) -> Any:
     variants = [make_variant(campaign, key="standard", default=True), make_variant(campaign, key="bold-offer"),
                 make_variant(campaign, key="calm-offer")]
     now = timezone.now()
-    seeded = make_experiment(campaign, variants, kind="bandit", holdout=0.05, key="spring-bandit",
+    seeded = seed_experiment(campaign, variants, kind="bandit", holdout=0.05, key="spring-bandit",
                              name="Spring headline bandit", started_at=now - timedelta(days=7))
     for number, (days_ago, weights) in enumerate([(5, [0.3, 0.45, 0.25]), (3, [0.2, 0.65, 0.15])], start=1):
         Allocation.objects.create(organization=org, phase=seeded.phase, number=number,

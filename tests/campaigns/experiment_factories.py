@@ -32,12 +32,14 @@ class SeededExperiment:
     arms: list[ExperimentArm]
 
 
-def make_experiment(
+def seed_experiment(
     campaign: Campaign, variants: list[Variant], *, weights: list[float] | None = None, kind: str = "ab",
     status: str = "running", holdout: float = 0.0, key: str | None = None, started_at: datetime | None = None,
     name: str | None = None,
 ) -> SeededExperiment:
-    """An experiment among `variants` (the first is the control) with phase 1 and allocation 0 at `weights`."""
+    """An experiment among `variants` (the first is the control) with phase 1 and allocation 0 at `weights`,
+    written as rows (a start in the past, any status), not through the services as tests.factories.make_experiment
+    does."""
     weights = weights or [1 / len(variants)] * len(variants)
     started_at = started_at or timezone.now() - timedelta(days=5)
     n = next(_counter)

@@ -17,7 +17,7 @@ from campaigns.models import Allocation, Decision
 from consent.ledger import ledger_append
 from faceanalysis.models import Frame
 from faceanalysis.services.capture import capture_session_end
-from tests.campaigns.experiment_factories import make_arm_visitors, make_conversion, make_experiment, make_visitor
+from tests.campaigns.experiment_factories import make_arm_visitors, make_conversion, make_visitor, seed_experiment
 from tests.faceanalysis.factories import make_capture_session
 from tests.factories import (
     make_campaign,
@@ -42,7 +42,7 @@ def _operator():
 def _ab_test(organization, *, control: int, treatment: int, conversions: tuple[int, int] = (0, 0)):
     campaign = make_campaign(organization)
     variants = [make_variant(campaign, key="control", default=True), make_variant(campaign, key="bold")]
-    seeded = make_experiment(campaign, variants, weights=[0.5, 0.5], name="Headline test")
+    seeded = seed_experiment(campaign, variants, weights=[0.5, 0.5], name="Headline test")
     make_arm_visitors(seeded, seeded.arms[0], visitors=control, conversions=conversions[0])
     make_arm_visitors(seeded, seeded.arms[1], visitors=treatment, conversions=conversions[1])
     return seeded
@@ -135,7 +135,7 @@ def _bandit(org, *, later: tuple[int, int]):
     make_notice(org)
     campaign = make_campaign(org)
     variants = [make_variant(campaign, key="a", default=True), make_variant(campaign, key="b")]
-    seeded = make_experiment(campaign, variants, weights=[0.5, 0.5], kind="bandit")
+    seeded = seed_experiment(campaign, variants, weights=[0.5, 0.5], kind="bandit")
     Allocation.objects.create(organization=org, phase=seeded.phase, number=1, weights=[0.8, 0.2],
                               starts_at=timezone.now() - timedelta(days=1))
     make_arm_visitors(seeded, seeded.arms[0], visitors=100, conversions=0)

@@ -23,9 +23,9 @@ from consent.services import consent_grant, consent_refuse, consent_shown, conse
 from tests.campaigns.experiment_factories import (
     make_arm_visitors,
     make_conversion,
-    make_experiment,
     make_phase,
     make_visitor,
+    seed_experiment,
 )
 from tests.factories import make_campaign, make_member, make_notice, make_rule, make_subject, make_variant
 
@@ -48,7 +48,7 @@ def seeded(org_a):
     campaign = make_campaign(org_a)
     control = make_variant(campaign, key="control", default=True)
     treatment = make_variant(campaign, key="bold-offer")
-    seeded = make_experiment(campaign, [control, treatment], weights=[0.5, 0.5], holdout=0.05, key="spring-test",
+    seeded = seed_experiment(campaign, [control, treatment], weights=[0.5, 0.5], holdout=0.05, key="spring-test",
                              name="Spring test")
     make_arm_visitors(seeded, seeded.arms[0], visitors=120, conversions=12)
     make_arm_visitors(seeded, seeded.arms[1], visitors=120, conversions=24, device="mobile")
@@ -119,7 +119,7 @@ def test_report_shows_every_metric_the_results_have_and_says_who_counts_for_reac
 def test_report_flags_a_sample_ratio_mismatch(org_a, marketer_a) -> None:
     campaign = make_campaign(org_a)
     control, treatment = make_variant(campaign, key="control", default=True), make_variant(campaign, key="other")
-    seeded = make_experiment(campaign, [control, treatment], weights=[0.5, 0.5])
+    seeded = seed_experiment(campaign, [control, treatment], weights=[0.5, 0.5])
     make_arm_visitors(seeded, seeded.arms[0], visitors=300, conversions=10)
     make_arm_visitors(seeded, seeded.arms[1], visitors=150, conversions=10)
     html = _client(marketer_a).get(_report(campaign)).content.decode()
@@ -258,7 +258,7 @@ def test_names_from_marketers_are_escaped(org_a, marketer_a) -> None:
     control = make_variant(campaign, key="control", default=True)
     control.name = "<script>alert(1)</script>"
     control.save(update_fields=["name"])
-    seeded = make_experiment(campaign, [control, make_variant(campaign, key="b")], name="<b>bold</b>")
+    seeded = seed_experiment(campaign, [control, make_variant(campaign, key="b")], name="<b>bold</b>")
     make_arm_visitors(seeded, seeded.arms[0], visitors=3, conversions=1)
     html = _client(marketer_a).get(_report(campaign)).content.decode()
     assert "<script>alert(1)</script>" not in html and "<b>bold</b>" not in html
