@@ -477,7 +477,8 @@ class CampaignOfOrganizationFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        return queryset.filter(campaign_id=int(value)) if value.isdigit() else queryset.none()
+        # ASCII digits only: int() refuses other Unicode digits ("²"), which isdigit() accepts.
+        return queryset.filter(campaign_id=int(value)) if value.isascii() and value.isdigit() else queryset.none()
 
 
 @admin.register(Decision)

@@ -131,7 +131,7 @@ class ArmInline(admin.TabularInline):
             if not request.user.is_superuser:
                 variants = scope_to_organization(variants, organization_for_user(request.user))
             object_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
-            if object_id and str(object_id).isdigit():
+            if object_id and str(object_id).isascii() and str(object_id).isdigit():  # int() refuses "²"
                 campaign_id = Experiment.objects.filter(pk=int(object_id)).values_list("campaign_id", flat=True)
                 variants = variants.filter(campaign_id__in=list(campaign_id))
             kwargs["queryset"] = variants

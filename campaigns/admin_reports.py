@@ -24,6 +24,7 @@ from django.utils.http import urlencode
 from campaigns.models import Campaign, Experiment, ExperimentPhase
 from campaigns.results import campaign_overview, experiment_results
 from campaigns.results_export import results_csv
+from campaigns.selectors import experiment_current, experiment_get, experiment_list, phase_number_parse
 
 # Metrics whose values are shares of visitors (shown as percentages); the others are amounts (revenue).
 AMOUNT_METRICS = ("revenue",)
@@ -70,32 +71,25 @@ class ReportSelection:
 
 
 def report_selection(*, campaign: Campaign, experiment_key: str | None, phase: str | None) -> ReportSelection:
-    """The experiment named by `experiment_key` (default: the running one, else the latest) and its phase `phase`
+    """The experiment named by `experiment_key` (default: selectors.experiment_current) and its phase `phase`
     (default: the latest); Http404 for a key or phase the campaign does not have."""
-    experiments = list(
-        Experiment.objects.filter(campaign=campaign, organization_id=campaign.organization_id).order_by(
-            "-created_at", "-pk"
-        )
-    )
+    experiments = list(experiment_list(campaign=campaign))
     if experiment_key:
-        experiment = next((e for e in experiments if e.key == experiment_key), None)
+        experiment = experiment_get(campaign=campaign, key=experiment_key)
         if experiment is None:
             raise Http404("No such experiment.")
     else:
-        running = [e for e in experiments if e.status == Experiment.Status.RUNNING]
-        experiment = (running or experiments or [None])[0]
-    phases = (
-        list(ExperimentPhase.objects.filter(experiment=experiment, organization_id=campaign.organization_id)
-             .order_by("number"))
-        if experiment is not None else []
-    )
+        experiment = experiment_current(campaign=campaign)
+    phases = list(experiment.phases.order_by("number")) if experiment is not None else []
     numbers = [p.number for p in phases]
-    if phase:
-        if not phase.isdigit() or int(phase) not in numbers:
-            raise Http404("No such phase.")
-        chosen = int(phase)
-    else:
+    try:
+        chosen = phase_number_parse(phase)
+    except ValueError:
+        raise Http404("No such phase.") from None
+    if chosen is None:
         chosen = numbers[-1] if numbers else None
+    elif chosen not in numbers:
+        raise Http404("No such phase.")
     return ReportSelection(campaign, experiments, experiment, phases, chosen)
 
 

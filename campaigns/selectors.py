@@ -1,6 +1,7 @@
 """Reads of the campaigns app."""
 
 import functools
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -259,9 +260,23 @@ def experiment_get(*, campaign: Campaign | None, key: Any) -> Experiment | None:
 
 
 def experiment_current(*, campaign: Campaign | None) -> Experiment | None:
-    """The campaign's running experiment, else its latest one that ever ran (has a phase), else None."""
+    """The experiment a campaign's results show by default: the running one, else the latest that ever ran (has
+    a phase), else the latest, else None."""
     experiments = experiment_list(campaign=campaign)
     return (
         experiments.filter(status=Experiment.Status.RUNNING).first()
         or experiments.filter(phases__isnull=False).distinct().first()
+        or experiments.first()
     )
+
+
+PHASE_NUMBER = re.compile(r"^[0-9]{1,6}$")  # ASCII digits only: int() refuses other Unicode digits ("²")
+
+
+def phase_number_parse(raw: str | None) -> int | None:
+    """A phase number from a query parameter: None when absent or empty; ValueError when it is not one."""
+    if raw in (None, ""):
+        return None
+    if not isinstance(raw, str) or not PHASE_NUMBER.match(raw):
+        raise ValueError("not a phase number")
+    return int(raw)

@@ -79,15 +79,14 @@ class ExperimentStopView(ExperimentAPIView):
 
 
 def _phase_number(raw: str | None) -> int | None:
-    if raw in (None, ""):
-        return None
-    if not raw.isdigit() or len(raw) > 6:
-        raise ContentError("phase", "Give a phase number.")
-    return int(raw)
+    try:
+        return selectors.phase_number_parse(raw)
+    except ValueError:
+        raise ContentError("phase", "Give a phase number.") from None
 
 
 def results_for(campaign: Campaign, *, experiment_key: str | None, phase: str | None) -> dict:
-    """The results of the campaign's experiment (`experiment_key`, else its running or latest one) and phase
+    """The results of the campaign's experiment (`experiment_key`, else selectors.experiment_current) and phase
     (else the latest); 404 when there is no such experiment or phase."""
     experiment = (
         selectors.experiment_get(campaign=campaign, key=experiment_key) if experiment_key

@@ -389,6 +389,9 @@ def test_decisions_and_events_are_read_only_and_scoped_to_the_organization(org_a
     assert client.get(f"/admin/campaigns/event/{event.pk}/delete/").status_code == 403
     assert client.get(f"/admin/campaigns/decision/?campaign={ours.pk}").content.decode().count("field-public_id") == 1
     assert client.get(f"/admin/campaigns/decision/?campaign={theirs.pk}").content.decode().count("field-public_id") == 0
+    for odd in ("²", "١٢", "x"):  # digits int() refuses, and no digit at all: an empty list, never a 500
+        response = client.get("/admin/campaigns/decision/", {"campaign": odd})
+        assert response.status_code == 200 and response.content.decode().count("field-public_id") == 0
     assert client.get("/admin/campaigns/event/?kind=click").content.decode().count('class="field-name"') == 1
     assert client.get("/admin/campaigns/event/?kind=conversion").content.decode().count('class="field-name"') == 0
     assert Decision.objects.count() == 2 and Event.objects.count() == 1

@@ -146,7 +146,7 @@ def test_report_shows_the_phase_asked_for_and_lists_the_phases(seeded, marketer_
     assert "120" in _numbers(_row(first, "control"))
 
 
-@pytest.mark.parametrize("query", [{"experiment": "nope"}, {"phase": "9"}, {"phase": "x"}])
+@pytest.mark.parametrize("query", [{"experiment": "nope"}, {"phase": "9"}, {"phase": "x"}, {"phase": "²"}])
 def test_unknown_experiment_or_phase_is_a_404(seeded, marketer_a, query) -> None:
     assert _client(marketer_a).get(_report(seeded.experiment.campaign), query).status_code == 404
 

@@ -272,7 +272,8 @@ def test_the_results_endpoint_answers_json_and_csv_and_refuses_bad_queries(campa
     assert as_csv.status_code == 200 and as_csv["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(as_csv.content.decode())))
     assert len(rows) > 2
-    for query, code in (({"phase": "x"}, 400), ({"phase": "7"}, 404), ({"experiment": "nope"}, 404),
+    for query, code in (({"phase": "x"}, 400), ({"phase": "²"}, 400), ({"phase": "١"}, 400), ({"phase": "7"}, 404),
+                        ({"experiment": "nope"}, 404),
                         ({"format": "xml"}, 400)):
         response = client.get(url, query)
         assert response.status_code == code, (query, response.content)
