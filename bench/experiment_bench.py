@@ -89,9 +89,10 @@ def seed(exposures: int, conversions: int):
     variants = dict(experiment.arms.values_list("pk", "variant_id"))
     subject_ids = []
     grant = None
-    for _ in range(SUBJECTS):
+    for _ in range(SUBJECTS):  # each consents: reaction metrics count only live consent
         subject = make_subject(organization)
-        grant = grant or make_grant(subject, notice)
+        subject_grant = make_grant(subject, notice)
+        grant = grant or subject_grant
         subject_ids.append(subject.pk)
     from faceanalysis.models import CaptureSession
 
@@ -214,7 +215,7 @@ def main() -> None:
         end = timezone.now()
         _, t_cells = timed(results.exposure_cells, phase)
         _, t_events = timed(results.event_cells, phase, campaign_id=experiment.campaign_id, custom_events=[])
-        _, t_react = timed(results.reaction_sums, phase, campaign_id=experiment.campaign_id, end=end)
+        _, t_react = timed(results.reaction_sums, phase, campaign=experiment.campaign, end=end)
         _, t_rules = timed(results._rule_breakdown, experiment.campaign, start=phase.started_at, end=None)
         tracemalloc.start()
         answer, t_total = timed(results.experiment_results, experiment)

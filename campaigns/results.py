@@ -36,6 +36,7 @@ from campaigns.models import (
     Exposure,
     Rule,
 )
+from consent.guards import live_consent_subjects
 from consent.models import LedgerEntry
 from consent.selectors import consent_funnel
 from faceanalysis.aggregates import SMILE_THRESHOLD
@@ -157,12 +158,15 @@ class ReactionSums:
     smile: tuple[int, float, float]
 
 
-def reaction_sums(phase: ExperimentPhase, *, campaign_id: int, end: datetime) -> dict[int | None, ReactionSums]:
+def reaction_sums(phase: ExperimentPhase, *, campaign: Campaign, end: datetime) -> dict[int | None, ReactionSums]:
     """Each exposed subject's shares over their counting frames analysed in this campaign's capture sessions from
-    their exposure to the phase's end (face features exist only under live consent: a withdrawal deletes them),
-    then summed per arm."""
+    their exposure to the phase's end, then summed per arm. Only subjects whose consent to what the campaign's
+    camera needs is live now count (the guard's bulk answer, joined): a withdrawal takes them out at once, before
+    its purge has deleted their features."""
     exposures, features, sessions = _quote(Exposure), _quote(FrameFeatures), _quote(CaptureSession)
-    # Table names are the models' own, quoted; every value is a parameter.
+    consenting = live_consent_subjects(organization_id=campaign.organization_id, purposes=campaign.capture_purposes)
+    consenting_sql, consenting_params = consenting.values("pk").query.sql_with_params()
+    # Table names are the models' own, quoted; every value is a parameter (the subquery's too).
     sql = (
         "SELECT per.arm_id, COUNT(per.attention), SUM(per.attention), SUM(per.attention * per.attention), "  # noqa: S608
         "COUNT(per.smile), SUM(per.smile), SUM(per.smile * per.smile) FROM ("
@@ -174,11 +178,11 @@ def reaction_sums(phase: ExperimentPhase, *, campaign_id: int, end: datetime) ->
         "ON f.subject_id = x.subject_id AND f.organization_id = x.organization_id "
         f"JOIN {sessions} s ON s.id = f.session_id AND s.campaign_id = %s "
         "WHERE x.phase_id = %s AND x.subject_id IS NOT NULL AND f.face_count > 0 AND f.quality_ok = %s "
-        "AND f.analyzed_at >= x.exposed_at AND f.analyzed_at < %s "
+        f"AND f.analyzed_at >= x.exposed_at AND f.analyzed_at < %s AND x.subject_id IN ({consenting_sql}) "
         "GROUP BY x.id, x.arm_id) per GROUP BY per.arm_id"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [True, SMILE_THRESHOLD, campaign_id, phase.pk, True, end])
+        cursor.execute(sql, [True, SMILE_THRESHOLD, campaign.pk, phase.pk, True, end, *consenting_params])
         rows = cursor.fetchall()
     return {
         arm: ReactionSums((n_a, float(s_a or 0), float(q_a or 0)), (n_s, float(s_s or 0), float(q_s or 0)))
@@ -186,9 +190,8 @@ def reaction_sums(phase: ExperimentPhase, *, campaign_id: int, end: datetime) ->
     }
 
 
-def phase_conversion_counts(phase: ExperimentPhase, *, now: datetime | None = None) -> dict[int, tuple[int, int]]:
+def phase_conversion_counts(phase: ExperimentPhase) -> dict[int, tuple[int, int]]:
     """(visitors, converters) per arm of the phase, for a bandit's reweighting."""
-    now = now or timezone.now()
     visitors: dict[int, int] = defaultdict(int)
     for cell in exposure_cells(phase):
         if cell.arm_id is not None:
@@ -463,7 +466,7 @@ def experiment_results(experiment: Experiment, *, phase_number: int | None = Non
 
     cells = exposure_cells(phase)
     events = event_cells(phase, campaign_id=campaign.pk, custom_events=list(experiment.custom_events))
-    reactions = reaction_sums(phase, campaign_id=campaign.pk, end=end)
+    reactions = reaction_sums(phase, campaign=campaign, end=end)
     conversions = [cell for cell in events if cell.metric == ""]
 
     visitors = {arm_id: 0 for arm_id in [*ids, None]}

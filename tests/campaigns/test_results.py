@@ -203,6 +203,17 @@ def test_reaction_metrics_count_consenting_visitors_frames_while_exposed(campaig
                 assert row["value"] == pytest.approx(sum(s[position] for s in shares) / len(shares))
     assert sum(row["n"] for row in metrics["conversion"]["arms"]) == 17
 
+    # A consent that ends counts no more, before any purge has deleted the features (here: none runs).
+    from consent.models import Grant
+
+    gone = Exposure.objects.filter(phase=phase, subject__isnull=False).first()
+    Grant.objects.filter(subject_id=gone.subject_id).update(ended_at=timezone.now())
+    assert FrameFeatures.objects.filter(subject_id=gone.subject_id).exists()
+    after = experiment_results(experiment, now=timezone.now() + timedelta(minutes=1))
+    index = phase.arm_ids.index(gone.arm_id)
+    before_n = metrics["attention_share"]["arms"][index]["n"]
+    assert {m["key"]: m for m in after["metrics"]}["attention_share"]["arms"][index]["n"] == before_n - 1
+
 
 def _frame(session, grant, *, at, looking: bool, smile: float, quality_ok: bool = True) -> None:
     from faceanalysis.models import Frame
