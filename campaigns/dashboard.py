@@ -18,7 +18,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from accounts.selectors import organization_for_user
 from campaigns.models import Campaign, Decision, Event, Experiment, ExperimentPhase
-from campaigns.results import phase_conversion_counts, phase_srm
+from campaigns.results import PhaseGlance, phase_glance
 from campaigns.selectors import campaign_readiness
 from campaigns.statistics import SRM_THRESHOLD
 from consent.models import LedgerEntry, RetentionPolicy
@@ -125,12 +125,32 @@ def _current_phase(experiment: Experiment) -> ExperimentPhase | None:
     return ExperimentPhase.objects.filter(experiment=experiment).order_by("-number").first()
 
 
-def _experiment_glance(campaign: Campaign, experiment: Experiment) -> RunningCampaign:
+@dataclass(frozen=True)
+class RunningExperiment:
+    """A running experiment of the scope with its current phase's glance (None before its first phase)."""
+
+    experiment: Experiment
+    glance: PhaseGlance | None
+
+
+def running_experiments(*, scope: DashboardScope) -> dict[int, RunningExperiment]:
+    """The scope's running experiments by campaign id, each phase counted once for the whole home page."""
+    running = {}
+    experiments = scope.rows(Experiment.objects.filter(status=Experiment.Status.RUNNING)).select_related(
+        "campaign__organization"
+    )
+    for experiment in experiments.order_by("name", "pk"):
+        phase = _current_phase(experiment)
+        running[experiment.campaign_id] = RunningExperiment(experiment, phase_glance(phase) if phase else None)
+    return running
+
+
+def _experiment_glance(campaign: Campaign, running: RunningExperiment) -> RunningCampaign:
     """Visitors and converters of the arms of the current phase, counted as the report counts them."""
-    phase = _current_phase(experiment)
-    if phase is None:
+    experiment, glance = running.experiment, running.glance
+    if glance is None:
         return RunningCampaign(campaign, experiment, 0, 0, None)
-    counts = phase_conversion_counts(phase)
+    counts = glance.counts
     names = {arm.pk: arm.variant.name for arm in experiment.arms.select_related("variant")}
     rated = [(x / n, names.get(arm_id, "")) for arm_id, (n, x) in counts.items() if n]
     best = max(rated, default=None)
@@ -149,17 +169,13 @@ def _decision_glance(campaign: Campaign) -> RunningCampaign:
     return RunningCampaign(campaign, None, visitors, conversions, None)
 
 
-def running_campaigns(*, scope: DashboardScope) -> list[RunningCampaign]:
+def running_campaigns(*, scope: DashboardScope, experiments: dict[int, RunningExperiment]) -> list[RunningCampaign]:
     """The scope's running campaigns, each with its running experiment's numbers (or its decisions')."""
     campaigns = scope.rows(Campaign.objects.filter(status=Campaign.Status.RUNNING)).select_related("organization")
-    running_experiments = {
-        e.campaign_id: e
-        for e in scope.rows(Experiment.objects.filter(status=Experiment.Status.RUNNING))
-    }
     out = []
     for campaign in campaigns.order_by("name", "pk"):
-        experiment = running_experiments.get(campaign.pk)
-        out.append(_experiment_glance(campaign, experiment) if experiment else _decision_glance(campaign))
+        running = experiments.get(campaign.pk)
+        out.append(_experiment_glance(campaign, running) if running else _decision_glance(campaign))
     return out
 
 
@@ -194,13 +210,6 @@ def consent_days(*, scope: DashboardScope, now: datetime) -> list[ConsentDay]:
     ]
 
 
-def experiment_srm_p_value(*, experiment: Experiment) -> float | None:
-    """The sample-ratio check of the experiment's current phase (campaigns.results.phase_srm): per allocation
-    period, the arms' visitors against that period's weights."""
-    phase = _current_phase(experiment)
-    return None if phase is None else phase_srm(phase)["p_value"]
-
-
 def _failing_frames(scope: DashboardScope, now: datetime) -> list[tuple[Organization, int, int]]:
     rows = (
         scope.rows(Frame.objects.filter(received_at__gte=now - FRAME_WINDOW))
@@ -217,13 +226,15 @@ def _failing_frames(scope: DashboardScope, now: datetime) -> list[tuple[Organiza
     return [(organizations[pk], *flagged[pk]) for pk in sorted(flagged)]
 
 
-def attention_items(*, scope: DashboardScope, now: datetime) -> list[AttentionItem]:
-    """What needs a look, most urgent kinds first."""
+def attention_items(
+    *, scope: DashboardScope, now: datetime, experiments: dict[int, RunningExperiment]
+) -> list[AttentionItem]:
+    """What needs a look, most urgent kinds first. A sample-ratio mismatch is the phase's check in
+    campaigns.results: per allocation period, the arms' visitors against that period's weights."""
     items: list[AttentionItem] = []
-    for experiment in scope.rows(Experiment.objects.filter(status=Experiment.Status.RUNNING)).select_related(
-        "campaign__organization"
-    ).order_by("name", "pk"):
-        p = experiment_srm_p_value(experiment=experiment)
+    for running in experiments.values():
+        experiment = running.experiment
+        p = running.glance.srm["p_value"] if running.glance is not None else None
         if p is not None and p < SRM_THRESHOLD:
             items.append(AttentionItem(
                 "srm", experiment.campaign.organization,
@@ -262,12 +273,13 @@ def dashboard_for(*, user, now: datetime | None = None) -> Dashboard:
     """The dashboard of what `user` may see."""
     now = now or timezone.now()
     scope = dashboard_scope(user=user)
+    experiments = running_experiments(scope=scope)
     sessions = live_sessions(scope=scope, now=now)
     return Dashboard(
         scope=scope,
-        running=running_campaigns(scope=scope),
+        running=running_campaigns(scope=scope, experiments=experiments),
         live_sessions=list(sessions[:LIVE_SESSIONS_SHOWN]),
         live_session_count=sessions.count(),
         consent_days=consent_days(scope=scope, now=now),
-        attention=attention_items(scope=scope, now=now),
+        attention=attention_items(scope=scope, now=now, experiments=experiments),
     )

@@ -344,14 +344,14 @@ def bandit_reweight(*, experiment: Experiment, now: datetime, rng: Any = None) -
     """A new allocation for a running bandit's open phase from Thompson sampling on its visitors and conversions
     so far (equal weights during the burn-in, no arm below BANDIT_FLOOR); None when it does not run. Idempotent
     per cadence: the caller (bandits_reweight_due) asks only when the last allocation is older than it."""
-    from campaigns.results import phase_conversion_counts
+    from campaigns.results import phase_glance
 
     phase = ExperimentPhase.objects.filter(
         experiment=experiment, ended_at__isnull=True, experiment__status=Experiment.Status.RUNNING
     ).order_by("-number").first()
     if phase is None or experiment.kind != Experiment.Kind.BANDIT:
         return None
-    counts = phase_conversion_counts(phase)
+    counts = phase_glance(phase).counts
     arms = [counts.get(arm_id, (0, 0)) for arm_id in phase.arm_ids]
     update = thompson_weights(
         arms, top_two=experiment.bandit_top_two, floor=BANDIT_FLOOR,

@@ -190,18 +190,30 @@ def reaction_sums(phase: ExperimentPhase, *, campaign: Campaign, end: datetime) 
     }
 
 
-def phase_conversion_counts(phase: ExperimentPhase) -> dict[int, tuple[int, int]]:
-    """(visitors, converters) per arm of the phase, for a bandit's reweighting."""
+@dataclass(frozen=True)
+class PhaseGlance:
+    """A phase at a glance: (visitors, converters) per arm, and its sample-ratio check."""
+
+    counts: dict[int, tuple[int, int]]
+    srm: dict[str, Any]
+
+
+def phase_glance(phase: ExperimentPhase) -> PhaseGlance:
+    """Visitors and converters per arm and the sample-ratio check of one phase, from one pass over its exposures
+    and one over its conversions: for a bandit's reweighting and the admin's home."""
+    cells = exposure_cells(phase)
     visitors: dict[int, int] = defaultdict(int)
-    for cell in exposure_cells(phase):
+    for cell in cells:
         if cell.arm_id is not None:
             visitors[cell.arm_id] += cell.visitors
     converters: dict[int, int] = defaultdict(int)
-    campaign_id = phase.experiment.campaign_id
-    for cell in event_cells(phase, campaign_id=campaign_id, custom_events=[]):
+    for cell in event_cells(phase, campaign_id=phase.experiment.campaign_id, custom_events=[]):
         if cell.arm_id is not None and cell.metric == "":
             converters[cell.arm_id] += cell.visitors
-    return {arm_id: (n, converters.get(arm_id, 0)) for arm_id, n in visitors.items()}
+    allocations = dict(Allocation.objects.filter(phase=phase).values_list("number", "weights"))
+    srm = _srm(list(phase.arm_ids), ((cell.arm_id, cell.allocation, cell.visitors) for cell in cells), allocations,
+               phase.weights)
+    return PhaseGlance({arm_id: (n, converters.get(arm_id, 0)) for arm_id, n in visitors.items()}, srm)
 
 
 # --- Statistics per metric ---------------------------------------------------------------------------------------
@@ -301,17 +313,6 @@ def _srm(arms_in_order: list[int], counts: Iterable[tuple[int | None, int, int]]
         "p_value": _finite(p_value), "flagged": p_value is not None and p_value < statistics.SRM_THRESHOLD,
         "observed": observed, "expected": [round(e, 3) for e in expected],
     }
-
-
-def phase_srm(phase: ExperimentPhase) -> dict[str, Any]:
-    """The sample-ratio check of one phase from its exposures counted by arm and allocation (one small GROUP BY),
-    for a glance that needs no other result (the admin's home)."""
-    counts = (
-        Exposure.objects.filter(phase=phase).values_list("arm_id", "allocation_number").annotate(n=Count("id"))
-        .order_by()
-    )
-    allocations = dict(Allocation.objects.filter(phase=phase).values_list("number", "weights"))
-    return _srm(list(phase.arm_ids), counts, allocations, phase.weights)
 
 
 def _days(start: date, end: date) -> list[date]:
