@@ -410,18 +410,21 @@ def campaign_require_running(campaign: Campaign, *, now: datetime | None = None)
 
 
 @functools.cache
-def _history_sql() -> str:
+def _history_sql(*, with_exposure: bool) -> str:
     """The visitor-history query, written once: on every page view, where compiling the ORM's form of it cost
-    more than running it. Both halves use the (campaign, visitor_id, -created_at) index; the exposure, the
-    (phase, visitor_id) unique index."""
+    more than running it. Both halves use the (campaign, visitor_id, -created_at) index; the exposure, asked only
+    while an experiment runs, the (phase, visitor_id) unique index."""
     table = connection.ops.quote_name(Decision._meta.db_table)
     exposures = connection.ops.quote_name(Exposure._meta.db_table)
     # The table names are the models' own, quoted; values are parameters.
+    exposure = (
+        f"(SELECT COALESCE(arm_id, {HOLDOUT_ARM}) FROM {exposures} WHERE phase_id = %s AND visitor_id = %s)"  # noqa: S608
+        if with_exposure else "NULL"
+    )
     return (
         f"SELECT EXISTS (SELECT 1 FROM {table} WHERE campaign_id = %s AND visitor_id = %s), "  # noqa: S608
         f"(SELECT variant_id FROM {table} WHERE campaign_id = %s AND visitor_id = %s AND reason IN (%s, %s) "
-        "ORDER BY created_at DESC, id DESC LIMIT 1), "
-        f"(SELECT COALESCE(arm_id, {HOLDOUT_ARM}) FROM {exposures} WHERE phase_id = %s AND visitor_id = %s)"
+        f"ORDER BY created_at DESC, id DESC LIMIT 1), {exposure}"
     )
 
 
@@ -430,10 +433,14 @@ def _visitor_history(
 ) -> tuple[bool, int | None, int | None]:
     """One query: whether the visitor has an earlier decision in the campaign, the variant of their latest default
     or sticky one (never a rule's: a face rule's choice must not outlive the consent it rested on), and their arm
-    in the running experiment's open phase (HOLDOUT_ARM in its holdout, None when not exposed or none runs)."""
+    in the running experiment's open phase `phase_id` (HOLDOUT_ARM in its holdout, None when not exposed or no
+    experiment runs)."""
     kept = (Decision.Reason.DEFAULT.value, Decision.Reason.STICKY.value)
+    params = [campaign.pk, visitor_id, campaign.pk, visitor_id, *kept]
+    if phase_id is not None:
+        params += [phase_id, visitor_id]
     with connection.cursor() as cursor:
-        cursor.execute(_history_sql(), [campaign.pk, visitor_id, campaign.pk, visitor_id, *kept, phase_id, visitor_id])
+        cursor.execute(_history_sql(with_exposure=phase_id is not None), params)
         returning, sticky, exposed_arm = cursor.fetchone()
     return bool(returning), sticky, exposed_arm
 
