@@ -83,7 +83,8 @@ def seed(exposures: int, conversions: int):
     campaign = make_campaign(organization)
     for key in ("control", "bold", "calm"):
         make_variant(campaign, key=key, default=key == "control")
-    experiment = make_experiment(campaign, [("control", 0.34), ("bold", 0.33), ("calm", 0.33)], key="bench")
+    third = 1 / 3  # the rows below split visitors evenly: the sample-ratio check should find nothing
+    experiment = make_experiment(campaign, [("control", third), ("bold", third), ("calm", third)], key="bench")
     phase = experiment.phases.get()
     arms = phase.arm_ids
     variants = dict(experiment.arms.values_list("pk", "variant_id"))
