@@ -317,7 +317,10 @@ def condition_check(
     )
 
     def segment_known(key: str) -> bool:
-        return key in segment_keys_known(organization_id=campaign.organization_id, keys=[key])
+        # An emotion-based segment is unknown where emotion recognition is forbidden (EU AI Act Art. 5(1)(f)).
+        return key in segment_keys_known(
+            organization_id=campaign.organization_id, keys=[key], emotion_allowed=not forbidden
+        )
 
     return conditions.condition_validate(
         tree, path=path, emotion_recognition_forbidden=forbidden, segment_known=segment_known

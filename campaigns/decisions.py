@@ -58,6 +58,7 @@ from consent.guards import GrantState
 from consent.models import Purpose, Subject
 from consent.selectors import consent_state_map
 from faceanalysis.selectors import face_signals_for_decision
+from segments.dispatch import send_subject_refresh
 from segments.membership import subject_segment_keys
 
 logger = logging.getLogger(__name__)
@@ -589,4 +590,7 @@ def event_record(
         if existing is None:  # not the uniqueness of the client id: a real integrity problem
             raise
         return existing, False
+    if event.subject_id is not None:  # behaviour conditions of the subject's segments may change
+        transaction.on_commit(lambda: send_subject_refresh(
+            organization_id=event.organization_id, subject_id=event.subject_id))
     return event, True

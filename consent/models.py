@@ -319,6 +319,7 @@ class LedgerEntry(TenantModel):
         WITHDRAWN = "withdrawn", _("Withdrawn")
         EXPIRED = "expired", _("Expired")
         PURGED = "purged", _("Purge receipt")
+        EXPORTED = "exported", _("Audience exported")
 
     sequence = models.PositiveBigIntegerField()
     event = models.CharField(max_length=12, choices=Event.choices)

@@ -144,6 +144,11 @@ class FrameFeatures(TenantModel):
     smile = models.FloatField(null=True, blank=True, help_text=_("Mean of the two mouthSmile blendshapes."))
     expression = models.CharField(max_length=12, blank=True)
     expression_confidence = models.FloatField(null=True, blank=True)
+    # The largest face's age and gender as columns too (they are in `faces` as well), so that segments aggregate
+    # them in SQL without reading JSON.
+    age_years = models.FloatField(null=True, blank=True)
+    gender = models.CharField(max_length=8, blank=True)
+    gender_confidence = models.FloatField(null=True, blank=True)
     faces = models.JSONField(default=list, blank=True)
     model_versions = models.JSONField(
         default=list, blank=True, help_text=_("Model names and versions that produced it.")
@@ -164,12 +169,19 @@ class FrameFeatures(TenantModel):
         "smile": "expression",
         "expression": "expression",
         "expression_confidence": "expression",
+        "age_years": "age",
+        "gender": "gender",
+        "gender_confidence": "gender",
     }
 
     class Meta:
         ordering = ["session", "frame"]
         verbose_name_plural = "frame features"
-        indexes = [models.Index(fields=["organization", "analyzed_at"], name="fa_features_org_time_idx")]
+        indexes = [
+            models.Index(fields=["organization", "analyzed_at"], name="fa_features_org_time_idx"),
+            # A segment's update for one subject reads that subject's recent rows only.
+            models.Index(fields=["subject", "analyzed_at"], name="fa_features_subject_time_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"Features of frame {self.frame_id}"

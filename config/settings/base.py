@@ -357,6 +357,12 @@ CELERY_BEAT_SCHEDULE["campaigns-advance-schedules"] = {"task": "campaigns.advanc
 # Experiments: each running bandit is reweighted when its own cadence (Experiment.bandit_cadence_seconds) has
 # passed; beat asks every minute.
 CELERY_BEAT_SCHEDULE["campaigns-reweight-bandits"] = {"task": "campaigns.reweight_bandits", "schedule": 60.0}
+# Segments: beat asks every minute which dynamic segments are due; each has its own cadence, which grows with
+# how long its last run took (segments.services.next_cadence).
+CELERY_BEAT_SCHEDULE["segments-recompute-due"] = {"task": "segments.recompute_due", "schedule": 60.0}
+# A subject whose features or events arrived is brought up to date in the dynamic segments this many seconds
+# after the first news (a burst of frames asks once).
+VISAGE_SEGMENT_REFRESH_SECONDS = env.float("VISAGE_SEGMENT_REFRESH_SECONDS", default=5.0)
 
 # Static files: WhiteNoise serves collected files in production; in DEBUG it finds them directly.
 WHITENOISE_USE_FINDERS = DEBUG

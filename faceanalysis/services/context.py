@@ -13,6 +13,7 @@ from consent.models import Grant
 from faceanalysis import dispatch
 from faceanalysis.face_cache import face_signals_forget
 from faceanalysis.models import CaptureSession, FaceContext, FrameFeatures
+from faceanalysis.news import subject_features_changed
 from faceanalysis.selectors import session_summary
 
 _REFRESH_FIELDS = (
@@ -42,6 +43,9 @@ def session_aggregates_refresh(*, session_id: int, grant: Grant) -> bool:
         _refresh_session(session, grant, latest, now=timezone.now())
     # The next decision reads the frames this recount counted, not the cached ones from before them.
     face_signals_forget(organization_id=grant.organization_id, subject_id=grant.subject_id)
+    subject_features_changed.send(
+        sender=CaptureSession, organization_id=grant.organization_id, subject_id=grant.subject_id
+    )
     return True
 
 

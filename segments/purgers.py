@@ -1,0 +1,47 @@
+"""Segments' purger (consent.purging): what a withdrawal or an erasure owes of segment memberships.
+
+A membership holds no feature value, but membership of a face-based segment ("smiled at the spring video") is
+an inference from that person's face. So:
+
+- Withdrawal (or expiry) of face analysis or personalization: every membership of the subject in a face-based
+  segment ends now (exit reason consent_ended) and every such stretch, open or past, is cut loose (subject =
+  NULL). The stretches stay, anonymous, so the size history stays true. Memberships of segments without a face
+  condition stay: they rest on behaviour and consent, not on the face.
+- Erasure: the same for every segment.
+- Retention: nothing here (memberships follow their definitions; the retention issue adds a policy).
+
+Reads meet the same rule before the purge has run: `segments.selectors.open_members` counts a face-based
+segment's member only while both consents are live. Idempotent: a second run finds no row pointing at the
+subject.
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from consent.models import Purpose
+from consent.purging import PurgeOrder, Purger
+from segments.models import SegmentMembership
+
+
+def memberships_purge(order: PurgeOrder) -> dict[str, int]:
+    """End and cut the subject's memberships (face-based segments only, unless the subject is erased)."""
+    if order.subject_id is None:
+        return {}
+    rows = SegmentMembership.objects.filter(organization_id=order.organization_id, subject_id=order.subject_id)
+    reason = SegmentMembership.ExitReason.CONSENT_ENDED
+    if order.erasure:
+        reason = SegmentMembership.ExitReason.ERASED
+    else:
+        rows = rows.filter(segment__face_based=True)
+    ended = rows.filter(exited_at__isnull=True).update(exited_at=timezone.now(), exit_reason=reason)
+    cut = rows.update(subject=None)
+    return {"memberships_ended": ended, "memberships_unlinked": cut}
+
+
+SEGMENT_MEMBERSHIP_PURGER = Purger(
+    name="segments.membership",
+    models=("segments.SegmentMembership",),
+    purge=memberships_purge,
+    purposes=frozenset({Purpose.FACE_ANALYSIS.value, Purpose.PERSONALIZATION.value}),
+)
