@@ -2,7 +2,9 @@
 simulated visitors so that its report shows something on the first run: decisions and exposures assigned by the
 experiment's own hash, conversions (the bold headline converts better), a consent funnel written through the
 consent services, and a few consenting visitors' face features (derived values only, as a worker writes them)
-for the reaction metrics. Every simulated row is marked by its visitor id (`demo-sim-...`)."""
+for the reaction metrics. Every simulated row is marked by its visitor id (`demo-sim-...`). Three segments over
+those visitors (attentive viewers, clicked but did not convert, 25-34 and attentive) are recomputed once a day
+over the two weeks, so their size-over-time charts have a history."""
 
 from __future__ import annotations
 
@@ -95,11 +97,15 @@ def _simulate_visitors(campaign: Campaign, experiment: Experiment, phase: Experi
     Decision.objects.bulk_create(decisions)
     Exposure.objects.bulk_create(exposures)
     entered = {exposure.visitor_id: exposure for exposure in exposures}
+    clicks = random.Random(15)  # apart from `rng`, so the experiment's simulated results stay as they were
     for decision in decisions:
         decision.exposure = entered[decision.visitor_id]
         rate = RATES.get(decision.variant.key, 0.06) * (1.25 if decision.attributes["device"] == "desktop" else 0.8)
         events.append(_event(decision, Event.Kind.IMPRESSION, "", None))
-        if rng.random() < rate:
+        converts = rng.random() < rate
+        if converts or clicks.random() < 0.2:  # a converter clicked first; a fifth of the others click too
+            events.append(_event(decision, Event.Kind.CLICK, "cta", None))
+        if converts:
             value = Decimal(rng.choice(["19.90", "34.50", "49.00", "79.00"]))
             events.append(_event(decision, Event.Kind.CONVERSION, "purchase", value, minutes=rng.randint(1, 40)))
         if rng.random() < 0.04:
@@ -139,6 +145,7 @@ def _simulate_consent(campaign: Campaign, notice: NoticeVersion, decisions: list
                       channel=Channel.CONSENT_PAGE, context_ref=campaign.context_ref)
         granted += 1
         Decision.objects.filter(pk=decision.pk).update(subject=subject)
+        Event.objects.filter(decision=decision).update(subject=subject)
         Exposure.objects.filter(campaign=campaign, visitor_id=decision.visitor_id).update(subject=subject)
         session, _ = capture_session_open(organization=organization, subject=subject, campaign=campaign,
                                           source="browser_stream")
@@ -155,6 +162,7 @@ def _frames(session, *, at: datetime, count: int, rng: random.Random, looking: f
     """Derived features of `count` analysed frames a second apart from `at` (no pixel: there never was one)."""
     common = {"organization_id": session.organization_id, "session": session, "subject_id": session.subject_id,
               "grant": session.grant}
+    age, gender = rng.uniform(19.0, 62.0), rng.choice(("female", "male"))
     for second in range(count):
         when = at + timedelta(seconds=5 + second)
         frame = Frame.objects.create(**common, status=Frame.Status.ANALYZED, content_type="image/jpeg",
@@ -164,5 +172,41 @@ def _frames(session, *, at: datetime, count: int, rng: random.Random, looking: f
             **common, frame=frame, face_count=1, quality_ok=True, quality_reasons=[],
             attention_score=rng.uniform(0.4, 1.0), looking_at_screen=rng.random() < looking,
             smile=rng.uniform(0.55, 0.95) if rng.random() < smiling else rng.uniform(0.0, 0.3),
+            age_years=age, gender=gender, gender_confidence=0.9,
             received_at=when, analyzed_at=when, latency_ms=14.0,
         )
+
+
+DEMO_SEGMENTS = (
+    {"key": "attentive-viewers", "name": "Attentive viewers",
+     "description": "Looked at the screen at least 70 % of the time in the last 14 days.",
+     "definition": {"field": "face.attention_share", "op": "gte", "value": 0.7, "window_seconds": 14 * 86400,
+                    "min_frames": 5}},
+    {"key": "clicked-not-converted", "name": "Clicked but did not convert",
+     "description": "Clicked in the last 14 days without converting: a retargeting audience.",
+     "definition": {"all": [
+         {"field": "behaviour.clicks", "op": "gte", "value": 1, "window_seconds": 14 * 86400},
+         {"field": "behaviour.conversions", "op": "eq", "value": 0, "window_seconds": 14 * 86400},
+     ]}},
+    {"key": "young-attentive", "name": "25-34 and attentive",
+     "description": "Apparent age 25-34, in the attentive viewers.",
+     "definition": {"all": [
+         {"field": "face.age_band", "op": "eq", "value": "25_34", "window_seconds": 14 * 86400},
+         {"field": "segment", "op": "in", "value": ["attentive-viewers"]},
+     ]}},
+)
+
+
+def seed_demo_segments(organization, *, now: datetime | None = None) -> None:
+    """Idempotent: three dynamic segments over the simulated visitors, recomputed once a day over the two weeks
+    of the experiment, so their size-over-time charts show a history on the first run."""
+    from segments.models import Segment
+    from segments.services import segment_recompute, segment_save
+
+    if Segment.objects.filter(organization=organization, key=DEMO_SEGMENTS[0]["key"]).exists():
+        return
+    now = now or timezone.now()
+    segments = [segment_save(organization=organization, **spec) for spec in DEMO_SEGMENTS]
+    for day in range(DAYS, -1, -1):
+        for segment in segments:
+            segment_recompute(segment_id=segment.pk, now=now - timedelta(days=day))

@@ -63,9 +63,10 @@ def seed_demo_campaign(
                 variant_save(campaign=campaign, variant=None, data=dict(variant))
             for rule in DEMO_RULES:
                 rule_save(campaign=campaign, rule=None, data=dict(rule))
-    from campaigns.demo import seed_demo_experiment
+    from campaigns.demo import seed_demo_experiment, seed_demo_segments
 
     seed_demo_experiment(campaign)
+    seed_demo_segments(organization)
     path = reverse("campaigns:consent-page", kwargs={"public_id": campaign.public_id})
     sys.stdout.write(f"  Consent page: {origin}{path}\n")
     sys.stdout.write(f"  Demo partner page: {origin}{static('visage/demo/shop.html')}?campaign={campaign.public_id}\n")

@@ -59,3 +59,20 @@ def test_seed_demo_runs_an_ab_test_whose_report_shows_something_at_once(capsys) 
     assert funnel["shown"] > funnel["granted"] > funnel["withdrawn"] > 0 and funnel["refused"] > 0
     call_command("seed_demo")
     assert experiment_results(Experiment.objects.get(key="spring-headline"))["visitors"] == results["visitors"]
+
+
+def test_seed_demo_gives_segments_with_members_and_two_weeks_of_size_history(capsys) -> None:
+    from segments.models import Segment
+    from segments.selectors import segment_members, segment_size_history
+
+    call_command("seed_demo")
+    segments = {segment.key: segment for segment in Segment.objects.all()}
+    assert set(segments) == {"attentive-viewers", "clicked-not-converted", "young-attentive"}
+    for key in ("attentive-viewers", "clicked-not-converted"):
+        assert segment_members(segment=segments[key]).count() > 0, key
+        assert len(segment_size_history(segment=segments[key])) == 15
+    assert segments["attentive-viewers"].face_based and segments["young-attentive"].face_based
+    young = {m.subject_id for m in segment_members(segment=segments["young-attentive"])}
+    assert young <= {m.subject_id for m in segment_members(segment=segments["attentive-viewers"])}
+    call_command("seed_demo")
+    assert Segment.objects.count() == 3
