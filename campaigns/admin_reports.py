@@ -195,11 +195,15 @@ def _results_context(data: dict[str, Any], selection: ReportSelection) -> dict[s
             for p in data.get("phases") or []
         ],
         "breakdowns": [
-            {"title": title, "rows": [
+            {"title": title, "empty": empty, "rows": [
                 {"value": group["value"], "cells": group.get("arms") or []}
                 for group in (data.get("breakdowns") or {}).get(key) or []
             ]}
-            for key, title in (("device", "Device"), ("language", "Language"))
+            for key, title, empty in (
+                ("device", "Device", "No visitors yet."), ("language", "Language", "No visitors yet."),
+                ("segment", "Segment", "No exposed visitor is in a segment yet (only visitors who consented "
+                                       "can be members; members as of now)."),
+            )
         ],
         **_chart_tables(data, names),
     }

@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -41,6 +41,7 @@ from consent.models import LedgerEntry
 from consent.selectors import consent_funnel
 from faceanalysis.aggregates import SMILE_THRESHOLD
 from faceanalysis.models import CaptureSession, FrameFeatures
+from segments.selectors import open_members, segment_list
 
 CONVERSION = "conversion"
 REVENUE = "revenue"
@@ -372,6 +373,35 @@ def _breakdown(attribute: str, arms: list[dict], ids: list[int], cells: list[Cel
     return table
 
 
+MAX_SEGMENT_BREAKDOWNS = 20
+
+
+def _segment_breakdown(phase: ExperimentPhase, arms: list[dict], ids: list[int], *,
+                       campaign: Campaign) -> list[dict[str, Any]]:
+    """Per segment of the organization (its members now, with the consent a face-based one needs): the phase's
+    exposed visitors who are members and how many converted, per arm. Only visitors known as a subject (they
+    consented) can be members; anonymous visitors are in no row. Two GROUP BYs per segment, at most
+    MAX_SEGMENT_BREAKDOWNS segments, those with the most members first."""
+    table = []
+    segments = segment_list(organization_id=campaign.organization_id).order_by("-size", "key")
+    for segment in segments[:MAX_SEGMENT_BREAKDOWNS]:
+        members = open_members(organization_id=campaign.organization_id, keys=[segment.key])
+        exposed = Exposure.objects.filter(phase=phase, subject_id__in=members)
+        visitors = dict(exposed.values_list("arm_id").annotate(n=Count("id")).order_by())
+        if not visitors:
+            continue
+        converting = Event.objects.filter(exposure_id=OuterRef("pk"), campaign_id=campaign.pk,
+                                          kind=Event.Kind.CONVERSION)
+        converted = dict(exposed.filter(Exists(converting)).values_list("arm_id").annotate(n=Count("id")).order_by())
+        rows = []
+        for arm, arm_id in zip(arms, ids, strict=True):
+            n, c = visitors.get(arm_id, 0), converted.get(arm_id, 0)
+            rows.append({"key": arm["key"], "visitors": n, "conversions": c, "rate": c / n if n else None,
+                         "interval": _finite(statistics.wilson_interval(c, n))})
+        table.append({"value": segment.name, "segment": segment.key, "arms": rows})
+    return table
+
+
 def _rule_breakdown(campaign: Campaign, *, start: datetime | None, end: datetime | None) -> list[dict[str, Any]]:
     """The campaign's decisions, and the conversions on them, by what decided them (rule, arm, holdout, sticky,
     default) and the variant shown. Grouped by ids only (no join over the log); names are looked up after."""
@@ -547,6 +577,7 @@ def experiment_results(experiment: Experiment, *, phase_number: int | None = Non
             "device": _breakdown("device", arms, ids, cells, conversions),
             "language": _breakdown("language", arms, ids, cells, conversions),
             "rule": _rule_breakdown(campaign, start=phase.started_at, end=phase.ended_at),
+            "segment": _segment_breakdown(phase, arms, ids, campaign=campaign),
         },
         "funnel": _funnel(campaign),
     }

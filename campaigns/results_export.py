@@ -67,7 +67,7 @@ def _holdout_rows(results: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def _breakdown_rows(results: dict[str, Any]) -> Iterator[dict[str, Any]]:
     names = {arm["key"]: arm.get("name", arm["key"]) for arm in results.get("arms") or []}
     breakdowns = results.get("breakdowns") or {}
-    for section in ("device", "language"):
+    for section in ("device", "language", "segment"):
         for group in breakdowns.get(section) or []:
             for arm in group.get("arms") or []:
                 low, high = _bounds(arm.get("interval"))

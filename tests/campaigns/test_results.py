@@ -319,3 +319,28 @@ def test_the_results_statistics_are_those_of_campaigns_statistics_for_the_counts
     adjusted = [row["p_adjusted"] for metric in results["metrics"] for row in metric["arms"]]
     assert adjusted == statistics.holm_adjust(every)
     assert results["leader"] == max(conversion["arms"], key=lambda row: row["value"])["key"]
+
+
+def test_the_segment_breakdown_counts_exposed_members_and_their_conversions_per_arm(campaign, org_a) -> None:
+    from segments.models import Segment
+    from segments.services import segment_save, segment_upload
+    from tests.campaigns.experiment_factories import make_visitor, seed_experiment
+    from tests.factories import make_subject
+
+    variants = [campaign.variants.get(key="control"), campaign.variants.get(key="bold")]
+    seeded = seed_experiment(campaign, variants)
+    control, challenger = seeded.arms
+    at = timezone.now() - timedelta(hours=2)
+    subjects = [make_subject(org_a, partner_user_id=f"crm-{i}") for i in range(5)]
+    # Members: crm-0..2 (control: converted, not; challenger: converted); crm-3 and an anonymous visitor are not.
+    for subject, arm, converted in ((subjects[0], control, True), (subjects[1], control, False),
+                                    (subjects[2], challenger, True), (subjects[3], challenger, True),
+                                    (None, challenger, True)):
+        make_visitor(seeded, arm, converted=converted, at=at, subject=subject)
+    vip = segment_save(organization=org_a, key="vip", name="VIP", kind=Segment.Kind.STATIC)
+    segment_upload(segment=vip, text="crm-0\ncrm-1\ncrm-2\ncrm-4\n")
+    segment_save(organization=org_a, key="nobody", name="Nobody", kind=Segment.Kind.STATIC)
+    table = experiment_results(seeded.experiment)["breakdowns"]["segment"]
+    assert [group["segment"] for group in table] == ["vip"]  # a segment without exposed members has no row
+    arms = {arm["key"]: (arm["visitors"], arm["conversions"]) for arm in table[0]["arms"]}
+    assert arms == {control.variant.key: (2, 1), challenger.variant.key: (1, 1)}
