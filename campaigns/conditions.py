@@ -365,6 +365,11 @@ def uses_face(tree: Any) -> bool:
     return any(leaf.get("field") in FACE_FIELDS for leaf in _leaves(tree) if isinstance(leaf.get("field"), str))
 
 
+def uses_segments(tree: Any) -> bool:
+    """The tree names segments (so a decision asks the subject's memberships)."""
+    return any(leaf.get("field") == "segment" for leaf in _leaves(tree))
+
+
 def uses_emotion_recognition(tree: Any) -> bool:
     """The tree names an expression field (forbidden in workplace and education settings)."""
     return any(leaf.get("field") in EXPRESSION_FIELDS for leaf in _leaves(tree) if isinstance(leaf.get("field"), str))

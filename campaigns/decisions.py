@@ -37,6 +37,7 @@ from campaigns.conditions import (
     condition_validate,
     rule_evaluate,
     uses_face,
+    uses_segments,
 )
 from campaigns.models import (
     Allocation,
@@ -128,6 +129,7 @@ class PlannedRule:
     condition: Any
     valid: bool
     face: bool
+    segments: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,10 @@ class CampaignPlan:
     @property
     def uses_face(self) -> bool:
         return any(planned.face for planned in self.rules)
+
+    @property
+    def uses_segments(self) -> bool:
+        return any(planned.segments for planned in self.rules)
 
 
 PLAN_CACHE_SIZE = 1000  # campaigns per process
@@ -217,7 +223,8 @@ def _plan_load(campaign: Campaign) -> CampaignPlan:
             condition, valid = rule.condition, False
         if not valid:
             logger.warning("rule %s of campaign %s cannot be evaluated; it is skipped", rule.pk, campaign.pk)
-        planned.append(PlannedRule(rule, condition, valid, valid and uses_face(condition)))
+        planned.append(PlannedRule(rule, condition, valid, valid and uses_face(condition),
+                                   valid and uses_segments(condition)))
     return CampaignPlan(campaign.pk, variants, default, tuple(planned), _experiment_load(campaign, variants))
 
 
@@ -363,7 +370,7 @@ def decision_evaluate(
 
 
 def _segments(campaign: Campaign, subject: Subject | None) -> frozenset[str]:
-    """The subject's segment keys, through the `segments.membership` hook (none until segments exist)."""
+    """The subject's segment keys, through the `segments.membership` hook (asked only when a rule names one)."""
     if subject is None:
         return frozenset()
     return subject_segment_keys(organization_id=campaign.organization_id, subject_id=subject.pk)
@@ -392,11 +399,13 @@ def decision_context(
     elif consent.get(Purpose.PERSONALIZATION) != GrantState.ACTIVE:
         unavailable = "no_personalization_consent"
     face = None
-    if unavailable is None and (plan or campaign_plan(campaign)).uses_face:
+    plan = plan or campaign_plan(campaign)
+    if unavailable is None and plan.uses_face:
         face = face_signals_for_decision(organization=organization, subject=subject, now=now)
     return EvaluationContext(
         request=attributes, consent=consent, face=face, face_unavailable=unavailable,
-        segments=_segments(campaign, subject), emotion_recognition_forbidden=forbidden,
+        segments=_segments(campaign, subject) if plan.uses_segments else frozenset(),
+        emotion_recognition_forbidden=forbidden,
     )
 
 

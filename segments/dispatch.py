@@ -39,6 +39,8 @@ def send_subject_refresh(*, organization_id: int, subject_id: int) -> None:
     except BROKER_ERRORS:
         cache.delete(subject_refresh_key(subject_id))
         logger.warning("broker unavailable; a subject's segment refresh was not queued")
+    except Exception as error:  # run in-process (eager): its failure must not fail the frame or event that asked
+        logger.warning("a subject's segment refresh failed (%s); the next recompute catches up", type(error).__name__)
 
 
 def send_recompute(*, segment_id: int) -> bool:

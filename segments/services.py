@@ -272,7 +272,7 @@ def partner_ids_parse(text: str) -> list[str]:
         raise SegmentError("upload", "the upload is text: one partner user id per line")
     ids: list[str] = []
     seen: dict[str, int] = {}
-    for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
+    for number, row in enumerate(csv.reader(io.StringIO(text.removeprefix("\ufeff"))), start=1):
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         if len(row) != 1:

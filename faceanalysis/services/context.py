@@ -3,6 +3,7 @@ frames asked for it (`dispatch.schedule_refresh`), one at a time per session."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from django.core.cache import cache
@@ -15,6 +16,8 @@ from faceanalysis.face_cache import face_signals_forget
 from faceanalysis.models import CaptureSession, FaceContext, FrameFeatures
 from faceanalysis.news import subject_features_changed
 from faceanalysis.selectors import session_summary
+
+logger = logging.getLogger(__name__)
 
 _REFRESH_FIELDS = (
     "public_id", "started_at", "media_ref", "organization_id", "subject_id", "campaign_id", "derived_attributes"
@@ -43,9 +46,13 @@ def session_aggregates_refresh(*, session_id: int, grant: Grant) -> bool:
         _refresh_session(session, grant, latest, now=timezone.now())
     # The next decision reads the frames this recount counted, not the cached ones from before them.
     face_signals_forget(organization_id=grant.organization_id, subject_id=grant.subject_id)
-    subject_features_changed.send(
+    # Robust: what listeners do with the news (segments) never fails the recount.
+    for receiver, error in subject_features_changed.send_robust(
         sender=CaptureSession, organization_id=grant.organization_id, subject_id=grant.subject_id
-    )
+    ):
+        if isinstance(error, Exception):
+            logger.warning("%s failed on new features (%s)", getattr(receiver, "__name__", receiver),
+                           type(error).__name__)
     return True
 
 

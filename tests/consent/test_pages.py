@@ -134,7 +134,8 @@ def test_a_withdrawal_records_its_purge_request_in_its_transaction_and_dispatche
     assert (request.reason, request.purpose_list) == ("consent_withdrawn", ["face_analysis", "personalization"])
     parts = list(request.parts.values_list("pk", "purger", "status"))
     assert sorted((purger, status) for _, purger, status in parts) == [
-        ("campaigns.decision_log", PurgePart.Status.OWED), ("faceanalysis.face_data", PurgePart.Status.OWED)]
+        ("campaigns.decision_log", PurgePart.Status.OWED), ("faceanalysis.face_data", PurgePart.Status.OWED),
+        ("segments.membership", PurgePart.Status.OWED)]
     assert sent == []
     for callback in callbacks:
         callback()

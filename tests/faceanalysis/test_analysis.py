@@ -221,15 +221,18 @@ def test_withdrawal_cascade_drops_pending_frames_purges_features_and_ends_sessio
     # The ledger holds the deletion receipt: why and how much, under the subject's pseudonym.
     from consent.models import LedgerEntry
 
-    receipt = LedgerEntry.objects.filter(organization=org_a, event=LedgerEntry.Event.PURGED).get()
+    receipt = LedgerEntry.objects.filter(organization=org_a, event=LedgerEntry.Event.PURGED,
+                                         payload__purger="faceanalysis.face_data").get()
     assert receipt.subject_ref == str(session.subject.public_id)
     request = PurgeRequest.objects.get(subject_ref=str(session.subject.public_id))
     assert receipt.payload == {"reason": "consent_withdrawn", "frames_dropped": 4, "features_purged": 1,
                                "contexts_purged": 1, "sessions_ended": 1, "request": str(request.public_id),
                                "purger": "faceanalysis.face_data"}
     assert request.completed_at is not None
-    assert list(request.parts.values_list("purger", "status", "receipt_sequence")) == [
-        ("faceanalysis.face_data", "done", receipt.sequence)]
+    assert list(request.parts.filter(purger="faceanalysis.face_data").values_list(
+        "purger", "status", "receipt_sequence")) == [("faceanalysis.face_data", "done", receipt.sequence)]
+    assert set(request.parts.values_list("purger", "status")) == {
+        ("faceanalysis.face_data", "done"), ("segments.membership", "done")}
 
 
 def test_withdrawing_only_personalization_keeps_features_but_hides_them_from_decisions(

@@ -31,9 +31,13 @@ def admin_client_a(org_a) -> Client:
     return client
 
 
-def _receipts(request: PurgeRequest) -> list[LedgerEntry]:
+def _receipts(request: PurgeRequest, purger: str | None = None) -> list[LedgerEntry]:
     entries = LedgerEntry.objects.filter(organization_id=request.organization_id, event=LedgerEntry.Event.PURGED)
-    return [entry for entry in entries if entry.payload.get("request") == str(request.public_id)]
+    return [entry for entry in entries if entry.payload.get("request") == str(request.public_id)
+            and purger in (None, entry.payload.get("purger"))]
+
+
+FACE = "faceanalysis.face_data"
 
 
 @pytest.fixture
@@ -68,13 +72,13 @@ def test_a_withdrawal_whose_purger_fails_leaves_the_part_owed_and_the_next_beat_
         withdraw(session.subject)  # the withdrawal itself stands, whatever its purge does
 
     assert Grant.objects.get(subject=session.subject, purpose="face_analysis").end_reason == "withdrawn"
-    (part,) = PurgePart.objects.all()
+    (part,) = PurgePart.objects.filter(purger=FACE)
     assert (part.status, part.attempts, part.last_error) == ("owed", 1, "RuntimeError")
     assert FrameFeatures.objects.filter(subject=session.subject).count() == 3  # nothing half-done
-    assert not _receipts(part.request)
-    # The admin shows what is owed.
+    assert not _receipts(part.request, FACE)
+    # The admin shows what is owed (segments' part, which did not fail, is done).
     page = admin_client_a.get(reverse("admin:consent_purgerequest_changelist")).content.decode()
-    assert "0 of 1 done; owed: faceanalysis.face_data" in page
+    assert "1 of 2 done; owed: faceanalysis.face_data" in page
 
     # Beat before the part is stale sends nothing; once it is, the part is done.
     assert tasks.redispatch_owed_purges() == 0
@@ -86,15 +90,15 @@ def test_a_withdrawal_whose_purger_fails_leaves_the_part_owed_and_the_next_beat_
     assert (part.status, part.attempts, part.counts["features_purged"]) == ("done", 2, 3)
     assert not FrameFeatures.objects.filter(subject=session.subject).exists()
     assert not FaceContext.objects.filter(subject=session.subject).exists()
-    (receipt,) = _receipts(part.request)
+    (receipt,) = _receipts(part.request, FACE)
     assert receipt.sequence == part.receipt_sequence and receipt.payload["purger"] == "faceanalysis.face_data"
     assert PurgeRequest.objects.get().completed_at is not None
     page = admin_client_a.get(reverse("admin:consent_purgerequest_changelist")).content.decode()
-    assert "1 of 1 done" in page
+    assert "2 of 2 done" in page
     # Once done, a part stays done: a late message or another run writes no second receipt.
     assert purging.purge_part_run(part_id=part.pk) == "already_done"
     assert tasks.redispatch_owed_purges() == 0
-    assert len(_receipts(part.request)) == 1
+    assert len(_receipts(part.request, FACE)) == 1
 
 
 def test_an_expiry_owes_a_purge_like_a_withdrawal(org_a, eager, django_capture_on_commit_callbacks) -> None:
@@ -106,7 +110,8 @@ def test_an_expiry_owes_a_purge_like_a_withdrawal(org_a, eager, django_capture_o
         assert grants_expire() == 1
     request = PurgeRequest.objects.get()
     assert (request.reason, request.purpose_list) == ("consent_expired", ["face_analysis"])
-    assert request.completed_at is not None and len(_receipts(request)) == 1
+    assert request.completed_at is not None and len(_receipts(request, FACE)) == 1
+    assert {entry.payload["purger"] for entry in _receipts(request)} == {FACE, "segments.membership"}
     assert not FrameFeatures.objects.filter(subject=session.subject).exists()
     assert Frame.objects.filter(subject=session.subject, status="dropped", reason="consent_expired").count() == 1
 
@@ -133,8 +138,9 @@ def test_erasure_withdraws_marks_the_subject_and_every_purger_does_its_part(
     request.refresh_from_db()
     assert request.reason == "subject_erased" and request.completed_at is not None
     parts = dict(request.parts.values_list("purger", "status"))
-    assert parts == {"campaigns.decision_log": "done", "consent.subject": "done", "faceanalysis.face_data": "done"}
-    assert len(_receipts(request)) == 3
+    assert parts == {"campaigns.decision_log": "done", "consent.subject": "done", "faceanalysis.face_data": "done",
+                     "segments.membership": "done"}
+    assert len(_receipts(request)) == 4
     for model in (CaptureSession, Frame, FrameFeatures, FaceContext):
         assert not model.objects.filter(subject_id=subject.pk).exists(), model
         assert model.objects.filter(subject_id=kept.subject_id).exists(), model  # another organization's stays
@@ -146,8 +152,8 @@ def test_erasure_withdraws_marks_the_subject_and_every_purger_does_its_part(
 def test_a_part_another_run_holds_is_left_to_it(org_a, django_capture_on_commit_callbacks) -> None:
     session, _ = make_capture_session(org_a)
     withdraw(session.subject)
-    (part,) = PurgePart.objects.all()
-    assert run_owed_purges() == ["done"]
+    part = PurgePart.objects.get(purger=FACE)
+    assert run_owed_purges() == ["done", "done"]
     assert purging.purge_part_run(part_id=part.pk) == "already_done"
     assert purging.purge_part_run(part_id=part.pk + 1000) == "gone"
 
@@ -180,9 +186,9 @@ def test_open_sessions_end_right_after_the_withdrawal_commits_before_any_worker_
         withdraw(session.subject)
     session.refresh_from_db()
     assert (session.ended_at is not None, session.end_reason) == (True, "consent_withdrawn")
-    (part,) = PurgePart.objects.all()
+    part = PurgePart.objects.get(purger=FACE)
     assert (part.status, part.counts) == ("owed", {"sessions_ended": 1})
     assert FrameFeatures.objects.filter(subject=session.subject).count() == 3  # the deletion is the worker's
-    assert run_owed_purges() == ["done"]
+    assert run_owed_purges() == ["done", "done"]
     part.refresh_from_db()
     assert part.counts == {"sessions_ended": 1, "frames_dropped": 1, "features_purged": 3, "contexts_purged": 1}
