@@ -154,9 +154,18 @@
     }
 
     async preview() {
-      let tree;
-      try { tree = JSON.parse(this.textarea.value.trim() || '{}'); } catch (error) { return; }
+      const text = this.textarea.value.trim();
       const seq = ++this.previewSeq;
+      if (!text) {
+        this.error = null;
+        this.size.textContent = 'Choose a field to count the subjects who meet the condition.';
+        this.size.className = 'visage-cond-size';
+        this.size.dataset.size = '';
+        this.showError();
+        return;
+      }
+      let tree;
+      try { tree = JSON.parse(text); } catch (error) { return; }  // the message under the rows says why
       this.size.textContent = 'Counting…';
       this.size.className = 'visage-cond-size busy';
       let answer;

@@ -256,3 +256,18 @@ def test_the_change_page_shows_size_history_changes_and_pseudonymous_members(org
     assert 'id="visage-segment-data"' in page and "vendor/chartjs/chart.umd.min.js" in page
     assert all(str(s.public_id) in page for s in subjects)
     assert "partner_ref_hash" not in page and subjects[0].partner_ref_hash not in page
+
+
+def test_an_operator_adds_a_segment_for_the_organization_chosen(org_a, org_b) -> None:
+    from django.contrib.auth import get_user_model
+
+    operator = get_user_model().objects.create_superuser(username="operator", password="pw-123456!")
+    client = _client(operator)
+    response = client.post(ADD_URL, {
+        "organization": org_b.pk, "key": "linked", "name": "Linked", "description": "", "kind": "static",
+        "definition": "{}",
+    })
+    assert response.status_code == 302
+    assert Segment.objects.get().organization == org_b
+    refused = _preview(client, LINKED)  # the add page has no organization to count in yet
+    assert refused.status_code == 400 and "organization" in refused.json()["error"]["message"]
