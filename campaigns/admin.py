@@ -32,11 +32,11 @@ from campaigns.selectors import (
 )
 from campaigns.services import origin_normalise
 from campaigns.views import consent_page_preview
-from campaigns.widgets import ConditionEditorWidget
 from consent import derived
 from consent.admin import ReadOnlyEvidenceAdmin  # the decision log and events are evidence too
 from consent.forms import attribute_choices_initial, derived_attribute_field, derived_attributes_label
 from consent.models import Purpose, purpose_labels
+from segments.widgets import ConditionEditorWidget
 
 ART_5_1_F = (
     "Emotion recognition is forbidden in a workplace or education setting (EU AI Act Art. 5(1)(f)): expression "

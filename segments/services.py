@@ -128,12 +128,12 @@ def _inherited(organization_id: int, tree: Mapping, flag: str) -> bool:
     ).exists()
 
 
-def segment_save(
+def segment_check(
     *, organization: Organization, key: str, name: str, kind: str = Segment.Kind.DYNAMIC,
-    definition: Any = None, description: str = "", segment: Segment | None = None,
-) -> Segment:
-    """Create (segment None) or change a segment. A dynamic segment needs a definition; a static one may have
-    none (its members come from an upload). A changed definition is recomputed at the next beat."""
+    definition: Any = None, segment: Segment | None = None,
+) -> dict:
+    """What `segment_save` would refuse, without writing (a form shows it at the field): SegmentError naming
+    the field, or ConditionError naming the node. Returns the canonical definition."""
     if not isinstance(key, str) or not _KEY.match(key):
         raise SegmentError("key", f"a key is 1 to {KEY_MAX_LENGTH} lower-case letters, digits, - or _")
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
@@ -150,9 +150,18 @@ def segment_save(
     if segment is not None and key != segment.key and _referenced_by_others(segment):
         raise SegmentError("key", "other segments name this key: change them first", code="conflict")
     if definition in (None, {}) and kind == Segment.Kind.STATIC:
-        tree: dict = {}
-    else:
-        tree = definition_check(organization_id=organization.pk, definition=definition, key=key)
+        return {}
+    return definition_check(organization_id=organization.pk, definition=definition, key=key)
+
+
+def segment_save(
+    *, organization: Organization, key: str, name: str, kind: str = Segment.Kind.DYNAMIC,
+    definition: Any = None, description: str = "", segment: Segment | None = None,
+) -> Segment:
+    """Create (segment None) or change a segment. A dynamic segment needs a definition; a static one may have
+    none (its members come from an upload). A changed definition is recomputed at the next beat."""
+    tree = segment_check(organization=organization, key=key, name=name, kind=kind, definition=definition,
+                         segment=segment)
     with transaction.atomic():
         if segment is None:
             segment = Segment(organization=organization)

@@ -1,11 +1,18 @@
-/* The rule's condition editor in the admin: rows of field / operator / value (and, for face fields, minimum
-   confidence, window and minimum frames), grouped by all / any / not. It reads and writes the tree as JSON in the
-   rule's textarea, which stays editable beside it ("Edit JSON"). The vocabulary comes from the page
-   (#visage-condition-fields); the server validates whatever is saved. No build step, no dependency. */
+/* The condition editor in the admin (a campaign's rules, a segment's definition): rows of field / operator / value
+   and the field's parameters (window, minimum frames, confidence, campaign, event name: whichever the vocabulary
+   lists for the field, with its range and default), grouped by all / any / not. It reads and writes the tree as
+   JSON in the textarea, which stays editable beside it ("Edit JSON"). The vocabulary comes from the page
+   (#visage-condition-fields); the server validates whatever is saved. With data-preview-url on the textarea the
+   tree is posted there as it changes (debounced) and the answer shown: "N subjects now", or the server's error at
+   the node it names. No build step, no dependency. */
 (function () {
   'use strict';
 
-  const FACE_DEFAULTS = {min_confidence: 0.5, window_seconds: 900, min_frames: 3};
+  const PARAMETER_LABELS = {
+    min_confidence: 'confidence ≥', window_seconds: 'window (s)', min_frames: 'min frames', campaign: 'campaign id',
+    name: 'event name',
+  };
+  const PREVIEW_DELAY_MS = 400;
   const GROUPS = ['all', 'any', 'not'];
   const OP_LABELS = {
     eq: '=', ne: '≠', in: 'is one of', not_in: 'is none of', gt: '>', gte: '≥', lt: '<', lte: '≤',
@@ -62,21 +69,45 @@
     return {leaf: {field: '', op: '', value: ''}};
   }
 
+  // A leaf's required parameters at their defaults (optional ones, campaign and name, are left out).
+  function parameterDefaults(spec) {
+    const values = {};
+    for (const [key, range] of Object.entries(spec.parameters || {})) {
+      if (!range.optional && range.default !== undefined) values[key] = range.default;
+    }
+    return values;
+  }
+
+  function csrfToken() {
+    const input = document.querySelector('input[name="csrfmiddlewaretoken"]');
+    return input ? input.value : '';
+  }
+
   class Editor {
     constructor(textarea) {
       this.textarea = textarea;
+      this.pathRoot = textarea.dataset.pathRoot || 'condition';
+      this.previewUrl = textarea.dataset.previewUrl || '';
+      this.error = null;  // {path, message} from the preview, shown at its node
       this.forbidden = textarea.dataset.emotionForbidden === 'true';
       this.root = el('div', {class: 'visage-cond-editor'});
       this.message = el('p', {class: 'visage-cond-message', role: 'status'});
       this.toggle = el('button', {type: 'button', class: 'button visage-cond-toggle', text: 'Edit JSON'});
       this.toggle.addEventListener('click', () => this.setJsonVisible(this.textarea.hidden));
-      textarea.addEventListener('input', () => this.loadFromText());
+      textarea.addEventListener('input', () => { this.loadFromText(); this.schedulePreview(); });
       // One block holding the rows, the toggle and the JSON, so the admin's flex row does not set them side by side.
       const wrap = el('div', {class: 'visage-cond-wrap'});
       textarea.before(wrap);
       wrap.append(this.root, this.message, this.toggle, textarea);
+      if (this.previewUrl) {
+        this.previewTimer = null;
+        this.previewSeq = 0;
+        this.size = el('p', {class: 'visage-cond-size', role: 'status', 'aria-live': 'polite'});
+        wrap.prepend(this.size);
+      }
       this.setJsonVisible(false);
       this.loadFromText();
+      this.schedulePreview();
       const setting = document.getElementById('id_setting_of_use');
       if (setting) {
         setting.addEventListener('change', () => {
@@ -112,6 +143,74 @@
 
     write() {
       this.textarea.value = JSON.stringify(toJson(this.tree));
+      this.schedulePreview();
+    }
+
+    // The live size: the tree as it stands, posted once typing pauses; only the latest answer is shown.
+    schedulePreview() {
+      if (!this.previewUrl) return;
+      clearTimeout(this.previewTimer);
+      this.previewTimer = setTimeout(() => this.preview(), PREVIEW_DELAY_MS);
+    }
+
+    async preview() {
+      const text = this.textarea.value.trim();
+      const seq = ++this.previewSeq;
+      if (!text) {
+        this.error = null;
+        this.size.textContent = 'Choose a field to count the subjects who meet the condition.';
+        this.size.className = 'visage-cond-size';
+        this.size.dataset.size = '';
+        this.showError();
+        return;
+      }
+      let tree;
+      try { tree = JSON.parse(text); } catch (error) { return; }  // the message under the rows says why
+      this.size.textContent = 'Counting…';
+      this.size.className = 'visage-cond-size busy';
+      let answer;
+      try {
+        const response = await fetch(this.previewUrl, {
+          method: 'POST', credentials: 'same-origin',
+          headers: {'Content-Type': 'application/json', 'X-CSRFToken': csrfToken()},
+          body: JSON.stringify({definition: tree}),
+        });
+        answer = await response.json();
+      } catch (error) {
+        answer = {error: {message: 'The size could not be counted: ' + error.message, path: ''}};
+      }
+      if (seq !== this.previewSeq) return;  // a newer tree was sent meanwhile
+      if (answer.error) {
+        this.error = {path: answer.error.path || '', message: answer.error.message || 'invalid'};
+        this.size.textContent = (this.error.path ? this.error.path + ': ' : '') + this.error.message;
+        this.size.className = 'visage-cond-size invalid';
+      } else {
+        this.error = null;
+        this.size.textContent = `${answer.size} subject${answer.size === 1 ? '' : 's'} now`;
+        this.size.className = 'visage-cond-size ok';
+      }
+      this.size.dataset.size = answer.error ? '' : String(answer.size);
+      this.showError();
+    }
+
+    // The error at the deepest node whose path starts the error's path ("definition.all[1].window_seconds" is
+    // about the row "definition.all[1]").
+    showError() {
+      for (const node of this.root.querySelectorAll('.visage-cond-invalid')) node.classList.remove('visage-cond-invalid');
+      for (const node of this.root.querySelectorAll('.visage-cond-node-error')) node.remove();
+      if (!this.error || !this.error.path) return;
+      let best = null;
+      for (const node of this.root.querySelectorAll('[data-path]')) {
+        const path = node.dataset.path;
+        const rest = this.error.path.slice(path.length);
+        if (this.error.path.startsWith(path) && (rest === '' || rest[0] === '.' || rest[0] === '[')) {
+          if (!best || path.length > best.dataset.path.length) best = node;
+        }
+      }
+      if (!best) return;
+      best.classList.add('visage-cond-invalid');
+      const target = best.classList.contains('visage-cond-row') ? best : best.querySelector('.visage-cond-group-head');
+      target.append(el('span', {class: 'visage-cond-node-error', role: 'alert', text: this.error.message}));
     }
 
     changed() {
@@ -120,13 +219,14 @@
     }
 
     render() {
-      this.root.replaceChildren(this.renderGroup(this.tree, null, 'condition'));
+      this.root.replaceChildren(this.renderGroup(this.tree, null, this.pathRoot));
       const forbidden = this.forbidden && this.root.querySelector('.visage-cond-row.forbidden');
       if (forbidden && !this.message.textContent.startsWith('The JSON')) {
         this.message.textContent = FORBIDDEN_REASON;
       } else if (!forbidden && this.message.textContent === FORBIDDEN_REASON) {
         this.message.textContent = '';
       }
+      this.showError();
     }
 
     renderGroup(node, parent, path) {
@@ -188,7 +288,7 @@
       field.addEventListener('change', () => {
         const next = BY_NAME[field.value];
         node.leaf = {field: field.value, op: next ? next.operators[0] : '', value: next ? defaultValue(next, next.operators[0]) : ''};
-        if (next && next.face) Object.assign(node.leaf, FACE_DEFAULTS);
+        if (next) Object.assign(node.leaf, parameterDefaults(next));
         this.changed();
       });
       row.append(field);
@@ -204,16 +304,8 @@
           this.changed();
         });
         row.append(op, this.valueInput(spec, leaf));
-        if (spec.face) {
-          // Confidence only where it applies (expression probabilities, top expression, gender).
-          if (spec.parameters && spec.parameters.min_confidence) {
-            row.append(this.numberInput(leaf, 'min_confidence', 'confidence ≥', {min: 0, max: 1, step: 0.05}));
-          }
-          row.append(
-            this.numberInput(leaf, 'window_seconds', 'window (s)', {min: 10, max: 604800, step: 1}),
-            this.numberInput(leaf, 'min_frames', 'min frames', {min: 1, max: 10000, step: 1}),
-          );
-        }
+        // The field's own parameters, as the vocabulary lists them (confidence only where it applies).
+        for (const [key, range] of Object.entries(spec.parameters || {})) row.append(this.parameterInput(leaf, key, range));
         if (this.forbidden && spec.emotion) {
           row.classList.add('forbidden');
           row.title = FORBIDDEN_REASON;
@@ -224,14 +316,27 @@
       return row;
     }
 
-    numberInput(leaf, key, label, limits) {
-      const input = el('input', Object.assign({type: 'number', class: `visage-cond-${key}`, 'aria-label': label}, limits));
-      input.value = leaf[key] === undefined ? FACE_DEFAULTS[key] : leaf[key];
+    // A required parameter shows its default when the leaf has none; an optional one (campaign, name) is left
+    // out of the leaf while empty.
+    parameterInput(leaf, key, range) {
+      const label = PARAMETER_LABELS[key] || key;
+      const numeric = !range.optional || key === 'campaign';
+      const whole = [range.minimum, range.maximum, range.default].every((v) => v === undefined || Number.isInteger(v));
+      const attrs = {type: numeric ? 'number' : 'text', class: `visage-cond-${key}`, 'aria-label': label};
+      if (numeric) Object.assign(attrs, {min: range.minimum, max: range.maximum, step: whole ? 1 : 'any'});
+      if (range.optional) attrs.placeholder = 'any';
+      const input = el('input', attrs);
+      input.value = leaf[key] === undefined ? (range.optional ? '' : range.default) : leaf[key];
       input.addEventListener('change', () => {
-        leaf[key] = input.value === '' ? FACE_DEFAULTS[key] : Number(input.value);
+        if (input.value === '') {
+          if (range.optional) delete leaf[key];
+          else leaf[key] = range.default;
+        } else {
+          leaf[key] = numeric ? toNumber(input.value) : input.value;
+        }
         this.write();
       });
-      return el('label', {class: 'visage-cond-extra'}, label + ' ', input);
+      return el('label', {class: 'visage-cond-extra'}, label + (range.optional ? ' (optional) ' : ' '), input);
     }
 
     valueInput(spec, leaf) {
@@ -252,7 +357,7 @@
         a.addEventListener('change', update); b.addEventListener('change', update);
         return el('span', {}, a, ' and ', b);
       }
-      if (spec.values && spec.values.length && (spec.kind === 'label' || spec.kind === 'consent')) {
+      if (spec.values && spec.values.length && ['label', 'consent', 'segment'].includes(spec.kind)) {
         const multiple = isList(leaf.op);
         const select = el('select', {class: 'visage-cond-value', 'aria-label': 'Value', multiple});
         const chosen = multiple ? (Array.isArray(leaf.value) ? leaf.value : []) : [leaf.value];
