@@ -27,7 +27,7 @@ def recompute(*, segment_id: int) -> int | None:
     return None if run is None else run.size
 
 
-@shared_task(name=dispatch.REFRESH_SUBJECT, acks_late=True, time_limit=60, ignore_result=True)
+@shared_task(name=dispatch.REFRESH_SUBJECT, acks_late=True, time_limit=60, soft_time_limit=50, ignore_result=True)
 def refresh_subject(*, organization_id: int, subject_id: int) -> dict[str, str]:
     """Bring one subject's membership of the organization's dynamic segments up to date."""
     with contextlib.suppress(*REDIS_ERRORS):  # first: news from now on schedules the next refresh
