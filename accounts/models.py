@@ -75,6 +75,9 @@ class ApiKey(TenantModel):
         WRITE = "write", "Write"
         # Ask for decisions and post events only: for a partner's front-end servers. Write implies it.
         DECIDE = "decide", "Decide"
+        # Take an audience out of Visage (segment members, exports, matches of partner ids). Nothing implies it:
+        # a key that may change campaigns may not carry people's ids off with it unless it was given this too.
+        EXPORT = "export", "Export"
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True, editable=False)
@@ -100,7 +103,7 @@ class ApiKey(TenantModel):
 
     def has_scope(self, scope: str) -> bool:
         """Whether the key may act in `scope`; a write key may also decide (keys made before the decide scope
-        existed keep asking for decisions)."""
+        existed keep asking for decisions), never export."""
         if scope == self.Scope.DECIDE and self.Scope.WRITE in self.scopes:
             return True
         return scope in self.scopes

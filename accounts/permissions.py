@@ -33,3 +33,13 @@ class HasOrganization(permissions.BasePermission):
                 self.message = f"This API key lacks the '{needed}' scope."
                 return False
         return True
+
+
+class IsApiKey(permissions.BasePermission):
+    """The caller is one of the organization's partner keys (not a member's session): an audience leaves Visage
+    only to the organization's own keys, each export recorded against the key that took it."""
+
+    message = "Only an API key of the organization, with the 'export' scope, may take an audience out."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return isinstance(request.auth, ApiKey)

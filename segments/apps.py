@@ -10,6 +10,7 @@ class SegmentsConfig(AppConfig):
 
         from consent.purging import purger_register
         from segments import receivers, tasks  # noqa: F401  (tasks registered, so dispatch sends them by name)
+        from segments.api import schema  # noqa: F401  (registers the strict request bodies' OpenAPI extension)
         from segments.purgers import SEGMENT_MEMBERSHIP_PURGER
 
         # A withdrawal or erasure reaches memberships through consent's registry, not an import of segments.

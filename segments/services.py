@@ -48,6 +48,8 @@ MAX_UPLOAD_IDS = 100_000
 MAX_PARTNER_ID_LENGTH = 200
 MAX_MATCH_IDS = 10_000
 _KEY = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
+# Names of the API's own paths beside the segments' (/api/v1/segments/preview/): a segment keyed so is unreachable.
+RESERVED_KEYS = frozenset({"preview", "fields"})
 
 
 class SegmentError(ValueError):
@@ -136,6 +138,8 @@ def segment_check(
     the field, or ConditionError naming the node. Returns the canonical definition."""
     if not isinstance(key, str) or not _KEY.match(key):
         raise SegmentError("key", f"a key is 1 to {KEY_MAX_LENGTH} lower-case letters, digits, - or _")
+    if key in RESERVED_KEYS:
+        raise SegmentError("key", f"{key} is reserved: choose another key")
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= 200:
         raise SegmentError("name", "a name is 1 to 200 characters")
     if kind not in Segment.Kind.values:
@@ -403,6 +407,12 @@ def segment_export(
         ]
         entry = _export_recorded(segment, what="members", count=len(rows), requested_by=requested_by, fmt=fmt)
     return rows, entry
+
+
+def segment_members_listed(*, segment: Segment, count: int, requested_by: str) -> LedgerEntry:
+    """Record that a page of `count` shareable members was read through the API: a page of members leaves Visage
+    as an export does, so each one is in the ledger too."""
+    return _export_recorded(segment, what="members_page", count=count, requested_by=requested_by, fmt="json")
 
 
 def segment_match(

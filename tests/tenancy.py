@@ -22,6 +22,9 @@ class TenantEndpoint:
     methods: tuple[str, ...]
     make_foreign: Maker
     body: dict[str, Any] = field(default_factory=dict)
+    # Scopes the calls need beyond read and write (`export`, which nothing implies): both sides' keys get them,
+    # so a 404 is isolation and not a missing scope's 403.
+    scopes: tuple[str, ...] = ()
 
 
 def _foreign_key(org: Organization) -> tuple[dict[str, Any], str]:
@@ -296,3 +299,51 @@ OBJECT_ENDPOINTS += [
     TenantEndpoint("api:campaign-experiment-stop", ("post",), _foreign_experiment_detail),
     TenantEndpoint("api:campaign-results", ("get",), _foreign_experiment_campaign),
 ]
+
+
+# --- segments ----------------------------------------------------------------------------------------------------
+
+B_SEGMENT = "b-secret-audience"
+
+
+def _foreign_segment(kind: str) -> Maker:
+    """B's segment of `kind` with a member whose partner-sharing consent is live (so members, exports and matches
+    have someone to leak), and a run (so the history has a row)."""
+
+    def make(org: Organization) -> tuple[dict[str, Any], str]:
+        from segments.services import segment_recompute, segment_save, segment_snapshot
+        from tests.segments.factories import World
+
+        World(org).subject(partner_user_id="shared-user-id")
+        segment = segment_save(organization=org, key=B_SEGMENT, name="B audience", kind=kind,
+                               definition={"field": "subject.partner_linked", "op": "eq", "value": True})
+        if kind == "static":
+            segment_snapshot(segment=segment)
+        else:
+            segment_recompute(segment_id=segment.pk)
+        return {"key": B_SEGMENT}, B_SEGMENT
+
+    return make
+
+
+def _foreign_segment_listed(org: Organization) -> tuple[dict[str, Any], str]:
+    return {}, _foreign_segment("dynamic")(org)[1]
+
+
+OBJECT_ENDPOINTS += [
+    TenantEndpoint("api:segment-detail", ("get", "patch"), _foreign_segment("dynamic"), body={"name": "Renamed"}),
+    TenantEndpoint("api:segment-detail", ("delete",), _foreign_segment("dynamic")),
+    TenantEndpoint("api:segment-history", ("get",), _foreign_segment("dynamic")),
+    TenantEndpoint("api:segment-recompute", ("post",), _foreign_segment("dynamic")),
+    TenantEndpoint("api:segment-snapshot", ("post",), _foreign_segment("static")),
+    TenantEndpoint("api:segment-upload", ("post",), _foreign_segment("static"), body={"ids": ["shared-user-id"]}),
+    TenantEndpoint("api:segment-members", ("get",), _foreign_segment("static"), scopes=("export",)),
+    TenantEndpoint("api:segment-export", ("get",), _foreign_segment("static"), scopes=("export",)),
+    TenantEndpoint("api:segment-match", ("post",), _foreign_segment("static"),
+                   body={"partner_user_ids": ["shared-user-id"]}, scopes=("export",)),
+]
+LIST_ENDPOINTS += [TenantEndpoint("api:segment-list", ("get",), _foreign_segment_listed)]
+# The fields are the vocabulary, the same for everyone. A preview counts the caller's own subjects and refuses a
+# definition that names another organization's segment or campaign with a 400 like an unknown one: a POST of a
+# definition fits neither shape above, so tests/segments/test_api.py holds it (test_preview_*_other_organization).
+NO_TENANT_DATA |= {"api:segment-fields", "api:segment-preview"}

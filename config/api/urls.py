@@ -7,6 +7,7 @@ from rest_framework.permissions import AllowAny
 from accounts.api import views as accounts_views
 from campaigns.api.urls import urlpatterns as campaigns_urls
 from faceanalysis.api.urls import urlpatterns as faceanalysis_urls
+from segments.api.urls import urlpatterns as segments_urls
 
 app_name = "api"
 
@@ -28,4 +29,5 @@ urlpatterns = [
     ),
     *campaigns_urls,
     *faceanalysis_urls,
+    *segments_urls,
 ]

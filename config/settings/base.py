@@ -229,6 +229,8 @@ SPECTACULAR_SETTINGS = {
         "EventKindEnum": "campaigns.models.Event.Kind",
         "ExperimentKindEnum": "campaigns.models.Experiment.Kind",
         "ExperimentStatusEnum": "campaigns.models.Experiment.Status",
+        "SegmentKindEnum": "segments.models.Segment.Kind",
+        "SegmentRunKindEnum": "segments.models.SegmentRun.Kind",
     },
 }
 
