@@ -27,7 +27,9 @@ def recompute(*, segment_id: int) -> int | None:
     return None if run is None else run.size
 
 
-@shared_task(name=dispatch.REFRESH_SUBJECT, acks_late=True, time_limit=60, ignore_result=True)
+# A soft limit below the hard one: the default soft limit (CELERY_TASK_SOFT_TIME_LIMIT) is above 60 s, and Celery
+# refuses to send a task whose soft limit exceeds its hard one.
+@shared_task(name=dispatch.REFRESH_SUBJECT, acks_late=True, time_limit=60, soft_time_limit=50, ignore_result=True)
 def refresh_subject(*, organization_id: int, subject_id: int) -> dict[str, str]:
     """Bring one subject's membership of the organization's dynamic segments up to date."""
     with contextlib.suppress(*REDIS_ERRORS):  # first: news from now on schedules the next refresh
