@@ -227,7 +227,8 @@ def _replace_members(segment: Segment, subjects: Any, now: datetime, *, exit_rea
             f"INSERT INTO {_table(SegmentMembership)} "  # noqa: S608 - the table's name from the model, values bound
             "(organization_id, segment_id, subject_id, entered_at, exited_at, exit_reason) "
             f"SELECT %s, %s, chosen.member_id, %s, NULL, '' FROM ({sql}) chosen",
-            [segment.organization_id, segment.pk, now, *params],
+            # Adapted as the ORM writes it: SQLite compares datetimes as text, in Django's format.
+            [segment.organization_id, segment.pk, connection.ops.adapt_datetimefield_value(now), *params],
         )
         entered = max(cursor.rowcount, 0)
     return entered, exited

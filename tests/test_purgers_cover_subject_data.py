@@ -43,5 +43,5 @@ def test_purgers_claim_real_models_only_once() -> None:
 def test_the_walk_finds_what_points_at_a_subject_indirectly() -> None:
     # FrameFeatures points at a subject directly and through Frame and CaptureSession; the test must see both.
     found = _subject_data_models()
-    assert {"consent.Grant", "faceanalysis.Frame", "faceanalysis.FrameFeatures"} <= found
+    assert {"consent.Grant", "faceanalysis.Frame", "faceanalysis.FrameFeatures", "segments.SegmentMembership"} <= found
     assert "accounts.Organization" not in found and "consent.NoticeVersion" not in found
