@@ -3,7 +3,9 @@
 Every leaf becomes `Q(pk__in=<grouped subquery>)` (or its negation), so the database does the work: no Python
 loop over subjects, on PostgreSQL and SQLite alike. The same compilation with `subject_id` filters every
 subquery to that subject's rows (an index on subject and time), which is how one subject is brought up to date
-when its features or events arrive. What each field means is in `segments.conditions` and docs/segments.md.
+when its features or events arrive; `subject_meets` asks it with SQL built once per definition, since building
+the query through the ORM costs several times what PostgreSQL takes to answer it. What each field means is in
+`segments.conditions` and docs/segments.md.
 
 Two rules keep negation honest:
 - every subquery selects non-null subject ids, so `NOT IN` never meets a NULL;
@@ -14,11 +16,14 @@ Two rules keep negation honest:
 from __future__ import annotations
 
 import functools
+import json
 import operator
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
+from django.db import connections
 from django.db.models import (
     Aggregate,
     Case,
@@ -304,3 +309,67 @@ def members_query(
             live = live.filter(pk=subject_id)
         subjects = subjects.filter(pk__in=live.values("pk"))
     return subjects.order_by()
+
+
+# --- one subject, SQL built once --------------------------------------------------------------------------------
+
+# Two probes compiled alike: the parameters that differ between them are the subject and times derived from `now`.
+_PROBES = ((datetime(2001, 1, 1, tzinfo=UTC), -(2**40) - 1), (datetime(2002, 2, 2, 1, 1, 1, tzinfo=UTC), -(2**40) - 2))
+SUBJECT = "subject"
+
+
+def _exists_sql(tree: Mapping, organization_id: int, alias: str, now: datetime, subject_id: int) -> tuple[str, list]:
+    query = members_query(tree, organization_id=organization_id, now=now, subject_id=subject_id).query.exists()
+    sql, params = query.get_compiler(using=alias).as_sql()
+    return sql, list(params)
+
+
+@functools.lru_cache(maxsize=512)
+def _one_subject_template(definition: str, organization_id: int, alias: str) -> tuple[str, tuple] | None:
+    """(sql, slots) for `subject_meets`: each slot is SUBJECT, a timedelta from `now`, or ("value", v). None when
+    the parameters cannot be told apart (the ORM answers each time then); ("", ()) when no subject can meet it."""
+    tree = json.loads(definition)
+    ops = connections[alias].ops
+    try:
+        (sql, first), (again, second) = (_exists_sql(tree, organization_id, alias, *probe) for probe in _PROBES)
+    except EmptyResultSet:
+        return "", ()
+    if sql != again or len(first) != len(second):
+        return None
+    slots: list[Any] = []
+    for a, b in zip(first, second, strict=True):
+        if a == b and not isinstance(a, datetime):
+            slots.append(("value", a))
+        elif (a, b) == (_PROBES[0][1], _PROBES[1][1]):
+            slots.append(SUBJECT)
+        else:
+            at = a if isinstance(a, datetime) else datetime.fromisoformat(str(a)).replace(tzinfo=UTC)
+            offset = at - _PROBES[0][0]
+            # Only a time `now + offset` in both probes, in the form this database takes, is a slot.
+            expected = [ops.adapt_datetimefield_value(when + offset) for when, _ in _PROBES]
+            if expected != [a, b]:
+                return None
+            slots.append(offset)
+    return sql, tuple(slots)
+
+
+def subject_meets(
+    tree: Mapping, *, organization_id: int, now: datetime, subject_id: int, using: str = "default",
+) -> bool:
+    """`members_query(tree, ..., subject_id=subject_id).exists()`, with the SQL built once per definition and
+    organization: the one-subject update of every segment, on each feature or event of the subject."""
+    template = _one_subject_template(json.dumps(tree, sort_keys=True), organization_id, using)
+    if template is None:
+        return members_query(tree, organization_id=organization_id, now=now, subject_id=subject_id).exists()
+    sql, slots = template
+    if not sql:
+        return False
+    ops = connections[using].ops
+    params = [
+        subject_id if slot == SUBJECT else slot[1] if isinstance(slot, tuple)
+        else ops.adapt_datetimefield_value(now + slot)
+        for slot in slots
+    ]
+    with connections[using].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone() is not None

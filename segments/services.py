@@ -24,7 +24,7 @@ from consent.ledger import ledger_append
 from consent.models import LedgerEntry, Subject
 from consent.services import partner_ref_hash
 from segments import sources
-from segments.compiler import members_query
+from segments.compiler import members_query, subject_meets
 from segments.conditions import (
     ConditionError,
     is_face_based,
@@ -354,9 +354,7 @@ def segment_refresh_subject(*, organization_id: int, subject_id: int, now: datet
                     .exclude(definition={}))
     changes: dict[str, str] = {}
     for segment in _dependency_order(segments):
-        meets = members_query(
-            segment.definition, organization_id=organization_id, now=now, subject_id=subject_id
-        ).exists()
+        meets = subject_meets(segment.definition, organization_id=organization_id, now=now, subject_id=subject_id)
         with transaction.atomic():
             open_rows = SegmentMembership.objects.filter(segment=segment, subject_id=subject_id,
                                                          exited_at__isnull=True)
