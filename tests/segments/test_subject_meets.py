@@ -95,3 +95,18 @@ def test_subject_meets_follows_a_named_segment_as_its_members_change(org_a) -> N
     segment_recompute(segment_id=clickers.pk, now=NOW)
     assert subject_meets(tree, organization_id=org_a.pk, now=NOW, subject_id=subjects[0].pk)
     assert not subject_meets(tree, organization_id=org_a.pk, now=NOW, subject_id=subjects[1].pk)
+
+
+def test_a_recompute_enters_the_new_members_and_exits_those_who_left(org_a) -> None:
+    subjects = _world(org_a)  # clicks of subjects 0, 2, 4 at 0, 8 and 16 days before NOW
+    clicks = {"field": "behaviour.clicks", "op": "gte", "value": 1, "window_seconds": 30 * DAY}
+    clickers = segment_save(organization=org_a, key="clickers", name="Clickers", definition=clicks)
+    first = segment_recompute(segment_id=clickers.pk, now=NOW)
+    assert (first.entered, first.exited, first.size) == (3, 0, 3)
+    World(org_a).event(subjects[1], "click", at=NOW + timedelta(days=19))
+    later = segment_recompute(segment_id=clickers.pk, now=NOW + timedelta(days=20))  # subject 4's click is 36 days old
+    assert (later.entered, later.exited, later.size) == (1, 1, 3)
+    again = segment_recompute(segment_id=clickers.pk, now=NOW + timedelta(days=20))
+    assert (again.entered, again.exited, again.size) == (0, 0, 3)
+    open_ids = set(clickers.memberships.filter(exited_at__isnull=True).values_list("subject_id", flat=True))
+    assert open_ids == {subjects[0].pk, subjects[1].pk, subjects[2].pk}
