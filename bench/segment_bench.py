@@ -280,12 +280,17 @@ class PeakRss:
 
 
 def explain(queryset, *, exists: bool = False) -> str:
-    """EXPLAIN (ANALYZE, BUFFERS) of the queryset's SQL (of its EXISTS form with `exists`)."""
-    from django.db import connection
+    """EXPLAIN (ANALYZE, BUFFERS) of the queryset's SQL (of its EXISTS form with `exists`); the full query with the
+    memory a full run gives itself, so the plan is the one the run gets."""
+    from django.db import connection, transaction
+
+    from segments.services import RUN_WORK_MEM
 
     query = queryset.query.exists() if exists else queryset.values("pk").query
     sql, params = query.get_compiler(connection=connection).as_sql()
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if not exists:
+            cursor.execute(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'")
         cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
         return "\n".join(row[0] for row in cursor.fetchall())
 

@@ -214,6 +214,8 @@ def _table(model: type) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+# A full run's memory for its sorts and hashes on PostgreSQL (its transaction only).
+RUN_WORK_MEM = "256MB"
 # The subjects a run chose, kept for its two statements; created and dropped inside the run's transaction.
 _CHOSEN = "segment_run_chosen"
 
@@ -230,7 +232,7 @@ def _replace_members(segment: Segment, subjects: Any, now: datetime, *, exit_rea
         if postgres:
             # The grouped subqueries hash up to every subject of the organization: in memory, not in batches on
             # disk as with the server's default of 4 MB; for this transaction only.
-            cursor.execute("SET LOCAL work_mem = '256MB'")
+            cursor.execute(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'")
         cursor.execute(f"CREATE TEMPORARY TABLE {chosen} (subject_id bigint PRIMARY KEY)")
         cursor.execute(f"INSERT INTO {chosen} (subject_id) {sql}", params)  # noqa: S608 - the ORM's SQL, values bound
         if postgres:
@@ -367,15 +369,26 @@ def _dependency_order(segments: list[Segment]) -> list[Segment]:
     return list(done.values())
 
 
+def _is_open_member(segment_id: int, subject_id: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {_table(SegmentMembership)} WHERE segment_id = %s AND subject_id = %s "  # noqa: S608
+            "AND exited_at IS NULL", [segment_id, subject_id],
+        )
+        return cursor.fetchone() is not None
+
+
 def segment_refresh_subject(*, organization_id: int, subject_id: int, now: datetime | None = None) -> dict[str, str]:
     """Bring one subject's membership of every dynamic segment of the organization up to date (its features or
     events changed). Returns {segment key: "entered" | "exited"} for the changes."""
     now = now or timezone.now()
     segments = list(Segment.objects.filter(organization_id=organization_id, kind=Segment.Kind.DYNAMIC)
-                    .exclude(definition={}))
+                    .exclude(definition={}).only("pk", "key", "definition").order_by())
     changes: dict[str, str] = {}
     for segment in _dependency_order(segments):
         meets = subject_meets(segment.definition, organization_id=organization_id, now=now, subject_id=subject_id)
+        if meets == _is_open_member(segment.pk, subject_id):
+            continue  # nothing to change: the usual answer, without a transaction
         with transaction.atomic():
             open_rows = SegmentMembership.objects.filter(segment=segment, subject_id=subject_id,
                                                          exited_at__isnull=True)
