@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -224,7 +225,10 @@ def _replace_members(segment: Segment, subjects: Any, now: datetime, *, exit_rea
     """Make the open memberships of `segment` exactly the subjects of the queryset `subjects`: the query runs once,
     into a temporary table, then those no longer in it exit and those new to it enter, one statement each.
     Returns (entered, exited)."""
-    sql, params = subjects.values("pk").query.sql_with_params()
+    try:
+        sql, params = subjects.values("pk").query.sql_with_params()
+    except EmptyResultSet:  # a definition no subject can meet (an age band outside every band): nobody is chosen
+        sql, params = None, ()
     members, chosen = _table(SegmentMembership), connection.ops.quote_name(_CHOSEN)
     postgres = connection.vendor == "postgresql"
     when = connection.ops.adapt_datetimefield_value(now)  # as the ORM writes it: SQLite compares text
@@ -234,7 +238,8 @@ def _replace_members(segment: Segment, subjects: Any, now: datetime, *, exit_rea
             # disk as with the server's default of 4 MB; for this transaction only.
             cursor.execute(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'")
         cursor.execute(f"CREATE TEMPORARY TABLE {chosen} (subject_id bigint PRIMARY KEY)")
-        cursor.execute(f"INSERT INTO {chosen} (subject_id) {sql}", params)  # noqa: S608 - the ORM's SQL, values bound
+        if sql is not None:
+            cursor.execute(f"INSERT INTO {chosen} (subject_id) {sql}", params)  # noqa: S608 - the ORM's SQL, values bound
         if postgres:
             cursor.execute(f"ANALYZE {chosen}")  # the two statements below join it: plan them on its real size
         cursor.execute(

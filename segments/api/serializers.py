@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.api.fields import StrictCharField, StrictRegexField
@@ -26,14 +25,9 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-@extend_schema_field({
-    "type": "object", "additionalProperties": {},
-    "description": "A condition tree: a group `{\"all\": [...]}`, `{\"any\": [...]}`, `{\"not\": {...}}` or a leaf "
-    "`{\"field\", \"op\", \"value\", ...parameters}`; the fields, operators and parameter ranges are listed at "
-    "GET /api/v1/segments/fields/. A 400 names the offending node, e.g. `definition.all[1].window_seconds`.",
-})
 class DefinitionField(serializers.JSONField):
-    """A condition tree, read as JSON and checked by segments.conditions."""
+    """A condition tree, read as JSON and checked by segments.conditions (in the schema: segments.api.schema; the
+    vocabulary with its ranges is also at GET /api/v1/segments/fields/)."""
 
 
 class LedgerEntryRefSerializer(serializers.Serializer):

@@ -8,6 +8,7 @@ Examples are bounded so the file runs in about a minute on PostgreSQL and on SQL
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -39,7 +40,7 @@ from tests.segments.reference import Reference, load
 pytestmark = pytest.mark.django_db
 
 EXAMPLES = settings(
-    max_examples=70, deadline=None, database=None,
+    max_examples=int(os.environ.get("VISAGE_HYPOTHESIS_EXAMPLES", "70")), deadline=None, database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 

@@ -221,6 +221,24 @@ def test_a_week_of_daily_runs_gives_the_size_and_changes_of_each_day(org_a) -> N
 # --- (c) static segments ------------------------------------------------------------------------------------------
 
 
+def test_a_definition_no_subject_can_meet_empties_the_segment(org_a) -> None:
+    # Found by the property test: a leaf that compiles to "nothing" (no band left) must recompute, not crash.
+    world = World(org_a)
+    now = timezone.now()
+    subject = world.subject()
+    world.event(subject, "click", at=now)
+    segment = segment_save(organization=org_a, key="clicked", name="Clicked", definition=CLICKED)
+    assert segment_recompute(segment_id=segment.pk, now=now).size == 1
+    every_band = ["under_18", "18_24", "25_34", "35_44", "45_54", "55_64", "65_plus"]
+    segment = segment_save(organization=org_a, key="clicked", name="Clicked", segment=segment, definition={
+        "any": [CLICKED, {"field": "face.age_band", "op": "not_in", "value": every_band}]})
+    assert segment_recompute(segment_id=segment.pk, now=now).size == 1  # the any still has the click
+    segment = segment_save(organization=org_a, key="clicked", name="Clicked", segment=segment, definition={
+        "all": [CLICKED, {"field": "face.age_band", "op": "not_in", "value": every_band}]})
+    run = segment_recompute(segment_id=segment.pk, now=now)
+    assert (run.size, run.exited) == (0, 1)
+
+
 def test_a_snapshot_replaces_the_members(org_a) -> None:
     world = World(org_a)
     now = timezone.now()
