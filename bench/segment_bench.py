@@ -41,6 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import bench_db  # noqa: E402
+
 BENCH_DB = os.environ.get("VISAGE_BENCH_DB", "visage_bench_segments")
 PG = os.environ.get("VISAGE_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 os.environ.update({
@@ -72,19 +74,7 @@ BIG_TABLES = ("consent_subject", "consent_grant", "faceanalysis_capturesession",
 
 def ensure_database(*, fresh: bool) -> None:
     """The bench's own database, created anew with --regenerate, migrated either way."""
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        if fresh:
-            conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}"')
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone():
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
+    bench_db.ensure_database(PG, BENCH_DB, fresh=fresh)
 
 
 def _drop_secondary_indexes(cursor, tables: tuple[str, ...]) -> list[str]:

@@ -11,7 +11,6 @@ has no face signals, or when any face leaf lacks fresh features. So a `not` over
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,7 @@ from faceanalysis.signals import (
     GENDER_LABELS,
     FaceSignals,
 )
+from segments.conditions import ConditionError, checked_number  # one error type and number check for both trees
 
 MAX_DEPTH = 6
 MAX_NODES = 50
@@ -68,18 +68,6 @@ EMOTION_FORBIDDEN = (
     "emotion recognition is forbidden in a workplace or education setting (EU AI Act Art. 5(1)(f)): "
     "{field} cannot be used in this campaign"
 )
-
-
-class ConditionError(ValueError):
-    """A tree that cannot be saved; `path` names the offending node, e.g. "condition.all[1].value"."""
-
-    path: str
-    message: str
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -198,26 +186,6 @@ def _key_text(key: Any) -> str:
     return str(key)[:50]
 
 
-def _is_number(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return isinstance(value, int) or math.isfinite(value)
-
-
-def _checked_number(value: Any, path: str, *, minimum: float, maximum: float, integer: bool, what: str) -> Any:
-    """A number in [minimum, maximum] (an integer where asked; 3.0 becomes 3), or ConditionError."""
-    if not _is_number(value):
-        raise ConditionError(path, f"{what} must be a number")
-    if integer and isinstance(value, float):
-        if not value.is_integer():
-            raise ConditionError(path, f"{what} must be a whole number")
-        value = int(value)
-    if not minimum <= value <= maximum:
-        low, high = (int(minimum), int(maximum)) if integer else (minimum, maximum)
-        raise ConditionError(path, f"{what} must be between {low} and {high}")
-    return value
-
-
 class _Validator:
     def __init__(self, emotion_recognition_forbidden: bool, segment_known: Callable[[str], bool]) -> None:
         self.emotion_recognition_forbidden = emotion_recognition_forbidden
@@ -270,13 +238,13 @@ class _Validator:
             raise ConditionError(f"{path}.value", "a leaf needs a value")
         result = {"field": name, "op": op, "value": self.value(spec, op, node["value"], f"{path}.value")}
         if spec.face:
-            result["min_confidence"] = float(_checked_number(
+            result["min_confidence"] = float(checked_number(
                 node.get("min_confidence", DEFAULT_MIN_CONFIDENCE), f"{path}.min_confidence", minimum=0.0,
                 maximum=1.0, integer=False, what="min_confidence"))
-            result["window_seconds"] = _checked_number(
+            result["window_seconds"] = checked_number(
                 node.get("window_seconds", DEFAULT_WINDOW_SECONDS), f"{path}.window_seconds",
                 minimum=MIN_WINDOW_SECONDS, maximum=MAX_WINDOW_SECONDS, integer=True, what="window_seconds")
-            result["min_frames"] = _checked_number(
+            result["min_frames"] = checked_number(
                 node.get("min_frames", DEFAULT_MIN_FRAMES), f"{path}.min_frames", minimum=1,
                 maximum=MAX_MIN_FRAMES, integer=True, what="min_frames")
         else:
@@ -307,7 +275,7 @@ class _Validator:
 
     def scalar(self, spec: FieldSpec, value: Any, path: str) -> Any:
         if spec.kind == "number":
-            return _checked_number(value, path, minimum=spec.minimum, maximum=spec.maximum, integer=spec.integer,
+            return checked_number(value, path, minimum=spec.minimum, maximum=spec.maximum, integer=spec.integer,
                                    what="the value")
         if spec.kind == "bool":
             if not isinstance(value, bool):

@@ -71,7 +71,8 @@ EXPRESSION_SHARE_PREFIX = "face.expression_share."
 
 
 class ConditionError(ValueError):
-    """A tree that cannot be saved; `path` names the offending node, e.g. "definition.all[1].value"."""
+    """A tree that cannot be saved (a rule's or a segment's); `path` names the offending node, e.g.
+    "condition.all[1].value" or "definition.all[1].window_seconds"."""
 
     path: str
     message: str

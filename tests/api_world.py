@@ -48,6 +48,7 @@ class ApiWorld:
     content_campaign_id: str  # a draft campaign with variants and a rule, for the content operations
     variant_key: str
     rule_id: int
+    segment_key: str  # a dynamic segment of the organization, recomputed once
 
 
 def _face() -> dict:
@@ -108,10 +109,11 @@ def make_api_world() -> ApiWorld:
     from consent.services import subject_access_token_rotate
     from faceanalysis.services.capture import capture_session_end
     from faceanalysis.services.context import session_aggregates_refresh
+    from segments.services import segment_recompute, segment_save
     from tests.faceanalysis.factories import make_campaign, make_consented_subject
 
     organization = make_organization(name="Schema")
-    key, raw_key = make_api_key(organization)
+    key, raw_key = make_api_key(organization, scopes=("read", "write", "export"))
     spare_key, _ = make_api_key(organization)
     subject, grant = make_consented_subject(organization)
     spare_subject, _ = make_consented_subject(organization)
@@ -130,6 +132,9 @@ def make_api_world() -> ApiWorld:
         organization=organization, subject=subject, campaign=campaign, source="image_upload", media_ref="page-7"
     )
     content_campaign, variant, rule = _content_campaign(organization)
+    segment = segment_save(organization=organization, key="attentive", name="Attentive", definition={
+        "field": "face.attention_share", "op": "gte", "value": 0.5, "min_frames": 1})
+    segment_recompute(segment_id=segment.pk)
     return ApiWorld(
         organization=organization,
         api_key=raw_key,
@@ -147,6 +152,7 @@ def make_api_world() -> ApiWorld:
         content_campaign_id=content_campaign.public_id,
         variant_key=variant.key,
         rule_id=rule.pk,
+        segment_key=segment.key,
     )
 
 

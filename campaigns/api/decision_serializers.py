@@ -4,7 +4,6 @@ another JSON type than documented."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -13,18 +12,7 @@ from rest_framework import serializers
 
 from campaigns.decisions import CLIENT_EVENT_ID, CURRENCY, EVENT_NAME, VALUE_LIMIT, VALUE_STEP, VISITOR_ID
 from campaigns.models import Decision, Event, Variant
-from config.api.fields import StrictCharField, StrictRegexField, StrictUUIDField
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses keys it does not declare (a typo must not pass as an absent optional field)."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            unknown = sorted(str(key) for key in data if key not in self.fields)
-            if unknown:
-                raise serializers.ValidationError({key[:64]: ["Unknown field."] for key in unknown[:10]})
-        return super().to_internal_value(data)
+from config.api.fields import StrictCharField, StrictRegexField, StrictSerializer, StrictUUIDField
 
 
 def _text(max_length: int, **kwargs: Any) -> StrictCharField:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 
 from campaigns import conditions
 from config.api.condition_tree import tree_components, tree_field_schema
@@ -39,15 +39,3 @@ class ConditionFieldExtension(OpenApiSerializerFieldExtension):
 
     def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
         return tree_field_schema(auto_schema, condition_components(), "Condition", str(self.target.help_text or ""))
-
-
-class StrictSerializerExtension(OpenApiSerializerExtension):
-    """A strict request body (decision_serializers.StrictSerializer refuses members it does not know with a 400)
-    says so in the schema: `additionalProperties: false`."""
-
-    target_class = "campaigns.api.decision_serializers.StrictSerializer"
-    match_subclasses = True
-
-    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
-        schema = auto_schema._map_basic_serializer(self.target, direction)
-        return {**schema, "additionalProperties": False}

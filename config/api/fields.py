@@ -7,9 +7,33 @@ sends `5` where a string is documented has a bug that a 400 shows at once. Both 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
+
+
+class StrictSerializer(serializers.Serializer):
+    """A request body that refuses keys it does not declare (a typo must not pass as an absent optional field)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(str(key) for key in data if key not in self.fields)
+            if unknown:
+                raise serializers.ValidationError({key[:64]: ["Unknown field."] for key in unknown[:10]})
+        return super().to_internal_value(data)
+
+
+class StrictSerializerExtension(OpenApiSerializerExtension):
+    """A strict request body says so in the schema: `additionalProperties: false`."""
+
+    target_class = "config.api.fields.StrictSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        return {**schema, "additionalProperties": False}
 
 
 class StrictCharField(serializers.CharField):

@@ -1,23 +1,14 @@
-"""The segments API in the OpenAPI schema: a strict request body says `additionalProperties: false`, as it
-refuses members it does not know with a 400 (segments may not use campaigns' own extension: apps import one way)."""
+"""A segment's definition in the OpenAPI schema: a recursive tree (`SegmentConditionNode`) whose leaves take the
+fields, operators and parameters of segments.conditions (the rules' tree has its own, in campaigns)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 
 from config.api.condition_tree import tree_components, tree_field_schema
 from segments import conditions
-
-
-class StrictSegmentSerializerExtension(OpenApiSerializerExtension):
-    target_class = "segments.api.serializers.StrictSerializer"
-    match_subclasses = True
-
-    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
-        schema = auto_schema._map_basic_serializer(self.target, direction)
-        return {**schema, "additionalProperties": False}
 
 
 def definition_components() -> dict[str, dict[str, Any]]:

@@ -4,25 +4,11 @@ segments.conditions, whose refusals name the node (`definition.all[1].window_sec
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from rest_framework import serializers
 
-from config.api.fields import StrictCharField, StrictRegexField
+from config.api.fields import StrictCharField, StrictRegexField, StrictSerializer
 from segments.models import KEY_MAX_LENGTH, Segment, SegmentMembership, SegmentRun
 from segments.services import _KEY, MAX_MATCH_IDS, MAX_PARTNER_ID_LENGTH, MAX_UPLOAD_IDS
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses keys it does not declare (a typo must not pass as an absent optional member)."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            unknown = sorted(str(key) for key in data if key not in self.fields)
-            if unknown:
-                raise serializers.ValidationError({key[:64]: ["Unknown field."] for key in unknown[:10]})
-        return super().to_internal_value(data)
 
 
 class DefinitionField(serializers.JSONField):

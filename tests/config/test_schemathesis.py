@@ -80,6 +80,17 @@ def schemathesis_config(world: ApiWorld) -> str:
          "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "409",
                                                                        "429"]}}},
         # Stateful links would hand it the prefix of the key every call is made with.
+        # Segments: their paths name the seeded segment; a definition is a recursive tree whose coverage cases
+        # multiply past the run's bound, so bodies with one are fuzzed, not enumerated; and as with rules, a
+        # schema-valid tree can still be refused (a value that does not fit its field), with a 400 at its node.
+        {"include-name-regex": r"^[A-Z]+ /api/v1/segments/\{key\}/",
+         "parameters": {"path.key": world.segment_key},
+         "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "409",
+                                                                       "429"]}}},
+        {"include-name-regex": r"^(POST /api/v1/segments/(preview/)?|PATCH /api/v1/segments/\{key\}/)$",
+         "phases": {"coverage": {"enabled": False}},
+         "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "409",
+                                                                       "429"]}}},
         {"include-name": "POST /api/v1/keys/{prefix}/revoke/",
          "parameters": {"path.prefix": world.spare_key_prefix}, "phases": {"stateful": {"enabled": False}}},
     ]
