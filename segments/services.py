@@ -48,7 +48,7 @@ CADENCE_LOAD_SHARE = 0.05
 MAX_UPLOAD_IDS = 100_000
 MAX_PARTNER_ID_LENGTH = 200
 MAX_MATCH_IDS = 10_000
-_KEY = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
+KEY_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
 # Names of the API's own paths beside the segments' (/api/v1/segments/preview/): a segment keyed so is unreachable.
 RESERVED_KEYS = frozenset({"preview", "fields"})
 
@@ -137,7 +137,7 @@ def segment_check(
 ) -> dict:
     """What `segment_save` would refuse, without writing (a form shows it at the field): SegmentError naming
     the field, or ConditionError naming the node. Returns the canonical definition."""
-    if not isinstance(key, str) or not _KEY.match(key):
+    if not isinstance(key, str) or not KEY_PATTERN.match(key):
         raise SegmentError("key", f"a key is 1 to {KEY_MAX_LENGTH} lower-case letters, digits, - or _")
     if key in RESERVED_KEYS:
         raise SegmentError("key", f"{key} is reserved: choose another key")

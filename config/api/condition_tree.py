@@ -70,11 +70,15 @@ def tree_components(
 
 
 def tree_field_schema(auto_schema: Any, components: dict[str, dict[str, Any]], prefix: str,
-                      help_text: str = "") -> dict[str, Any]:
-    """A field's schema: a `$ref` to `<prefix>Node`, registering the components on first use."""
+                      help_text: str = "", nullable: bool = False) -> dict[str, Any]:
+    """A field's schema: a `$ref` to `<prefix>Node` (or null, with `nullable`), registering the components on
+    first use."""
     for name, schema in components.items():
         auto_schema.registry.register_on_missing(
             ResolvedComponent(name=name, type=ResolvedComponent.SCHEMA, object=name, schema=schema)
         )
     ref = {"$ref": f"#/components/schemas/{prefix}Node"}
-    return {"allOf": [ref], "description": help_text} if help_text else ref
+    if not help_text and not nullable:
+        return ref
+    return {"allOf": [ref], **({"description": help_text} if help_text else {}),
+            **({"nullable": True} if nullable else {})}

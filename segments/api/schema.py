@@ -43,4 +43,4 @@ class DefinitionFieldExtension(OpenApiSerializerFieldExtension):
 
     def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
         return tree_field_schema(auto_schema, definition_components(), "SegmentCondition",
-                                 str(self.target.help_text or ""))
+                                 str(self.target.help_text or ""), nullable=self.target.allow_null)

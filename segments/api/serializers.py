@@ -4,16 +4,22 @@ segments.conditions, whose refusals name the node (`definition.all[1].window_sec
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 from config.api.fields import StrictCharField, StrictRegexField, StrictSerializer
 from segments.models import KEY_MAX_LENGTH, Segment, SegmentMembership, SegmentRun
-from segments.services import _KEY, MAX_MATCH_IDS, MAX_PARTNER_ID_LENGTH, MAX_UPLOAD_IDS
+from segments.services import KEY_PATTERN, MAX_MATCH_IDS, MAX_PARTNER_ID_LENGTH, MAX_UPLOAD_IDS
 
 
 class DefinitionField(serializers.JSONField):
     """A condition tree, read as JSON and checked by segments.conditions (in the schema: segments.api.schema; the
-    vocabulary with its ranges is also at GET /api/v1/segments/fields/)."""
+    vocabulary with its ranges is also at GET /api/v1/segments/fields/). A static segment without one (an
+    uploaded list) shows null."""
+
+    def to_representation(self, value: Any) -> Any:
+        return value or None
 
 
 class LedgerEntryRefSerializer(serializers.Serializer):
@@ -24,7 +30,7 @@ class LedgerEntryRefSerializer(serializers.Serializer):
 
 
 class SegmentSerializer(serializers.ModelSerializer):
-    definition = DefinitionField(read_only=True)
+    definition = DefinitionField(read_only=True, allow_null=True)
 
     class Meta:
         model = Segment
@@ -38,14 +44,14 @@ class SegmentSerializer(serializers.ModelSerializer):
 class SegmentRequest(StrictSerializer):
     """A segment to create (key, name and, for a dynamic one, a definition), or the members of one to change."""
 
-    key = StrictRegexField(_KEY.pattern, max_length=KEY_MAX_LENGTH,
+    key = StrictRegexField(KEY_PATTERN.pattern, max_length=KEY_MAX_LENGTH,
                            help_text="Lower-case letters, digits, - and _; not `preview` or `fields`.")
     name = StrictCharField(max_length=200)
     description = StrictCharField(max_length=5000, required=False, allow_blank=True)
     kind = serializers.ChoiceField(choices=Segment.Kind.choices, required=False,
                                    help_text="Default dynamic; cannot change (409).")
-    definition = DefinitionField(required=False, help_text="Required for a dynamic segment; a static one may "
-                                 "have none (its members come from an upload).")
+    definition = DefinitionField(required=False, allow_null=True, help_text="Required for a dynamic segment; a "
+                                 "static one may have none (null: its members come from an upload).")
 
 
 class PreviewRequest(StrictSerializer):
