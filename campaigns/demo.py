@@ -112,7 +112,9 @@ def _simulate_visitors(campaign: Campaign, experiment: Experiment, phase: Experi
             events.append(_event(decision, Event.Kind.CUSTOM, "signup", None, minutes=rng.randint(1, 20)))
     Event.objects.bulk_create(events)
     if notice is not None:
-        _simulate_consent(campaign, notice, decisions[-CONSENTING * 3:], rng)
+        # Visitors from across the two weeks are asked, so the segments over them grow day by day.
+        step = max(1, len(decisions) // (CONSENTING * 3))
+        _simulate_consent(campaign, notice, decisions[::step][-CONSENTING * 3:], rng)
 
 
 def _event(decision: Decision, kind: str, name: str, value: Decimal | None, *, minutes: int = 0) -> Event:

@@ -70,7 +70,8 @@ def test_seed_demo_gives_segments_with_members_and_two_weeks_of_size_history(cap
     assert set(segments) == {"attentive-viewers", "clicked-not-converted", "young-attentive"}
     for key in ("attentive-viewers", "clicked-not-converted"):
         assert segment_members(segment=segments[key]).count() > 0, key
-        assert len(segment_size_history(segment=segments[key])) == 15
+        sizes = [point["size"] for point in segment_size_history(segment=segments[key])]
+        assert len(sizes) == 15 and len(set(sizes)) > 3, (key, sizes)  # it grows over the two weeks
     assert segments["attentive-viewers"].face_based and segments["young-attentive"].face_based
     young = {m.subject_id for m in segment_members(segment=segments["young-attentive"])}
     assert young <= {m.subject_id for m in segment_members(segment=segments["attentive-viewers"])}

@@ -45,7 +45,9 @@ class Command(BaseCommand):
         from accounts.signals import demo_seeded
 
         demo_seeded.send(sender=self.__class__, organization=organization, user=user, base_url=base_url)
-        _, raw_key = api_key_create(organization=organization, name="Demo partner key")
+        # The demo's own key may export its audiences too (segments' members, export and match need `export`).
+        _, raw_key = api_key_create(organization=organization, name="Demo partner key",
+                                    scopes=("read", "write", "export"))
 
         self.stdout.write(self.style.SUCCESS("Demo organization ready: Demo Shop"))
         admin_url = f"{base_url}{settings.ADMIN_URL}"
