@@ -20,15 +20,19 @@ class Segment(TenantModel):
     """One audience of an organization, known by its key (the name rules and the API use)."""
 
     class Kind(models.TextChoices):
-        DYNAMIC = "dynamic", _("Dynamic (recomputed on a cadence and when a member's data changes)")
-        STATIC = "static", _("Static (a snapshot taken on demand, or an uploaded list)")
+        DYNAMIC = "dynamic", _("Dynamic")
+        STATIC = "static", _("Static")
 
     key = models.SlugField(
         max_length=KEY_MAX_LENGTH, help_text=_("How rules and the API name it, e.g. smiled-at-spring."),
     )
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.DYNAMIC)
+    kind = models.CharField(
+        max_length=8, choices=Kind.choices, default=Kind.DYNAMIC,
+        help_text=_("Dynamic: recomputed on a cadence and when a member's data changes. Static: a snapshot taken on "
+                    "demand, or an uploaded list of your user ids."),
+    )
     definition = models.JSONField(
         default=dict, blank=True,
         help_text=_("The condition tree (docs/segments.md); a static segment's snapshot is taken from it."),

@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
                 ('key', models.SlugField(help_text='How rules and the API name it, e.g. smiled-at-spring.', max_length=64)),
                 ('name', models.CharField(max_length=200)),
                 ('description', models.TextField(blank=True)),
-                ('kind', models.CharField(choices=[('dynamic', "Dynamic (recomputed on a cadence and when a member's data changes)"), ('static', 'Static (a snapshot taken on demand, or an uploaded list)')], default='dynamic', max_length=8)),
+                ('kind', models.CharField(choices=[('dynamic', 'Dynamic'), ('static', 'Static')], default='dynamic', help_text="Dynamic: recomputed on a cadence and when a member's data changes. Static: a snapshot taken on demand, or an uploaded list of your user ids.", max_length=8)),
                 ('definition', models.JSONField(blank=True, default=dict, help_text="The condition tree (docs/segments.md); a static segment's snapshot is taken from it.")),
                 ('face_based', models.BooleanField(default=False, editable=False)),
                 ('emotion_based', models.BooleanField(default=False, editable=False)),
