@@ -25,7 +25,7 @@ from faceanalysis.signals import (
     GENDER_LABELS,
     FaceSignals,
 )
-from segments.conditions import ConditionError, checked_number  # one error type and number check for both trees
+from segments.conditions import COMPARISONS, ConditionError, checked_number, holds  # shared by both trees
 
 MAX_DEPTH = 6
 MAX_NODES = 50
@@ -426,24 +426,8 @@ def _compare(op: str, actual: Any, value: Any, spec: FieldSpec) -> bool:
     if spec.fold_case:
         actual = actual.casefold()
         value = [item.casefold() for item in value] if isinstance(value, list) else value.casefold()
-    if op == "eq":
-        return actual == value
-    if op == "ne":
-        return actual != value
-    if op == "in":
-        return actual in value
-    if op == "not_in":
-        return actual not in value
-    if op == "gt":
-        return actual > value
-    if op == "gte":
-        return actual >= value
-    if op == "lt":
-        return actual < value
-    if op == "lte":
-        return actual <= value
-    if op == "between":
-        return value[0] <= actual <= value[1]
+    if op in COMPARISONS:
+        return holds(op, actual, value)
     if op == "contains":
         return value in actual
     if op == "starts_with":

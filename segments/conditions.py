@@ -367,9 +367,12 @@ def uses_emotion(tree: Mapping) -> bool:
     return any(FIELDS[leaf["field"]].emotion for leaf in leaves(tree))
 
 
+COMPARISONS = frozenset(("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "between"))
+
+
 def holds(op: str, actual: Any, value: Any) -> bool:
-    """`actual op value` for a known actual (a number, a label or a bool); the one comparison both the SQL
-    compiler's zero-count rule and the reference evaluation in the tests use."""
+    """`actual op value` for a known actual (a number, a label or a bool), `op` one of COMPARISONS: the one
+    comparison of rules' evaluation, the SQL compiler's zero-count rule and the tests' reference evaluation."""
     if op == "eq":
         return actual == value
     if op == "ne":
