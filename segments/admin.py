@@ -9,8 +9,6 @@ segment is the same 404 as a missing one. Writes go through segments.services.""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import timedelta
 from typing import Any
@@ -37,6 +35,7 @@ from segments.selectors import (
 from segments.services import (
     SegmentError,
     definition_check,
+    export_csv,
     segment_check,
     segment_delete,
     segment_export,
@@ -308,11 +307,7 @@ class SegmentAdmin(TenantAdmin):
         segment = self._segment_for(request, object_id, change=True)
         rows, _entry = segment_export(segment=segment, requested_by=f"admin:{request.user.get_username()}",
                                       fmt="csv")
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=["subject_id", "entered_at", "partner_linked"])
-        writer.writeheader()
-        writer.writerows(rows)
-        response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+        response = HttpResponse(export_csv(rows), content_type="text/csv; charset=utf-8")
         # A slug key: nothing a header would need quoted.
         response["Content-Disposition"] = f'attachment; filename="segment-{segment.key}.csv"'
         return response

@@ -54,6 +54,7 @@ from segments.conditions import (
     holds,
     is_face_based,
 )
+from segments.selectors import open_members
 
 DAY = timedelta(days=1)
 
@@ -150,8 +151,6 @@ class _Compiler:
             linked = ~Q(partner_ref_hash="")
             return linked if holds(leaf["op"], True, leaf["value"]) else ~linked
         if name == "segment":
-            from segments.selectors import open_members  # the selectors read segments' own tables
-
             members = open_members(
                 organization_id=self.organization_id, keys=leaf["value"], now=self.now, subject_id=self.subject_id,
             )

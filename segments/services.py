@@ -12,7 +12,7 @@ import io
 import re
 import time
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
@@ -81,7 +81,7 @@ def _reaches(start: Iterable[str], target: str, definitions: Mapping[str, Mappin
         if key in seen:
             continue
         seen.add(key)
-        todo.extend(referenced_segments(definitions.get(key) or {}) if definitions.get(key) else ())
+        todo.extend(referenced_segments(definitions.get(key) or {}))
     return False
 
 
@@ -273,7 +273,7 @@ def _record_run(segment: Segment, kind: str, started: datetime, clock: float, en
     cadence = next_cadence(duration_ms)
     Segment.objects.filter(pk=segment.pk).update(
         size=size, last_run_at=started, last_run_ms=duration_ms, cadence_seconds=cadence,
-        next_run_at=started + timezone.timedelta(seconds=cadence),
+        next_run_at=started + timedelta(seconds=cadence),
     )
     return run
 
@@ -451,6 +451,18 @@ def segment_members_listed(*, segment: Segment, count: int, requested_by: str) -
     """Record that a page of `count` shareable members was read through the API: a page of members leaves Visage
     as an export does, so each one is in the ledger too."""
     return _export_recorded(segment, what="members_page", count=count, requested_by=requested_by, fmt="json")
+
+
+EXPORT_COLUMNS = ("subject_id", "entered_at", "partner_linked")
+
+
+def export_csv(rows: list[dict]) -> str:
+    """`segment_export`'s rows as CSV (the admin's download and the API's), partner_linked as true / false."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({**row, "partner_linked": "true" if row["partner_linked"] else "false"} for row in rows)
+    return out.getvalue()
 
 
 def segment_match(

@@ -314,9 +314,6 @@ class ExportNegotiation(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-EXPORT_COLUMNS = ("subject_id", "entered_at", "partner_linked")
-
-
 class SegmentExportView(ExportAPIView):
     """GET: the members an export may name (live partner-sharing consent) as JSON or CSV: pseudonymous subject id,
     when they entered, and whether you know them by your own id. No feature value. Each export is a ledger entry,
@@ -340,21 +337,13 @@ class SegmentExportView(ExportAPIView):
             raise SegmentError("format", "json or csv")
         rows, entry = services.segment_export(segment=segment, requested_by=self.requested_by, fmt=output[0])
         if output[0] == "csv":
-            response = HttpResponse(_csv(rows), content_type="text/csv; charset=utf-8")
+            response = HttpResponse(services.export_csv(rows), content_type="text/csv; charset=utf-8")
             response["Content-Disposition"] = f'attachment; filename="{segment.key}-{entry.sequence}.csv"'
         else:
             response = Response({"segment": segment.key, "count": len(rows), "ledger_entry": _ledger_ref(entry),
                                  "members": rows})
         response[LEDGER_HEADER] = str(entry.sequence)
         return response
-
-
-def _csv(rows: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({**row, "partner_linked": "true" if row["partner_linked"] else "false"} for row in rows)
-    return out.getvalue()
 
 
 class SegmentMatchView(ExportAPIView):
