@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -27,7 +27,13 @@ def entry_hash(content: dict[str, Any], prev_hash: str) -> str:
     return hashlib.sha256(canonical_json(content) + prev_hash.encode()).hexdigest()
 
 
-def _lock_chain_head(organization: Organization) -> ChainHead:
+def subject_digest(subject_ref: str) -> str:
+    """What the chain covers of an entry's subject: sha256 of its public id ("" for none). An erasure cuts the
+    public id from the entry and leaves this, so the chain still verifies."""
+    return hashlib.sha256(subject_ref.encode()).hexdigest() if subject_ref else ""
+
+
+def chain_head_lock(organization: Organization) -> ChainHead:
     # INSERT ... ON CONFLICT DO NOTHING, then a row lock: concurrent first appends cannot both create it.
     ChainHead.objects.bulk_create([ChainHead(organization=organization)], ignore_conflicts=True)
     return ChainHead.objects.select_for_update().get(organization=organization)
@@ -52,13 +58,14 @@ def ledger_append(
     if event not in LedgerEntry.Event.values:
         raise ValueError(f"Unknown ledger event {event!r}.")
     with transaction.atomic():
-        head = _lock_chain_head(organization)
+        head = chain_head_lock(organization)
         entry = LedgerEntry(
             organization=organization,
             sequence=head.last_sequence + 1,
             event=event,
             occurred_at=occurred_at or timezone.now(),
             subject_ref=str(subject_ref or ""),
+            subject_digest=subject_digest(str(subject_ref or "")),
             purposes=purposes,
             notice_hash=notice_hash,
             language=language,
@@ -72,6 +79,17 @@ def ledger_append(
         entry.save()
         ChainHead.objects.filter(pk=head.pk).update(last_sequence=entry.sequence, last_hash=entry.hash)
     return entry
+
+
+def ledger_subject_cut(*, organization: Organization, subject_ref: str) -> int:
+    """An erasure: cut the subject's public id from its ledger entries. The entries stay, as the proof of consent
+    the law asks for (GDPR Art. 7(1), 17(3)(e)); their hash covers the digest, so the chain still verifies. The
+    triggers allow this change and no other. Entries from before digests existed are left as they are. Returns
+    how many were cut; idempotent."""
+    if not subject_ref:
+        return 0
+    rows = LedgerEntry.objects.filter(organization=organization, subject_ref=subject_ref).exclude(subject_digest="")
+    return models.QuerySet.update(rows, subject_ref="")
 
 
 @dataclass(frozen=True)

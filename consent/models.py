@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import TenantModel, TenantQuerySet
-from consent import derived
+from consent import derived, retention
 
 # BIPA 740 ILCS 14/15(a): biometric identifiers are destroyed within 3 years of the last interaction.
 MAX_RETENTION_DAYS = 3 * 365
@@ -49,12 +49,50 @@ class Channel(models.TextChoices):
 
 
 class RetentionPolicy(TenantModel):
-    """How long an organization keeps what it derives from faces; its schedule is public (BIPA)."""
+    """How long an organization keeps each category of what it holds; its schedule is public (BIPA). One column
+    per category of `consent.retention.CATEGORIES`; the service (`retention_policy_set`) saves a value above its
+    legal cap capped, and the check constraints hold the absolute limits."""
 
+    jurisdiction = models.CharField(
+        max_length=8, choices=retention.Jurisdiction.CHOICES, default=retention.Jurisdiction.EU,
+        help_text=_("Where your subjects are: Texas caps everything biometric at one year."),
+    )
+    frame_bytes_seconds = models.PositiveIntegerField(
+        default=120, validators=[MinValueValidator(1), MaxValueValidator(retention.FRAME_BYTES_MAX_SECONDS)],
+        help_text=_("A frame's bytes wait at most this many seconds for analysis (at most 10 minutes)."),
+    )
     feature_retention_days = models.PositiveIntegerField(
         default=365,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_RETENTION_DAYS)],
         help_text=_("Derived face features are deleted after this many days (at most 3 years)."),
+    )
+    aggregate_retention_days = models.PositiveIntegerField(
+        default=365, validators=[MinValueValidator(1), MaxValueValidator(MAX_RETENTION_DAYS)],
+        help_text=_("Capture sessions' aggregates are deleted after this many days (at most 3 years)."),
+    )
+    face_context_retention_days = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1), MaxValueValidator(MAX_RETENTION_DAYS)],
+        help_text=_("A subject's face context is deleted this many days after its last update (at most 3 years)."),
+    )
+    membership_retention_days = models.PositiveIntegerField(
+        default=365, validators=[MinValueValidator(1), MaxValueValidator(MAX_RETENTION_DAYS)],
+        help_text=_("Ended segment memberships are deleted after this many days (at most 3 years)."),
+    )
+    decision_retention_days = models.PositiveIntegerField(
+        default=730, validators=[MinValueValidator(1), MaxValueValidator(retention.RECORD_MAX_DAYS)],
+        help_text=_("Decision logs are deleted after this many days."),
+    )
+    event_retention_days = models.PositiveIntegerField(
+        default=730, validators=[MinValueValidator(1), MaxValueValidator(retention.RECORD_MAX_DAYS)],
+        help_text=_("Events (impressions, clicks, conversions) are deleted after this many days."),
+    )
+    exposure_retention_days = models.PositiveIntegerField(
+        default=730, validators=[MinValueValidator(1), MaxValueValidator(retention.RECORD_MAX_DAYS)],
+        help_text=_("Experiment exposures lose their visitor after this many days; the arms' counts stay."),
+    )
+    consent_record_retention_days = models.PositiveIntegerField(
+        default=6 * 365, validators=[MinValueValidator(365), MaxValueValidator(retention.RECORD_MAX_DAYS)],
+        help_text=_("Ended grants are kept as proof this many days after they ended (at least one year)."),
     )
     grant_validity_days = models.PositiveIntegerField(
         default=365,
@@ -76,15 +114,32 @@ class RetentionPolicy(TenantModel):
                 condition=models.Q(grant_validity_days__gte=1, grant_validity_days__lte=MAX_RETENTION_DAYS),
                 name="consent_grant_validity_capped",
             ),
+            models.CheckConstraint(
+                condition=models.Q(frame_bytes_seconds__gte=1,
+                                   frame_bytes_seconds__lte=retention.FRAME_BYTES_MAX_SECONDS),
+                name="consent_frame_bytes_capped",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    aggregate_retention_days__lte=MAX_RETENTION_DAYS, face_context_retention_days__lte=MAX_RETENTION_DAYS,
+                    membership_retention_days__lte=MAX_RETENTION_DAYS,
+                ),
+                name="consent_biometric_retention_capped",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"Retention: features {self.feature_retention_days} d, consent {self.grant_validity_days} d"
 
-    def snapshot(self) -> dict[str, int]:
+    def period(self, category: "retention.Category") -> int:
+        """The category's configured period, in its unit."""
+        return int(getattr(self, category.field))
+
+    def snapshot(self) -> dict[str, int | str]:
         """The schedule as frozen into a published notice."""
         return {
-            "feature_retention_days": self.feature_retention_days,
+            "jurisdiction": self.jurisdiction,
+            **{category.field: self.period(category) for category in retention.CATEGORIES},
             "grant_validity_days": self.grant_validity_days,
         }
 
@@ -326,6 +381,9 @@ class LedgerEntry(TenantModel):
     occurred_at = models.DateTimeField()
     # No foreign keys: the ledger outlives the rows it speaks about (an erased subject, a deleted campaign).
     subject_ref = models.CharField(max_length=36, blank=True, help_text="Subject public id, if any.")
+    # sha256 of subject_ref, written with the entry: the hash covers it, so an erasure can cut subject_ref (the
+    # one change the triggers allow) and the chain still verifies. Empty on entries written before it existed.
+    subject_digest = models.CharField(max_length=64, blank=True)
     purposes = models.CharField(max_length=200, blank=True)
     notice_hash = models.CharField(max_length=64, blank=True)
     language = models.CharField(max_length=8, blank=True)
@@ -368,12 +426,14 @@ class LedgerEntry(TenantModel):
     def canonical_content(self) -> dict:
         """What the hash covers: every column but the hashes themselves and the row id."""
         occurred = self.occurred_at.astimezone(UTC) if self.occurred_at.tzinfo else self.occurred_at
+        # Entries with a digest cover it instead of the public id, which an erasure may cut.
+        subject = {"subject_digest": self.subject_digest} if self.subject_digest else {"subject": self.subject_ref}
         return {
             "organization": self.organization_id,
             "sequence": self.sequence,
             "event": self.event,
             "occurred_at": occurred.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "subject": self.subject_ref,
+            **subject,
             "purposes": self.purposes,
             "notice_hash": self.notice_hash,
             "language": self.language,
@@ -389,6 +449,9 @@ class ChainHead(TenantModel):
 
     last_sequence = models.PositiveBigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default="0" * 64)
+    # The partner event feed's sequence (consent.outbox): taken under the same lock, so the feed's order is the
+    # order of commits and a cursor never skips an event that commits late.
+    last_event_sequence = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         verbose_name = "ledger chain head"
@@ -443,6 +506,8 @@ class PurgePart(TenantModel):
 
     request = models.ForeignKey(PurgeRequest, on_delete=models.CASCADE, related_name="parts")
     purger = models.CharField(max_length=60, help_text=_("The registered purger (consent.purging) that owes it."))
+    # A retention run has one part per purger and category (consent.retention); empty for other requests.
+    category = models.CharField(max_length=30, blank=True)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OWED)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=200, blank=True, help_text=_("The last failure's type, never data."))
@@ -455,8 +520,102 @@ class PurgePart(TenantModel):
     class Meta:
         ordering = ["request", "purger"]
         verbose_name = "purge part"
-        constraints = [models.UniqueConstraint(fields=["request", "purger"], name="consent_one_part_per_purger")]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "purger", "category"], name="consent_one_part_per_purger"),
+        ]
         indexes = [models.Index(fields=["status", "dispatched_at"], name="consent_purge_owed_idx")]
 
     def __str__(self) -> str:
         return f"{self.purger} ({self.get_status_display()})"
+
+
+class DataRequest(TenantModel):
+    """A data subject's request (GDPR Art. 15, 17, 20): access, export or erasure, with its state, its due date
+    (one month, Art. 12(3)) and who asked. Ids only, like a purge request: it outlives the subject's erasure as
+    the proof that the request was received and answered."""
+
+    class Kind(models.TextChoices):
+        ACCESS = "access", _("Access")
+        EXPORT = "export", _("Export")
+        ERASURE = "erasure", _("Erasure")
+
+    class State(models.TextChoices):
+        RECEIVED = "received", _("Received")
+        IN_PROGRESS = "in_progress", _("In progress")
+        DONE = "done", _("Done")
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.RECEIVED)
+    subject_id = models.PositiveBigIntegerField()
+    subject_ref = models.CharField(max_length=36, help_text=_("Subject public id."))
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    # Who asked: "subject" (the "my data" link), or the partner API key's prefix, or an admin user's id.
+    requested_by = models.CharField(max_length=80)
+    received_at = models.DateTimeField(default=timezone.now, editable=False)
+    due_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # An erasure runs through a purge request; its parts say what is done.
+    purge_request = models.ForeignKey(PurgeRequest, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="data_requests")
+    # Counts and the like, never content.
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+        verbose_name = "data subject request"
+        indexes = [models.Index(fields=["organization", "subject_id"], name="consent_request_subject_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.subject_ref} ({self.get_state_display()})"
+
+
+class SigningKey(TenantModel):
+    """An organization's Ed25519 key for signed consent receipts (JWS, alg EdDSA). The public half is published
+    (consent.receipts); the private half is stored encrypted under a key derived from SECRET_KEY. A retired key
+    signs nothing new and stays published, so old receipts keep verifying."""
+
+    kid = models.CharField(max_length=64, unique=True, editable=False)
+    public_key = models.CharField(max_length=64, editable=False, help_text=_("Raw public key, base64url."))
+    private_key_encrypted = models.TextField(editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    retired_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["organization", "-created_at"]
+        verbose_name = "receipt signing key"
+
+    def __str__(self) -> str:
+        return f"Signing key {self.kid}"
+
+
+class OutboxEvent(TenantModel):
+    """One entry of the partner event feed (`GET /api/v1/events/`), written in the transaction of what it reports,
+    numbered per organization in commit order (ChainHead.last_event_sequence). Webhooks will deliver from it.
+    Ids and counts only, never feature values."""
+
+    class Type(models.TextChoices):
+        CONSENT_GRANTED = "consent.granted", _("Consent granted")
+        CONSENT_WITHDRAWN = "consent.withdrawn", _("Consent withdrawn")
+        ERASURE_REQUESTED = "erasure.requested", _("Erasure requested")
+        ERASURE_DONE = "erasure.done", _("Erasure done")
+        EXPORT_READY = "export.ready", _("Export ready")
+        PURGE_DONE = "purge.done", _("Purge done")
+
+    sequence = models.PositiveBigIntegerField()
+    type = models.CharField(max_length=30, choices=Type.choices)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    subject_ref = models.CharField(max_length=36, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["organization", "sequence"]
+        verbose_name = "partner event"
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "sequence"], name="consent_outbox_sequence_unique"),
+        ]
+        indexes = [models.Index(fields=["organization", "type", "sequence"], name="consent_outbox_type_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.type}"

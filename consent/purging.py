@@ -19,13 +19,14 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from accounts.models import Organization
 from consent.dispatch import send_purge_parts
 from consent.ledger import ledger_append
-from consent.models import LedgerEntry, PurgePart, PurgeRequest, purposes_key
+from consent.models import DataRequest, LedgerEntry, OutboxEvent, PurgePart, PurgeRequest, purposes_key
+from consent.outbox import event_emit
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,23 @@ class PurgeOrder:
 
 
 @dataclass(frozen=True)
+class RetentionTarget:
+    """One retention category's rows in one table (consent.retention.CATEGORIES): `expired(organization_id,
+    before)` is the queryset of the organization's rows whose `timestamp` is older than the cutoff. The retention
+    run deletes them in bounded batches, or, with `cut`, updates them with those values (the row stays, anonymous)."""
+
+    category: str
+    model: str
+    expired: Callable[[int, datetime], QuerySet]
+    timestamp: str
+    cut: dict[str, object] | None = None
+
+
+# One row of a subject's export: the model's label and the row's fields (JSON-ready), streamed.
+ExportRow = tuple[str, dict[str, object]]
+
+
+@dataclass(frozen=True)
 class Purger:
     """An app's purge of its own tables. `purge` is idempotent (a second run finds nothing more to delete) and
     returns counts; it runs in the transaction that marks its part done and writes its receipt.
@@ -69,6 +87,11 @@ class Purger:
     # writing the face context would wait for while holding a session. Best effort, as the part does it too;
     # its counts go into the part's receipt.
     at_once: Callable[[PurgeOrder], dict[str, int]] | None = None
+    # A subject's rows in every table of `models`, for access and export requests: (organization_id, subject_id)
+    # -> ExportRow per row, lazily. The completeness test holds it to `models`, as the coverage test holds `purge`.
+    export: Callable[[int, int], Iterable[ExportRow]] | None = None
+    # What a retention run deletes (or cuts) of this app's tables, per category.
+    retention: tuple[RetentionTarget, ...] = ()
 
 
 _PURGERS: dict[str, Purger] = {}
@@ -220,6 +243,22 @@ def _do(part: PurgePart) -> None:
     list(PurgeRequest.objects.select_for_update().filter(pk=request.pk).values_list("pk", flat=True))
     if not request.parts.filter(status=PurgePart.Status.OWED).exists():
         PurgeRequest.objects.filter(pk=request.pk).update(completed_at=now)
+        _request_completed(request, organization=part.organization, now=now)
+
+
+def _request_completed(request: PurgeRequest, *, organization: Organization, now: datetime) -> None:
+    """The last part is done: the feed says so, and a data subject's erasure that ran through it is done."""
+    parts = {p.purger + (f":{p.category}" if p.category else ""): p.counts for p in request.parts.all()}
+    event_emit(
+        organization=organization, type=OutboxEvent.Type.PURGE_DONE, subject_ref=request.subject_ref,
+        payload={"request": str(request.public_id), "reason": request.reason, "parts": parts},
+    )
+    for data_request in DataRequest.objects.filter(purge_request=request).exclude(state=DataRequest.State.DONE):
+        DataRequest.objects.filter(pk=data_request.pk).update(state=DataRequest.State.DONE, completed_at=now)
+        event_emit(
+            organization=organization, type=OutboxEvent.Type.ERASURE_DONE, subject_ref=data_request.subject_ref,
+            payload={"data_request": str(data_request.public_id), "purge_request": str(request.public_id)},
+        )
 
 
 def purge_receipt_record(

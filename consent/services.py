@@ -20,6 +20,7 @@ from consent.models import (
     Grant,
     LedgerEntry,
     NoticeVersion,
+    OutboxEvent,
     PurgeRequest,
     Purpose,
     ReplacedAccessToken,
@@ -28,6 +29,7 @@ from consent.models import (
     purposes_key,
 )
 from consent.notice_text import compose_notice_text, text_hash
+from consent.outbox import event_emit
 from consent.purging import purge_request_record
 
 ACCESS_TOKEN_BYTES = 32  # 256 random bits, URL-safe: 43 characters
@@ -320,6 +322,11 @@ def consent_grant(
         payload={"grants": [g.pk for g in grants], "replaced": [g.pk for g in replaced]},
         occurred_at=now,
     )
+    event_emit(
+        organization=organization, type=OutboxEvent.Type.CONSENT_GRANTED, subject_ref=str(subject.public_id),
+        payload={"purposes": purposes, "notice_hash": notice.text_hash, "language": notice.language,
+                 "channel": channel, "grants": [g.pk for g in grants], "expires_at": (now + validity).isoformat()},
+    )
     return grants
 
 
@@ -422,6 +429,11 @@ def _grants_end(
             payload={"grants": [g.pk for g in grants]},
             occurred_at=now,
         )
+    event_emit(
+        organization=organization, type=OutboxEvent.Type.CONSENT_WITHDRAWN, subject_ref=str(subject.public_id),
+        payload={"purposes": sorted({g.purpose for g in withdrawn}), "channel": channel,
+                 "grants": [g.pk for g in withdrawn]},
+    )
     return withdrawn
 
 
