@@ -23,9 +23,12 @@ Idempotent: a second run finds no row pointing at the subject.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from campaigns.models import Decision, Event, Exposure
+from consent.data_export import export_rows
 from consent.models import Purpose
-from consent.purging import PurgeOrder, Purger
+from consent.purging import ExportRow, PurgeOrder, Purger
 
 
 def decision_log_unlink(order: PurgeOrder) -> dict[str, int]:
@@ -39,10 +42,20 @@ def decision_log_unlink(order: PurgeOrder) -> dict[str, int]:
     return {"decisions_unlinked": decisions, "events_unlinked": events, "exposures_unlinked": exposures}
 
 
+def decision_log_export(organization_id: int, subject_id: int) -> Iterator[ExportRow]:
+    """The subject's decisions (with the campaign and variant keys), events and experiment exposures."""
+    scope = {"organization_id": organization_id, "subject_id": subject_id}
+    yield from export_rows("campaigns.Decision", Decision.objects.filter(**scope),
+                           extra=("campaign__public_id", "variant__key"))
+    yield from export_rows("campaigns.Event", Event.objects.filter(**scope))
+    yield from export_rows("campaigns.Exposure", Exposure.objects.filter(**scope))
+
+
 DECISION_LOG_PURGER = Purger(
     name="campaigns.decision_log",
     models=("campaigns.Decision", "campaigns.Event", "campaigns.Exposure"),
     purge=decision_log_unlink,
     purposes=frozenset({Purpose.PERSONALIZATION.value}),
+    export=decision_log_export,
 )
 

@@ -1,27 +1,45 @@
 """Consent's own purger (consent.purging): on erasure, what could tie a subject to a person.
 
-Grants and the ledger stay: they are the proof that processing had a legal basis (GDPR art. 7(1)), they hold no
-biometric data, and their evidence is minimal by construction (a network prefix and a user-agent class)."""
+The Subject row stays as a tombstone (erased_at set, its pseudonyms blanked), so that the guard refuses it for good
+and a second erasure answers with the first. Its grants go once every other part of the erasure is done (the other
+apps' rows point at them): consent.purging.erasure_finish, which also cuts the subject's public id from the ledger
+after the last receipt. The ledger entries stay, cut: they are the proof that processing had a legal basis
+(GDPR Art. 7(1), 17(3)(e)), and hold no biometric data."""
 
-from consent.models import Subject
-from consent.purging import PurgeOrder, Purger
+from collections.abc import Iterator
+
+from consent.data_export import export_rows
+from consent.ledger import ledger_subject_cut
+from consent.models import Grant, Subject
+from consent.purging import ExportRow, PurgeOrder, Purger
 
 
 def subject_pseudonyms_purge(order: PurgeOrder) -> dict[str, int]:
     """An erased subject's partner user id hash and "my data" token hash are blanked: no partner id finds it again
-    and no link opens its page. Idempotent."""
+    and no link opens its page; the ledger entries so far lose its public id. Idempotent."""
     if not order.erasure or order.subject_id is None:
         return {}
-    cleared = (
-        Subject.objects.filter(organization_id=order.organization_id, pk=order.subject_id)
-        .exclude(partner_ref_hash="", access_token_hash="")
-        .update(partner_ref_hash="", access_token_hash="", access_token_issued_at=None)
+    subjects = Subject.objects.filter(organization_id=order.organization_id, pk=order.subject_id)
+    cleared = subjects.exclude(partner_ref_hash="", access_token_hash="").update(
+        partner_ref_hash="", access_token_hash="", access_token_issued_at=None
     )
-    return {"subject_pseudonyms_cleared": cleared}
+    cut = 0
+    for subject in subjects:
+        cut = ledger_subject_cut(organization=subject.organization, subject_ref=str(subject.public_id))
+    return {"subject_pseudonyms_cleared": cleared, "ledger_entries_cut": cut}
+
+
+def subject_consent_export(organization_id: int, subject_id: int) -> Iterator[ExportRow]:
+    """The subject's row (no hashes: they are keys to it, not data about it) and its grants with notice hashes."""
+    subject = Subject.objects.filter(organization_id=organization_id, pk=subject_id)
+    yield from export_rows("consent.Subject", subject, omit=("partner_ref_hash", "access_token_hash"))
+    yield from export_rows("consent.Grant", Grant.objects.filter(organization_id=organization_id,
+                                                                 subject_id=subject_id))
 
 
 SUBJECT_PURGER = Purger(
     name="consent.subject",
     models=("consent.Subject", "consent.Grant"),
     purge=subject_pseudonyms_purge,
+    export=subject_consent_export,
 )

@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from consent.dispatch import send_purge_parts
-from consent.ledger import ledger_append
-from consent.models import DataRequest, LedgerEntry, OutboxEvent, PurgePart, PurgeRequest, purposes_key
+from consent.ledger import ledger_append, ledger_subject_cut
+from consent.models import DataRequest, Grant, LedgerEntry, OutboxEvent, PurgePart, PurgeRequest, purposes_key
 from consent.outbox import event_emit
 
 logger = logging.getLogger(__name__)
@@ -248,6 +248,8 @@ def _do(part: PurgePart) -> None:
 
 def _request_completed(request: PurgeRequest, *, organization: Organization, now: datetime) -> None:
     """The last part is done: the feed says so, and a data subject's erasure that ran through it is done."""
+    if request.reason == PurgeRequest.Reason.SUBJECT_ERASED:
+        erasure_finish(request, organization=organization)
     parts = {p.purger + (f":{p.category}" if p.category else ""): p.counts for p in request.parts.all()}
     event_emit(
         organization=organization, type=OutboxEvent.Type.PURGE_DONE, subject_ref=request.subject_ref,
@@ -259,6 +261,31 @@ def _request_completed(request: PurgeRequest, *, organization: Organization, now
             organization=organization, type=OutboxEvent.Type.ERASURE_DONE, subject_ref=data_request.subject_ref,
             payload={"data_request": str(data_request.public_id), "purge_request": str(request.public_id)},
         )
+
+
+# What the feed keeps naming an erased subject: the partner's own notice to erase it on their side (and the
+# erasure's own purge.done, written after this step).
+ERASURE_EVENT_TYPES = (OutboxEvent.Type.ERASURE_REQUESTED, OutboxEvent.Type.ERASURE_DONE)
+
+
+def erasure_finish(request: PurgeRequest, *, organization: Organization) -> dict[str, int]:
+    """Every part of an erasure is done, in the last one's transaction: the subject's grants go now (the other
+    apps' rows pointed at them until their parts ran), then its public id is cut from every ledger entry, the
+    receipts of this erasure included, and from the feed's earlier events. Its own receipt names the request, not
+    the subject. Idempotent."""
+    if request.subject_id is None or not request.subject_ref:
+        return {}
+    _, deleted = Grant.objects.filter(organization=organization, subject_id=request.subject_id).delete()
+    grants = deleted.get(Grant._meta.label, 0)
+    events = (
+        OutboxEvent.objects.filter(organization=organization, subject_ref=request.subject_ref)
+        .exclude(type__in=ERASURE_EVENT_TYPES).update(subject_ref="")
+    )
+    counts = {"grants_deleted": grants, "feed_events_cut": events}
+    purge_receipt_record(organization=organization, reason=request.reason, counts=counts, request=request,
+                         purger="consent.erasure_finish")
+    counts["ledger_entries_cut"] = ledger_subject_cut(organization=organization, subject_ref=request.subject_ref)
+    return counts
 
 
 def purge_receipt_record(

@@ -18,9 +18,11 @@ from consent import derived
 from consent.guards import GrantState, grant_state, grant_states
 from consent.models import (
     ACCESS_TOKEN_MAX_LENGTH,
+    DataRequest,
     Grant,
     LedgerEntry,
     NoticeVersion,
+    PurgePart,
     Purpose,
     ReplacedAccessToken,
     RetentionPolicy,
@@ -248,3 +250,28 @@ def consent_funnel(*, organization: Organization | None, context_ref: str | None
 def organization_get_public(*, slug: str) -> Organization | None:
     """An organization by its slug, for its public pages (retention schedule, notices)."""
     return Organization.objects.filter(slug=slug).first()
+
+
+def data_request_list(*, organization: Organization | None, subject: Subject | None = None) -> QuerySet[DataRequest]:
+    """Data subject requests of the organization (of one subject when given), newest first."""
+    requests = DataRequest.objects.for_organization(organization)
+    if subject is not None:
+        requests = requests.filter(subject_id=subject.pk)
+    return requests.order_by("-received_at", "-pk")
+
+
+def data_request_get(*, organization: Organization | None, public_id: str | uuid.UUID) -> DataRequest | None:
+    """One data subject request by its public id; None when missing or another organization's."""
+    try:
+        public_id = uuid.UUID(str(public_id))
+    except ValueError:
+        return None
+    return data_request_list(organization=organization).filter(public_id=public_id).first()
+
+
+def data_request_parts(*, request: DataRequest) -> list[PurgePart]:
+    """An erasure's purge parts (which purger, owed or done, when), by purger; none for access and export."""
+    if request.purge_request_id is None:
+        return []
+    return list(PurgePart.objects.filter(organization_id=request.organization_id,
+                                         request_id=request.purge_request_id).order_by("purger", "category"))

@@ -4,13 +4,15 @@ of this app's tables. Idempotent: a second run finds nothing more to do. The rec
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import datetime
 
 from django.db import transaction
 from django.utils import timezone
 
+from consent.data_export import export_rows
 from consent.models import Purpose
-from consent.purging import PurgeOrder, Purger
+from consent.purging import ExportRow, PurgeOrder, Purger
 from faceanalysis.face_cache import face_signals_forget
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
 from faceanalysis.store import FrameStoreUnavailable, frame_store
@@ -121,6 +123,17 @@ def face_data_retention_due(organization_id: int, before: datetime) -> bool:
     )
 
 
+def face_data_export(organization_id: int, subject_id: int) -> Iterator[ExportRow]:
+    """The subject's capture sessions (with their aggregates; not the capture token's hash), frames (metadata:
+    no table holds a pixel), derived features and face contexts."""
+    scope = {"organization_id": organization_id, "subject_id": subject_id}
+    yield from export_rows("faceanalysis.CaptureSession", CaptureSession.objects.filter(**scope),
+                           omit=("token_hash",))
+    yield from export_rows("faceanalysis.Frame", Frame.objects.filter(**scope))
+    yield from export_rows("faceanalysis.FrameFeatures", FrameFeatures.objects.filter(**scope))
+    yield from export_rows("faceanalysis.FaceContext", FaceContext.objects.filter(**scope))
+
+
 FACE_DATA_PURGER = Purger(
     name="faceanalysis.face_data",
     models=("faceanalysis.CaptureSession", "faceanalysis.Frame", "faceanalysis.FrameFeatures",
@@ -129,4 +142,5 @@ FACE_DATA_PURGER = Purger(
     purposes=frozenset({Purpose.FACE_ANALYSIS.value}),
     retention_due=face_data_retention_due,
     at_once=_at_once,
+    export=face_data_export,
 )

@@ -17,10 +17,13 @@ subject.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from django.utils import timezone
 
+from consent.data_export import export_rows
 from consent.models import Purpose
-from consent.purging import PurgeOrder, Purger
+from consent.purging import ExportRow, PurgeOrder, Purger
 from segments.models import SegmentMembership
 
 
@@ -39,9 +42,16 @@ def memberships_purge(order: PurgeOrder) -> dict[str, int]:
     return {"memberships_ended": ended, "memberships_unlinked": cut}
 
 
+def memberships_export(organization_id: int, subject_id: int) -> Iterator[ExportRow]:
+    """The subject's membership stretches, with the segment's key and name."""
+    rows = SegmentMembership.objects.filter(organization_id=organization_id, subject_id=subject_id)
+    yield from export_rows("segments.SegmentMembership", rows, extra=("segment__key", "segment__name"))
+
+
 SEGMENT_MEMBERSHIP_PURGER = Purger(
     name="segments.membership",
     models=("segments.SegmentMembership",),
     purge=memberships_purge,
     purposes=frozenset({Purpose.FACE_ANALYSIS.value, Purpose.PERSONALIZATION.value}),
+    export=memberships_export,
 )
