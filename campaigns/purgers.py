@@ -46,7 +46,7 @@ def decision_log_export(organization_id: int, subject_id: int) -> Iterator[Expor
     """The subject's decisions (with the campaign and variant keys), events and experiment exposures."""
     scope = {"organization_id": organization_id, "subject_id": subject_id}
     yield from export_rows("campaigns.Decision", Decision.objects.filter(**scope),
-                           extra=("campaign__public_id", "variant__key"))
+                           extra=("campaign__public_id", "campaign__name", "variant__key"))
     yield from export_rows("campaigns.Event", Event.objects.filter(**scope))
     yield from export_rows("campaigns.Exposure", Exposure.objects.filter(**scope))
 

@@ -17,9 +17,12 @@ import decimal
 import json
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.apps import apps
+from django.db import models
+from django.db.models import Count, Max, Min, QuerySet
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -161,3 +164,54 @@ def subject_export_stream(*, organization: Organization, subject: Subject, now: 
             buffer, size = [], 0
     if buffer:
         yield "".join(buffer)
+
+
+# The column whose range a category's summary shows: the first of these a table has.
+_SUMMARY_TIMES = ("analyzed_at", "received_at", "entered_at", "started_at", "granted_at", "updated_at", "created_at")
+
+
+@dataclass(frozen=True)
+class CategorySummary:
+    """What is kept of one table about a subject: how many rows, from when to when."""
+
+    label: str
+    name: str
+    count: int
+    first: dt.datetime | None
+    last: dt.datetime | None
+
+
+def _time_column(model: type[models.Model]) -> str | None:
+    names = {f.name for f in model._meta.concrete_fields}
+    return next((name for name in _SUMMARY_TIMES if name in names), None)
+
+
+def subject_data_summary(*, organization: Organization, subject: Subject) -> list[CategorySummary]:
+    """Per table of every purger: the subject's row count and date range, counted in the database (the "my data"
+    page's access view). Tables are found by label from the registry, so consent imports no app above it."""
+    summaries = []
+    for purger in purgers():
+        for label in purger.models:
+            model = apps.get_model(label)
+            rows = model._base_manager.filter(organization_id=organization.pk)
+            rows = rows.filter(pk=subject.pk) if model is Subject else rows.filter(subject_id=subject.pk)
+            column = _time_column(model)
+            figures = rows.aggregate(count=Count("pk"), **(
+                {"first": Min(column), "last": Max(column)} if column else {}))
+            summaries.append(CategorySummary(label, str(model._meta.verbose_name_plural), figures["count"],
+                                             figures.get("first"), figures.get("last")))
+    return summaries
+
+
+def subject_export_section(*, organization: Organization, subject: Subject, label: str) -> Iterator[dict[str, Any]]:
+    """The rows of one model label from the purger that exports it (the page's segments and recent decisions)."""
+    for purger in purgers():
+        if label not in purger.models or purger.export is None:
+            continue
+        seen = False
+        for row_label, row in purger.export(organization.pk, subject.pk):
+            if row_label == label:
+                seen = True
+                yield row
+            elif seen:  # a purger's rows come grouped by label: this one is over
+                return

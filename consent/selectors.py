@@ -113,13 +113,16 @@ def subject_get(*, organization: Organization | None, public_id: str | uuid.UUID
 
 
 def subject_get_by_access_token(*, token: str) -> Subject | None:
-    """The subject whose current "my data" token this is; None for forged, rotated or malformed tokens.
+    """The subject whose current "my data" token this is; None for forged, rotated or malformed tokens, and for an
+    erased subject's.
     Looks up by hash, then compares in constant time."""
     if not token or len(token) > ACCESS_TOKEN_MAX_LENGTH:
         return None
     digest = token_hash(token)
     subject = Subject.objects.select_related("organization").filter(access_token_hash=digest).first()
     if subject is None or not hmac.compare_digest(subject.access_token_hash, digest):
+        return None
+    if subject.erased_at is not None:  # dead from the erasure's commit on, before its purge blanks the hash
         return None
     return subject
 

@@ -1,18 +1,26 @@
-"""Public consent pages: the retention schedule, a notice's full text, and the personal "my data" page."""
+"""Public consent pages: the retention schedule, a notice's full text, and the personal "my data" page with its
+data subject requests (access, export, erasure)."""
 
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from collections import deque
+
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from consent.data_export import subject_data_summary, subject_export_section, subject_export_stream
+from consent.data_requests import REQUESTED_BY_SUBJECT, data_request_create
 from consent.evidence import request_evidence
 from consent.guards import GrantState
-from consent.models import Channel, Purpose
+from consent.models import Channel, DataRequest, Purpose
 from consent.pages import SITE_LANGUAGES, access_cookies_follow_rotation, page_language, private_page
 from consent.selectors import (
     access_token_was_replaced,
     consent_state,
+    data_request_get,
+    data_request_list,
+    data_request_parts,
     ledger_list,
     notice_get_by_hash,
     organization_get_public,
@@ -76,8 +84,76 @@ def my_data(request: HttpRequest, token: str) -> HttpResponse:
         "history": ledger_list(organization=subject.organization, subject=subject).exclude(event="shown"),
         "welcome": request.GET.get("welcome") == "1",
         "done": request.GET.get("done", ""),
+        **_access_context(subject),
     }
     return private_page(render(request, "consent/my_data.html", context))
+
+
+RECENT_DECISIONS = 5
+
+
+def _access_context(subject) -> dict:
+    """The page's access view: what is kept per category, the segments the subject is in now, its latest
+    decisions, and its requests with their parts."""
+    organization = subject.organization
+    memberships = subject_export_section(organization=organization, subject=subject, label="segments.SegmentMembership")
+    decisions = deque(subject_export_section(organization=organization, subject=subject, label="campaigns.Decision"),
+                      maxlen=RECENT_DECISIONS)
+    requests = list(data_request_list(organization=organization, subject=subject)[:20])
+    return {
+        "kept": subject_data_summary(organization=organization, subject=subject),
+        "segments": sorted({m["segment__name"] for m in memberships if m.get("exited_at") is None}),
+        "decisions": list(reversed(decisions)),
+        "requests": [(r, data_request_parts(request=r)) for r in requests],
+    }
+
+
+def export_response(*, organization, subject, filename: str) -> StreamingHttpResponse:
+    """The subject's export as a streamed JSON attachment that no cache keeps."""
+    response = StreamingHttpResponse(
+        subject_export_stream(organization=organization, subject=subject), content_type="application/json"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store, private"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_POST
+def my_data_export(request: HttpRequest, token: str) -> HttpResponse:
+    """"Download my data": an export request, recorded and answered at once with the streamed document."""
+    subject = subject_get_by_access_token(token=token)
+    if subject is None:
+        return _dead_link_page(request, token)
+    outcome = data_request_create(
+        organization=subject.organization, subject=subject, kind=DataRequest.Kind.EXPORT,
+        channel=Channel.MY_DATA_PAGE, requested_by=REQUESTED_BY_SUBJECT, evidence=request_evidence(request),
+    )
+    response = export_response(organization=subject.organization, subject=subject,
+                               filename=f"my-data-{outcome.request.public_id}.json")
+    response["Referrer-Policy"] = "same-origin"
+    return response
+
+
+@require_POST
+def my_data_erase(request: HttpRequest, token: str) -> HttpResponse:
+    """"Erase everything": a confirmation page first; confirmed, the erasure request is recorded and a final
+    page answers that needs no token (the link stops working at once)."""
+    subject = subject_get_by_access_token(token=token)
+    if subject is None:
+        return _dead_link_page(request, token)
+    language = page_language(request)
+    context = {"organization": subject.organization, "language": language, "languages": SITE_LANGUAGES}
+    if request.POST.get("confirm") != "yes":
+        return private_page(render(request, "consent/my_data_erase_confirm.html", {**context, "token": token}))
+    outcome = data_request_create(
+        organization=subject.organization, subject=subject, kind=DataRequest.Kind.ERASURE,
+        channel=Channel.MY_DATA_PAGE, requested_by=REQUESTED_BY_SUBJECT, evidence=request_evidence(request),
+    )
+    # Read again: in-process purges (no broker) have finished by now.
+    erasure = data_request_get(organization=subject.organization, public_id=outcome.request.public_id)
+    context |= {"erasure": erasure, "parts": data_request_parts(request=erasure)}
+    return private_page(render(request, "consent/my_data_erased.html", context))
 
 
 @require_POST
