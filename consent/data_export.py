@@ -23,6 +23,7 @@ from typing import Any
 from django.apps import apps
 from django.db import models
 from django.db.models import Count, Max, Min, QuerySet
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 
 from accounts.models import Organization
@@ -215,3 +216,14 @@ def subject_export_section(*, organization: Organization, subject: Subject, labe
                 yield row
             elif seen:  # a purger's rows come grouped by label: this one is over
                 return
+
+
+def export_response(*, organization: Organization, subject: Subject, filename: str) -> StreamingHttpResponse:
+    """The subject's export as a streamed JSON attachment that no cache keeps."""
+    response = StreamingHttpResponse(
+        subject_export_stream(organization=organization, subject=subject), content_type="application/json"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store, private"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -3,13 +3,13 @@ data subject requests (access, export, erasure)."""
 
 from collections import deque
 
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from consent.data_export import subject_data_summary, subject_export_section, subject_export_stream
+from consent.data_export import export_response, subject_data_summary, subject_export_section
 from consent.data_requests import REQUESTED_BY_SUBJECT, data_request_create
 from consent.evidence import request_evidence
 from consent.guards import GrantState
@@ -106,17 +106,6 @@ def _access_context(subject) -> dict:
         "decisions": list(reversed(decisions)),
         "requests": [(r, data_request_parts(request=r)) for r in requests],
     }
-
-
-def export_response(*, organization, subject, filename: str) -> StreamingHttpResponse:
-    """The subject's export as a streamed JSON attachment that no cache keeps."""
-    response = StreamingHttpResponse(
-        subject_export_stream(organization=organization, subject=subject), content_type="application/json"
-    )
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["Cache-Control"] = "no-store, private"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
 
 
 @require_POST

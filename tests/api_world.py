@@ -49,6 +49,9 @@ class ApiWorld:
     variant_key: str
     rule_id: int
     segment_key: str  # a dynamic segment of the organization, recomputed once
+    # An export request of the main subject: its document streams for the whole run (the request operations go to
+    # the spare subject, which an erasure erases).
+    data_request_id: str = ""
 
 
 def _face() -> dict:
@@ -106,6 +109,7 @@ def _frames(session: CaptureSession) -> None:
 def make_api_world() -> ApiWorld:
     """An organization seeded so that every API operation has a real object to answer with."""
     from campaigns.services import capture_session_open
+    from consent.data_requests import data_request_create
     from consent.services import subject_access_token_rotate
     from faceanalysis.services.capture import capture_session_end
     from faceanalysis.services.context import session_aggregates_refresh
@@ -117,6 +121,8 @@ def make_api_world() -> ApiWorld:
     spare_key, _ = make_api_key(organization)
     subject, grant = make_consented_subject(organization)
     spare_subject, _ = make_consented_subject(organization)
+    export_request = data_request_create(organization=organization, subject=subject, kind="export",
+                                         channel="partner_api", requested_by="api-world").request
     access_token = subject_access_token_rotate(subject=subject)
     campaign = make_campaign(organization)
     session, token = capture_session_open(
@@ -153,6 +159,7 @@ def make_api_world() -> ApiWorld:
         variant_key=variant.key,
         rule_id=rule.pk,
         segment_key=segment.key,
+        data_request_id=str(export_request.public_id),
     )
 
 

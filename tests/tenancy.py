@@ -62,6 +62,21 @@ def _foreign_subject_listed(org: Organization) -> tuple[dict[str, Any], str]:
 
 _grant_body: dict[str, Any] = {}
 
+
+def _foreign_data_request(kind: str) -> Maker:
+    """A data subject request of B's subject (an export, or an access)."""
+
+    def make(org: Organization) -> tuple[dict[str, Any], str]:
+        from consent.data_requests import data_request_create
+        from consent.models import Subject
+
+        _, public_id = _foreign_subject(org)
+        outcome = data_request_create(organization=org, subject=Subject.objects.get(public_id=public_id), kind=kind,
+                                      channel="partner_api", requested_by="tenancy")
+        return {"request_id": str(outcome.request.public_id)}, str(outcome.request.public_id)
+
+    return make
+
 # Endpoints that address one object: A gets the same 404 as for an object that does not exist.
 OBJECT_ENDPOINTS: list[TenantEndpoint] = [
     TenantEndpoint("api:key-detail", ("get",), _foreign_key),
@@ -70,6 +85,9 @@ OBJECT_ENDPOINTS: list[TenantEndpoint] = [
     TenantEndpoint("api:consent-subject-grant", ("post",), _foreign_subject, body=_grant_body),
     TenantEndpoint("api:consent-subject-withdraw", ("post",), _foreign_subject),
     TenantEndpoint("api:consent-subject-history", ("get",), _foreign_subject),
+    TenantEndpoint("api:consent-subject-requests", ("get", "post"), _foreign_subject, body={"kind": "access"}),
+    TenantEndpoint("api:consent-request-detail", ("get",), _foreign_data_request("access")),
+    TenantEndpoint("api:consent-request-export", ("get",), _foreign_data_request("export"), scopes=("export",)),
 ]
 
 # Endpoints that list or summarise: B's marker never appears in A's answer.

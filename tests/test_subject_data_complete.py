@@ -46,8 +46,8 @@ from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeature
 from faceanalysis.store import frame_store
 from segments.models import SegmentMembership
 from segments.services import segment_recompute, segment_save
-from tests.factories import make_experiment, make_variant
 from tests.faceanalysis.factories import make_campaign, make_published_notice
+from tests.factories import make_experiment, make_variant
 from tests.purges import make_face_data, run_owed_purges
 from tests.test_purgers_cover_subject_data import _subject_data_models
 
@@ -66,7 +66,8 @@ class LongHistory:
     frame_ids: list[int]
 
 
-def _history(organization, notice, campaign, second_campaign, *, partner_user_id: str, visitor: str, consent_again: bool) -> Subject:
+def _history(organization, notice, campaign, second_campaign, *, partner_user_id: str, visitor: str,
+             consent_again: bool) -> Subject:
     subject, _ = subject_get_or_create_for_partner(organization=organization, partner_user_id=partner_user_id)
     evidence = {"ip_prefix": "203.0.113.0/24", "user_agent_class": "browser/desktop"}
     consent_grant(organization=organization, subject=subject, notice=notice, purposes=ALL, channel="partner_api",
@@ -100,8 +101,8 @@ def build_long_history(organization) -> LongHistory:
     second_campaign = make_campaign(organization, purposes=("face_analysis",))
     subject = _history(organization, notice, campaign, second_campaign, partner_user_id="long-history-user",
                        visitor="visitor-long-history", consent_again=True)
-    other = _history(organization, notice, campaign, second_campaign, partner_user_id="other-user", visitor="visitor-other-subject",
-                     consent_again=False)
+    other = _history(organization, notice, campaign, second_campaign, partner_user_id="other-user",
+                     visitor="visitor-other-subject", consent_again=False)
     for key, definition in (
         ("linked", {"field": "subject.partner_linked", "op": "eq", "value": True}),
         ("smilers", {"field": "face.smile_share", "op": "gte", "value": 0.5}),

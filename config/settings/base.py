@@ -231,6 +231,8 @@ SPECTACULAR_SETTINGS = {
         "ExperimentStatusEnum": "campaigns.models.Experiment.Status",
         "SegmentKindEnum": "segments.models.Segment.Kind",
         "SegmentRunKindEnum": "segments.models.SegmentRun.Kind",
+        "DataRequestKindEnum": "consent.models.DataRequest.Kind",
+        "DataRequestStateEnum": "consent.models.DataRequest.State",
     },
 }
 

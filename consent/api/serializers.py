@@ -1,13 +1,15 @@
 """Shapes of the partner consent API. A partner's user id comes in, and never goes out or into storage."""
 
 from django.conf import settings
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.api.fields import StrictCharField
 from consent import derived
 from consent.guards import GrantState, grant_state
-from consent.models import Grant, LedgerEntry, NoticeVersion, Purpose, Subject
+from consent.models import DataRequest, Grant, LedgerEntry, NoticeVersion, PurgePart, Purpose, Subject
+from consent.selectors import data_request_parts
 
 
 # A pattern rather than an enum: the schema keeps one plain definition wherever a purpose appears.
@@ -159,3 +161,49 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
 
     def get_purposes(self, entry: LedgerEntry) -> list[str]:
         return [p for p in entry.purposes.split(",") if p]
+
+
+class DataRequestCreateSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=DataRequest.Kind.choices,
+        help_text="access (a summary now), export (the JSON document, needs the `export` scope) or erasure.",
+    )
+
+
+class PurgePartSerializer(serializers.ModelSerializer):
+    status = serializers.ChoiceField(choices=PurgePart.Status.choices, read_only=True)
+
+    class Meta:
+        model = PurgePart
+        fields = ["purger", "status", "done_at"]
+        read_only_fields = fields
+
+
+class DataRequestSerializer(serializers.ModelSerializer):
+    """A data subject request: state and due date (one calendar month after receipt); an erasure's parts say
+    which purgers are done; an export's `links.export` streams the document."""
+
+    id = serializers.UUIDField(source="public_id", read_only=True)
+    subject = serializers.UUIDField(source="subject_ref", read_only=True)
+    kind = serializers.ChoiceField(choices=DataRequest.Kind.choices, read_only=True)
+    state = serializers.ChoiceField(choices=DataRequest.State.choices, read_only=True)
+    parts = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DataRequest
+        fields = ["id", "subject", "kind", "state", "channel", "requested_by", "received_at", "due_at", "started_at",
+                  "completed_at", "parts", "links"]
+        read_only_fields = fields
+
+    @extend_schema_field(PurgePartSerializer(many=True))
+    def get_parts(self, request: DataRequest) -> list[dict]:
+        return PurgePartSerializer(data_request_parts(request=request), many=True).data
+
+    @extend_schema_field({"type": "object", "properties": {"self": {"type": "string"}, "export": {"type": "string"}},
+                          "required": ["self"]})
+    def get_links(self, request: DataRequest) -> dict[str, str]:
+        links = {"self": reverse("api:consent-request-detail", kwargs={"request_id": request.public_id})}
+        if request.kind == DataRequest.Kind.EXPORT:
+            links["export"] = reverse("api:consent-request-export", kwargs={"request_id": request.public_id})
+        return links

@@ -11,4 +11,8 @@ urlpatterns = [
     path("subjects/<uuid:subject_id>/grants/", views.SubjectGrantView.as_view(), name="consent-subject-grant"),
     path("subjects/<uuid:subject_id>/withdraw/", views.SubjectWithdrawView.as_view(), name="consent-subject-withdraw"),
     path("subjects/<uuid:subject_id>/history/", views.SubjectHistoryView.as_view(), name="consent-subject-history"),
+    path("subjects/<uuid:subject_id>/requests/", views.SubjectRequestListView.as_view(),
+         name="consent-subject-requests"),
+    path("requests/<uuid:request_id>/", views.DataRequestDetailView.as_view(), name="consent-request-detail"),
+    path("requests/<uuid:request_id>/export/", views.DataRequestExportView.as_view(), name="consent-request-export"),
 ]

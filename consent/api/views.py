@@ -1,15 +1,22 @@
 """The partner consent API: find or create a subject by the partner's user id, record a grant given on the
 partner's own UI, withdraw, read state and history. Every query goes through a selector scoped to the caller."""
 
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import OrganizationAPIView, found_or_404
+from accounts.models import ApiKey
+from accounts.permissions import HasOrganization, IsApiKey
+from config.api.schema import error_response
 from consent.api.serializers import (
+    DataRequestCreateSerializer,
+    DataRequestSerializer,
     GrantCreateSerializer,
     GrantSerializer,
     LedgerEntrySerializer,
@@ -20,10 +27,14 @@ from consent.api.serializers import (
     WithdrawResultSerializer,
     WithdrawSerializer,
 )
+from consent.data_export import export_response, subject_data_summary
+from consent.data_requests import data_request_create
 from consent.evidence import truncate_ip, user_agent_class
-from consent.models import Channel, Subject
+from consent.models import Channel, DataRequest, Subject
 from consent.selectors import (
     consent_state,
+    data_request_get,
+    data_request_list,
     ledger_list,
     notice_get_by_hash,
     notice_list_published,
@@ -41,6 +52,24 @@ class ConsentRejected(APIException):
 
     def __init__(self, error: ConsentError) -> None:
         super().__init__(detail=str(error), code=error.code)
+
+
+class SubjectErased(APIException):
+    """Access to or export of an erased subject: nothing is kept to show."""
+
+    status_code = status.HTTP_410_GONE
+    default_code = "subject_erased"
+    default_detail = "The subject is erased: nothing is kept to show or export."
+
+
+class NotAnExport(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "not_an_export"
+    default_detail = "Only an export request has a document; request one with kind `export`."
+
+
+_EXPORT_FORBIDDEN = error_response("An export leaves Visage: only an API key with the `export` scope.")
+_GONE = error_response("The subject is erased; nothing is kept to show or export.")
 
 
 def _consent_payload(subject: Subject) -> dict:
@@ -167,3 +196,89 @@ class SubjectHistoryView(SubjectView, ListAPIView):
 
     def get_queryset(self):
         return ledger_list(organization=self.organization, subject=self.get_subject(self.kwargs["subject_id"]))
+
+
+# --- data subject requests ---------------------------------------------------------------------------------------
+
+
+def _requested_by(request: Request) -> str:
+    if isinstance(request.auth, ApiKey):
+        return f"api_key:{request.auth.prefix}"
+    return f"user:{request.user.pk}"
+
+
+def _may_export(request: Request) -> bool:
+    return isinstance(request.auth, ApiKey) and request.auth.has_scope(ApiKey.Scope.EXPORT)
+
+
+class SubjectRequestListView(SubjectView, ListAPIView):
+    """GET: the subject's data requests, newest first. POST: a request on the subject's behalf (GDPR Art. 15, 17,
+    20): `access` and `export` are answered at once (an export needs the `export` scope and streams from its
+    `links.export`); `erasure` runs through a purge, its `parts` say which are done. A second erasure of an erased
+    subject answers 200 with the first."""
+
+    serializer_class = DataRequestSerializer
+
+    def get_queryset(self):
+        return data_request_list(organization=self.organization, subject=self.get_subject(self.kwargs["subject_id"]))
+
+    @extend_schema(
+        request=DataRequestCreateSerializer,
+        responses={201: DataRequestSerializer, 200: DataRequestSerializer, 403: _EXPORT_FORBIDDEN, 410: _GONE},
+    )
+    def post(self, request: Request, subject_id: str) -> Response:
+        subject = self.get_subject(subject_id)
+        payload = DataRequestCreateSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        kind = payload.validated_data["kind"]
+        if kind == DataRequest.Kind.EXPORT and not _may_export(request):
+            raise PermissionDenied("An export needs an API key with the 'export' scope.")
+        try:
+            outcome = data_request_create(
+                organization=self.organization, subject=subject, kind=kind, channel=Channel.PARTNER_API,
+                requested_by=_requested_by(request),
+            )
+        except ConsentError as error:
+            if error.code == "subject_erased":
+                raise SubjectErased() from error
+            raise ConsentRejected(error) from error
+        answer = data_request_get(organization=self.organization, public_id=outcome.request.public_id)
+        body = dict(DataRequestSerializer(answer).data)
+        if kind == DataRequest.Kind.ACCESS:
+            body["kept"] = [
+                {"category": c.label, "count": c.count, "first": c.first, "last": c.last}
+                for c in subject_data_summary(organization=self.organization, subject=subject)
+            ]
+        return Response(body, status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)
+
+
+class DataRequestDetailView(OrganizationAPIView):
+    """One data request of the organization: its state, due date and, for an erasure, its parts."""
+
+    @extend_schema(responses=DataRequestSerializer)
+    def get(self, request: Request, request_id: str) -> Response:
+        found = found_or_404(data_request_get(organization=self.organization, public_id=request_id))
+        return Response(DataRequestSerializer(found).data)
+
+
+class DataRequestExportView(OrganizationAPIView):
+    """The export request's document, streamed as JSON (format `visage-subject-export/1`, see docs/data-rights.md):
+    live data, so it works while the subject is not erased. Only an API key with the `export` scope."""
+
+    required_scope = ApiKey.Scope.EXPORT
+    permission_classes = [HasOrganization, IsApiKey]
+
+    @extend_schema(responses={
+        (200, "application/json"): OpenApiResponse(response=OpenApiTypes.OBJECT,
+                                                   description="The subject's export document."),
+        403: _EXPORT_FORBIDDEN, 409: error_response("The request is not an export."), 410: _GONE,
+    })
+    def get(self, request: Request, request_id: str) -> StreamingHttpResponse:
+        found = found_or_404(data_request_get(organization=self.organization, public_id=request_id))
+        if found.kind != DataRequest.Kind.EXPORT:
+            raise NotAnExport()
+        subject = found_or_404(subject_get(organization=self.organization, public_id=found.subject_ref))
+        if subject.is_erased:
+            raise SubjectErased()
+        return export_response(organization=self.organization, subject=subject,
+                               filename=f"subject-export-{found.public_id}.json")

@@ -91,6 +91,10 @@ def schemathesis_config(world: ApiWorld) -> str:
          "phases": {"coverage": {"enabled": False}},
          "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "409",
                                                                        "429"]}}},
+        # Data subject requests go to the spare subject: an erasure erases it (access or export of it is a 410
+        # from then on, as the schema says; a withdrawal of nothing is a 200).
+        {"include-name-regex": r"^(GET|POST) /api/v1/consent/subjects/\{subject_id\}/requests/$",
+         "parameters": {"path.subject_id": world.spare_subject_id}},
         {"include-name": "POST /api/v1/keys/{prefix}/revoke/",
          "parameters": {"path.prefix": world.spare_key_prefix}, "phases": {"stateful": {"enabled": False}}},
     ]
@@ -107,6 +111,7 @@ def schemathesis_config(world: ApiWorld) -> str:
         f'"path.public_id" = {_toml(world.content_campaign_id)}',
         f'"path.key" = {_toml(world.variant_key)}',
         f'"path.rule_id" = {_toml(world.rule_id)}',
+        f'"path.request_id" = {_toml(world.data_request_id)}',
     ]
     for operation in operations:
         lines += ["", "[[operations]]", *(f"{key} = {_toml(value)}" for key, value in operation.items())]
