@@ -111,3 +111,11 @@ def test_requests_need_csrf(given) -> None:
 ])
 def test_a_request_is_due_one_calendar_month_after_receipt(received, due) -> None:
     assert one_month_after(received) == due
+
+
+def test_the_requests_read_in_german_too(given) -> None:
+    subject, token = given
+    html = Client().get(_url(token) + "?lang=de").content.decode()
+    assert "Meine Daten herunterladen (JSON)" in html and "Alles löschen" in html
+    confirm = Client().post(_url(token, "erase"), {"lang": "de"}).content.decode()
+    assert "Ja, alles löschen" in confirm
