@@ -140,7 +140,9 @@ def test_erasure_withdraws_marks_the_subject_and_every_purger_does_its_part(
     parts = dict(request.parts.values_list("purger", "status"))
     assert parts == {"campaigns.decision_log": "done", "consent.subject": "done", "faceanalysis.face_data": "done",
                      "segments.membership": "done"}
-    assert len(_receipts(request)) == 4
+    # One receipt per purger, and the erasure's last step (its grants deleted, the ledger cut after the receipts).
+    assert len(_receipts(request)) == 5 and len(_receipts(request, "consent.erasure_finish")) == 1
+    assert not Grant.objects.filter(subject_id=subject.pk).exists()
     for model in (CaptureSession, Frame, FrameFeatures, FaceContext):
         assert not model.objects.filter(subject_id=subject.pk).exists(), model
         assert model.objects.filter(subject_id=kept.subject_id).exists(), model  # another organization's stays
