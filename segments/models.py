@@ -125,3 +125,32 @@ class SegmentRun(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.kind} of {self.segment_id} at {self.started_at:%Y-%m-%d %H:%M}: {self.size}"
+
+
+class AudienceExportRecipient(TenantModel):
+    """One subject named by one audience export (a CSV or JSON export, a page of members, a match of the partner's
+    ids): which people left Visage in which export, so a subject's own export can say so. Written in bulk with the
+    export's ledger entry (which holds the counts); deleted when the subject is erased (segments.purgers)."""
+
+    class What(models.TextChoices):
+        MEMBERS = "members", _("Export of the members")
+        MEMBERS_PAGE = "members_page", _("A page of members through the API")
+        PARTNER_MATCH = "partner_match", _("A match of the partner's own ids")
+
+    subject = models.ForeignKey("consent.Subject", on_delete=models.CASCADE, related_name="+")
+    # The segment may be deleted later; its key stays here as the export named it.
+    segment = models.ForeignKey(Segment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    segment_key = models.CharField(max_length=KEY_MAX_LENGTH)
+    what = models.CharField(max_length=16, choices=What.choices)
+    # The export's entry in the consent ledger (no foreign key: the ledger is referenced by nothing).
+    ledger_sequence = models.PositiveBigIntegerField()
+    requested_by = models.CharField(max_length=80)
+    exported_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-exported_at", "-pk"]
+        verbose_name = "audience export recipient"
+        indexes = [models.Index(fields=["subject", "exported_at"], name="seg_export_subject_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.subject_id} in export #{self.ledger_sequence} of {self.segment_key}"

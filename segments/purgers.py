@@ -7,7 +7,8 @@ an inference from that person's face. So:
   segment ends now (exit reason consent_ended) and every such stretch, open or past, is cut loose (subject =
   NULL). The stretches stay, anonymous, so the size history stays true. Memberships of segments without a face
   condition stay: they rest on behaviour and consent, not on the face.
-- Erasure: the same for every segment.
+- Erasure: the same for every segment, and the record of which audience exports named the subject is deleted
+  (each export's ledger entry keeps its counts).
 - Retention: nothing here (memberships follow their definitions; the retention issue adds a policy).
 
 Reads meet the same rule before the purge has run: `segments.selectors.open_members` counts a face-based
@@ -24,7 +25,7 @@ from django.utils import timezone
 from consent.data_export import export_rows
 from consent.models import Purpose
 from consent.purging import ExportRow, PurgeOrder, Purger
-from segments.models import SegmentMembership
+from segments.models import AudienceExportRecipient, SegmentMembership
 
 
 def memberships_purge(order: PurgeOrder) -> dict[str, int]:
@@ -39,18 +40,24 @@ def memberships_purge(order: PurgeOrder) -> dict[str, int]:
         rows = rows.filter(segment__face_based=True)
     ended = rows.filter(exited_at__isnull=True).update(exited_at=timezone.now(), exit_reason=reason)
     cut = rows.update(subject=None)
-    return {"memberships_ended": ended, "memberships_unlinked": cut}
+    counts = {"memberships_ended": ended, "memberships_unlinked": cut}
+    if order.erasure:  # which exports named the subject: the ledger keeps each export's counts
+        counts["export_recipients_deleted"], _ = AudienceExportRecipient.objects.filter(
+            organization_id=order.organization_id, subject_id=order.subject_id).delete()
+    return counts
 
 
 def memberships_export(organization_id: int, subject_id: int) -> Iterator[ExportRow]:
-    """The subject's membership stretches, with the segment's key and name."""
-    rows = SegmentMembership.objects.filter(organization_id=organization_id, subject_id=subject_id)
-    yield from export_rows("segments.SegmentMembership", rows, extra=("segment__key", "segment__name"))
+    """The subject's membership stretches, with the segment's key and name, and the audience exports that named it."""
+    scope = {"organization_id": organization_id, "subject_id": subject_id}
+    yield from export_rows("segments.SegmentMembership", SegmentMembership.objects.filter(**scope),
+                           extra=("segment__key", "segment__name"))
+    yield from export_rows("segments.AudienceExportRecipient", AudienceExportRecipient.objects.filter(**scope))
 
 
 SEGMENT_MEMBERSHIP_PURGER = Purger(
     name="segments.membership",
-    models=("segments.SegmentMembership",),
+    models=("segments.SegmentMembership", "segments.AudienceExportRecipient"),
     purge=memberships_purge,
     purposes=frozenset({Purpose.FACE_ANALYSIS.value, Purpose.PERSONALIZATION.value}),
     export=memberships_export,

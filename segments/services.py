@@ -37,6 +37,7 @@ from segments.models import (
     KEY_MAX_LENGTH,
     MAX_CADENCE_SECONDS,
     MIN_CADENCE_SECONDS,
+    AudienceExportRecipient,
     Segment,
     SegmentMembership,
     SegmentRun,
@@ -423,11 +424,21 @@ def segments_due(*, now: datetime | None = None, limit: int = 100) -> list[int]:
 # --- exports -----------------------------------------------------------------------------------------------------
 
 
-def _export_recorded(segment: Segment, *, what: str, count: int, requested_by: str, fmt: str) -> LedgerEntry:
-    return ledger_append(
+def _export_recorded(segment: Segment, *, what: str, count: int, requested_by: str, fmt: str,
+                     subject_ids: Iterable[int] = ()) -> LedgerEntry:
+    """The export's ledger entry (counts only), and which subjects it named, in bulk (AudienceExportRecipient)."""
+    entry = ledger_append(
         organization=segment.organization, event=LedgerEntry.Event.EXPORTED, context_ref=f"segment:{segment.pk}",
         payload={"what": what, "segment": segment.key, "count": count, "format": fmt, "requested_by": requested_by},
     )
+    AudienceExportRecipient.objects.bulk_create(
+        (AudienceExportRecipient(organization_id=segment.organization_id, subject_id=subject_id, segment=segment,
+                                 segment_key=segment.key, what=what, ledger_sequence=entry.sequence,
+                                 requested_by=requested_by[:80], exported_at=entry.occurred_at)
+         for subject_id in subject_ids if subject_id is not None),
+        batch_size=5000,
+    )
+    return entry
 
 
 def segment_export(
@@ -437,20 +448,24 @@ def segment_export(
     whether the partner knows them by its own id. No feature value. The ledger records who, when, which, how
     many, in the same transaction."""
     with transaction.atomic():
-        rows = [
-            {"subject_id": str(public_id), "entered_at": entered_at.isoformat(), "partner_linked": bool(linked)}
-            for public_id, entered_at, linked in segment_shareable_members(segment=segment, now=now).values_list(
-                "subject__public_id", "entered_at", "subject__partner_ref_hash",
-            ).iterator(chunk_size=5000)
-        ]
-        entry = _export_recorded(segment, what="members", count=len(rows), requested_by=requested_by, fmt=fmt)
+        rows, subject_ids = [], []
+        for pk, public_id, entered_at, linked in segment_shareable_members(segment=segment, now=now).values_list(
+            "subject_id", "subject__public_id", "entered_at", "subject__partner_ref_hash",
+        ).iterator(chunk_size=5000):
+            rows.append({"subject_id": str(public_id), "entered_at": entered_at.isoformat(),
+                         "partner_linked": bool(linked)})
+            subject_ids.append(pk)
+        entry = _export_recorded(segment, what="members", count=len(rows), requested_by=requested_by, fmt=fmt,
+                                 subject_ids=subject_ids)
     return rows, entry
 
 
-def segment_members_listed(*, segment: Segment, count: int, requested_by: str) -> LedgerEntry:
-    """Record that a page of `count` shareable members was read through the API: a page of members leaves Visage
-    as an export does, so each one is in the ledger too."""
-    return _export_recorded(segment, what="members_page", count=count, requested_by=requested_by, fmt="json")
+def segment_members_listed(*, segment: Segment, count: int, requested_by: str,
+                           subject_ids: Iterable[int] = ()) -> LedgerEntry:
+    """Record that a page of `count` shareable members (`subject_ids`) was read through the API: a page of members
+    leaves Visage as an export does, so each one is in the ledger too."""
+    return _export_recorded(segment, what="members_page", count=count, requested_by=requested_by, fmt="json",
+                            subject_ids=subject_ids)
 
 
 EXPORT_COLUMNS = ("subject_id", "entered_at", "partner_linked")
@@ -482,10 +497,10 @@ def segment_match(
             raise SegmentError(f"partner_user_ids[{i}]", "this id is in the list already")
         by_hash[digest] = value
     with transaction.atomic():
-        found = segment_shareable_members(segment=segment, now=now).filter(
+        found = list(segment_shareable_members(segment=segment, now=now).filter(
             subject__partner_ref_hash__in=list(by_hash)
-        ).values_list("subject__partner_ref_hash", flat=True)
-        matched = sorted(by_hash[digest] for digest in found)
+        ).values_list("subject__partner_ref_hash", "subject_id"))
+        matched = sorted(by_hash[digest] for digest, _ in found)
         entry = _export_recorded(segment, what="partner_match", count=len(matched), requested_by=requested_by,
-                                 fmt="json")
+                                 fmt="json", subject_ids=[pk for _, pk in found])
     return matched, entry

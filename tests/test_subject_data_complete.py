@@ -45,7 +45,7 @@ from faceanalysis.face_cache import face_signals_cache_put, face_signals_key
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
 from faceanalysis.store import frame_store
 from segments.models import SegmentMembership
-from segments.services import segment_recompute, segment_save
+from segments.services import segment_export, segment_match, segment_recompute, segment_save
 from tests.faceanalysis.factories import make_campaign, make_published_notice
 from tests.factories import make_experiment, make_variant
 from tests.purges import make_face_data, run_owed_purges
@@ -109,6 +109,9 @@ def build_long_history(organization) -> LongHistory:
     ):
         segment = segment_save(organization=organization, key=key, name=key.title(), definition=definition)
         segment_recompute(segment_id=segment.pk)
+    # An audience export that named both subjects, and a match of the partner's own id.
+    segment_export(segment=segment, requested_by="api_key:bench")
+    segment_match(segment=segment, partner_user_ids=["long-history-user"], requested_by="api_key:bench")
     token = subject_access_token_rotate(subject=subject)
     data_request_create(organization=organization, subject=subject, kind=DataRequest.Kind.EXPORT,
                         channel=Channel.MY_DATA_PAGE, requested_by="subject")

@@ -297,7 +297,8 @@ class SegmentMembersView(ExportAPIView, ListAPIView):
     def get(self, request: Request, key: str) -> Response:
         segment = self.get_segment(key)
         page = self.paginate_queryset(selectors.segment_shareable_members(segment=segment))
-        entry = services.segment_members_listed(segment=segment, count=len(page), requested_by=self.requested_by)
+        entry = services.segment_members_listed(segment=segment, count=len(page), requested_by=self.requested_by,
+                                                subject_ids=[member.subject_id for member in page])
         response = self.get_paginated_response(MemberSerializer(page, many=True).data)
         response[LEDGER_HEADER] = str(entry.sequence)
         return response
