@@ -6,11 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
+from campaigns.decisions import decision_make
+from campaigns.request_context import request_attributes
 from consent.data_requests import one_month_after
 from consent.models import DataRequest, OutboxEvent, Subject
 from consent.services import consent_give_on_page
-from tests.factories import make_notice
+from segments.services import segment_recompute, segment_save
+from tests.factories import make_campaign, make_notice, make_variant
 from tests.purges import run_owed_purges
 
 pytestmark = pytest.mark.django_db
@@ -119,3 +123,19 @@ def test_the_requests_read_in_german_too(given) -> None:
     assert "Meine Daten herunterladen (JSON)" in html and "Alles löschen" in html
     confirm = Client().post(_url(token, "erase"), {"lang": "de"}).content.decode()
     assert "Ja, alles löschen" in confirm
+
+
+def test_the_page_shows_segments_and_recent_decisions(given, org_a) -> None:
+    subject, token = given
+    campaign = make_campaign(org_a)
+    make_variant(campaign, key="spring-hero", default=True)
+    decision_make(campaign=campaign, visitor_id="visitor-page-000001", subject=subject,
+                  attributes=request_attributes(now=timezone.now()), channel="api")
+    segment = segment_save(organization=org_a, key="everyone", name="Everyone consented",
+                           definition={"field": "consent.face_analysis", "op": "eq", "value": "active"})
+    segment_recompute(segment_id=segment.pk)
+    html = Client().get(_url(token)).content.decode()
+    decisions = html[html.index('id="decisions"'):]
+    assert campaign.name in decisions and "spring-hero" in decisions
+    assert timezone.now().strftime("%Y-%m-%d") in decisions
+    assert "<li>Everyone consented</li>" in html
