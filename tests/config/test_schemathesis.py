@@ -94,7 +94,9 @@ def schemathesis_config(world: ApiWorld) -> str:
         # Data subject requests go to the spare subject: an erasure erases it (access or export of it is a 410
         # from then on, as the schema says; a withdrawal of nothing is a 200).
         {"include-name-regex": r"^(GET|POST) /api/v1/consent/subjects/\{subject_id\}/requests/$",
-         "parameters": {"path.subject_id": world.spare_subject_id}},
+         "parameters": {"path.subject_id": world.spare_subject_id},
+         "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "401", "403", "404", "409", "410",
+                                                                       "429"]}}},
         {"include-name": "POST /api/v1/keys/{prefix}/revoke/",
          "parameters": {"path.prefix": world.spare_key_prefix}, "phases": {"stateful": {"enabled": False}}},
     ]
