@@ -336,7 +336,10 @@ class Grant(TenantModel):
                 name="consent_one_open_grant_per_purpose",
             ),
         ]
-        indexes = [models.Index(fields=["organization", "purpose", "ended_at"], name="consent_grant_state_idx")]
+        indexes = [
+            models.Index(fields=["organization", "purpose", "ended_at"], name="consent_grant_state_idx"),
+            models.Index(fields=["organization", "ended_at"], name="consent_grant_ended_idx"),  # retention
+        ]
 
     def __str__(self) -> str:
         # Open or how it ended, never "active": liveness is the guard's (consent.guards.grant_state).

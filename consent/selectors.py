@@ -75,10 +75,14 @@ def retention_policy_get(*, organization: Organization | None) -> RetentionPolic
     return RetentionPolicy.objects.for_organization(organization).first()
 
 
+def retention_policy_or_default(*, organization: Organization | None) -> RetentionPolicy:
+    """The organization's retention policy, else an unsaved one with every category's default."""
+    return retention_policy_get(organization=organization) or RetentionPolicy()
+
+
 def feature_retention_days(*, organization: Organization | None) -> int:
     """Days the organization keeps derived face features: its policy, else the policy's default."""
-    policy = retention_policy_get(organization=organization) or RetentionPolicy()
-    return policy.feature_retention_days
+    return retention_policy_or_default(organization=organization).feature_retention_days
 
 
 def subject_list(*, organization: Organization | None) -> QuerySet[Subject]:

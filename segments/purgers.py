@@ -8,7 +8,8 @@ an inference from that person's face. So:
   NULL). The stretches stay, anonymous, so the size history stays true. Memberships of segments without a face
   condition stay: they rest on behaviour and consent, not on the face.
 - Erasure: the same for every segment.
-- Retention: nothing here (memberships follow their definitions; the retention issue adds a policy).
+- Retention (category "memberships"): an ended stretch whose exit is older than the period is deleted. Open
+  memberships are current (the segment's definition keeps them true), so they stay.
 
 Reads meet the same rule before the purge has run: `segments.selectors.open_members` counts a face-based
 segment's member only while both consents are live. Idempotent: a second run finds no row pointing at the
@@ -17,10 +18,13 @@ subject.
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from consent.models import Purpose
-from consent.purging import PurgeOrder, Purger
+from consent.purging import PurgeOrder, Purger, RetentionTarget
 from segments.models import SegmentMembership
 
 
@@ -39,9 +43,16 @@ def memberships_purge(order: PurgeOrder) -> dict[str, int]:
     return {"memberships_ended": ended, "memberships_unlinked": cut}
 
 
+def _ended_memberships_expired(organization_id: int, before: datetime) -> QuerySet:
+    return SegmentMembership.objects.filter(organization_id=organization_id, exited_at__lt=before)
+
+
 SEGMENT_MEMBERSHIP_PURGER = Purger(
     name="segments.membership",
     models=("segments.SegmentMembership",),
     purge=memberships_purge,
     purposes=frozenset({Purpose.FACE_ANALYSIS.value, Purpose.PERSONALIZATION.value}),
+    retention=(
+        RetentionTarget("memberships", "segments.SegmentMembership", _ended_memberships_expired, "exited_at"),
+    ),
 )
