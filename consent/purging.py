@@ -406,13 +406,13 @@ def retention_run(*, now: datetime | None = None) -> list[PurgeRequest]:
 
 
 # Timings of the retention batches in this process, for the bench (the longest transaction is the longest that
-# a batch's row locks are held). Callbacks get (category, seconds, rows).
-_batch_observers: list[Callable[[str, float, int], None]] = []
+# a batch's row locks are held). Callbacks get (category, seconds, the batch's counts).
+_batch_observers: list[Callable[[str, float, dict[str, int]], None]] = []
 
 
 @contextmanager
-def retention_batches_observed(callback: Callable[[str, float, int], None]) -> Iterator[None]:
-    """Call `callback(category, seconds, rows)` after each retention batch's transaction while inside."""
+def retention_batches_observed(callback: Callable[[str, float, dict[str, int]], None]) -> Iterator[None]:
+    """Call `callback(category, seconds, counts)` after each retention batch's transaction while inside."""
     _batch_observers.append(callback)
     try:
         yield
@@ -467,9 +467,9 @@ def retention_part_run(*, part_id: int) -> str:
                 for name, count in batch.items():
                     counts[name] = counts.get(name, 0) + count
                 PurgePart.objects.filter(pk=part_id).update(counts=counts)
-            elapsed, rows = time.monotonic() - started, sum(batch.values())
+            elapsed = time.monotonic() - started
             for observe in list(_batch_observers):
-                observe(category.key, elapsed, rows)
+                observe(category.key, elapsed, batch)
     except Exception as error:
         PurgePart.objects.filter(pk=part_id, status=PurgePart.Status.OWED).update(
             attempts=F("attempts") + 1, last_error=type(error).__name__[:200], dispatched_at=timezone.now()

@@ -100,7 +100,7 @@ def test_each_category_disappears_exactly_past_its_period(org_a, org_b, run) -> 
     # memberships (30 d): ended ones by their exit; an open one is current, however old
     segment = Segment.objects.create(organization=org_a, key=f"seg-{next(_keys)}", name="Segment")
     member = world.subject()
-    ended_long_ago = _membership(world, segment, member, entered=_ago(now, 90), exited=_ago(now, 31))
+    _membership(world, segment, member, entered=_ago(now, 90), exited=_ago(now, 31))
     ended_lately = _membership(world, segment, member, entered=_ago(now, 80), exited=_ago(now, 29))
     still_open = _membership(world, segment, member, entered=_ago(now, 500), exited=None)
     # decisions (40 d) take their events with them; events (35 d) go by their own period otherwise
@@ -206,7 +206,8 @@ def test_a_receipt_counts_the_run_and_names_the_oldest_row_left(org_a, run, sett
 
     part = request.parts.get(category="features")
     assert (part.status, part.counts) == ("done", {"framefeatures_deleted": 5, "frame_deleted": 5})
-    receipt = LedgerEntry.objects.get(organization=org_a, event=LedgerEntry.Event.PURGED, sequence=part.receipt_sequence)
+    receipt = LedgerEntry.objects.get(organization=org_a, event=LedgerEntry.Event.PURGED,
+                                      sequence=part.receipt_sequence)
     assert receipt.payload["framefeatures_deleted"] == 5
     assert receipt.payload["oldest_remaining"] == kept.analyzed_at.isoformat()
     assert receipt.payload["cutoff"] == (now - timedelta(days=10)).isoformat()
