@@ -164,7 +164,8 @@ def generate() -> dict[str, int]:
 
 class LockSampler:
     """From a connection of its own, every 50 ms: the purging backend's transaction id (held while it holds row
-    locks), and every lock anyone waits for. `longest_held_s` is the longest stretch one transaction id was seen."""
+    locks), and every lock anyone in this database waits for. `longest_held_s` is the longest stretch one
+    transaction id was seen."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -182,7 +183,8 @@ class LockSampler:
                 now = time.monotonic()
                 rows = conn.execute(
                     "SELECT l.transactionid::text, l.granted, l.locktype, l.mode, l.relation::regclass::text, l.pid "
-                    "FROM pg_locks l WHERE l.pid = %s OR NOT l.granted", [self.pid]).fetchall()
+                    "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                    "WHERE a.datname = current_database() AND (l.pid = %s OR NOT l.granted)", [self.pid]).fetchall()
                 self.samples += 1
                 held = next((r[0] for r in rows if r[2] == "transactionid" and r[5] == self.pid and r[1]), None)
                 self.waits += [r for r in rows if not r[1]]
@@ -239,7 +241,7 @@ def main() -> None:
     batches: dict[str, list[float]] = defaultdict(list)  # per table: each batch's transaction, in seconds
 
     def observe(category: str, seconds: float, counts: dict[str, int]) -> None:
-        batches[next(iter(counts))].append(seconds)
+        batches[next(iter(counts), "receipt (the final transaction)")].append(seconds)
 
     with connection.cursor() as cursor:
         cursor.execute("SET lock_timeout = '1s'")  # for the whole session: any wait over 1 s fails the run

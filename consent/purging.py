@@ -6,6 +6,10 @@ the purger deletes its app's rows, and its receipt (counts, never content) goes 
 with the part marked done. A part that fails, or whose worker is killed, stays owed: the task is redelivered
 (acks late) and beat re-dispatches owed parts, so every part is done once and has one receipt.
 
+A retention run differs in one way: its parts (one per purger and retention category) delete in bounded batches,
+each its own short transaction, and write their receipt when a batch finds nothing more (`retention_part_run`),
+so a purge of millions of rows holds no lock for long and continues where it was interrupted.
+
 Each app that keeps subject data registers a purger for its own tables in its AppConfig.ready(), so consent never
 imports the apps above it; a test fails when a model pointing at a subject is claimed by no purger.
 """
@@ -358,13 +362,20 @@ def retention_cutoff(*, policy: RetentionPolicy, category: Category, now: dateti
     return now - timedelta(seconds=category.seconds(period))
 
 
-def retention_oldest(*, organization_id: int, category: str) -> datetime | None:
+def retention_oldest(
+    *, organization_id: int, category: str, floors: dict[int, object] | None = None
+) -> datetime | None:
     """The oldest timestamp among the organization's rows of `category` that a retention run would still delete
-    or cut one day (cut rows are excluded by the targets' querysets): index-backed min() per target."""
-    oldest = [
-        target.expired(organization_id, FAR_FUTURE).aggregate(oldest=Min(target.timestamp))["oldest"]
-        for _, target in retention_targets(category)
-    ]
+    or cut one day (cut rows are excluded by the targets' querysets): index-backed min() per target. `floors`
+    (by id() of the target: where a run that just deleted its rows ended) starts the scan there, past the
+    index entries of the rows it deleted (they stay until vacuum, and would make min() walk all of them)."""
+    oldest = []
+    for _, target in retention_targets(category):
+        rows = target.expired(organization_id, FAR_FUTURE)
+        floor = (floors or {}).get(id(target))
+        if floor is not None:
+            rows = rows.filter(**{f"{target.timestamp}__gte": floor})
+        oldest.append(rows.aggregate(oldest=Min(target.timestamp))["oldest"])
     found = [value for value in oldest if value is not None]
     return min(found) if found else None
 
@@ -440,9 +451,12 @@ def retention_part_run(*, part_id: int) -> str:
     targets = [t for t in purger.retention if t.category == category.key]
     policy = retention_policy_or_default(organization=part.organization)
     before = retention_cutoff(policy=policy, category=category, now=part.request.before or timezone.now())
-    limit = settings.VISAGE_RETENTION_BATCH
+    most = settings.VISAGE_RETENTION_BATCH
+    limit = most
     deadline = time.monotonic() + settings.VISAGE_RETENTION_PART_SECONDS
     skip = connection.features.has_select_for_update_skip_locked
+    # Per target (by id()): the newest timestamp deleted so far; the next batch starts there.
+    floors: dict[int, object] = {}
     try:
         while True:
             if time.monotonic() > deadline:
@@ -459,17 +473,25 @@ def retention_part_run(*, part_id: int) -> str:
                     return "busy" if PurgePart.objects.filter(pk=part_id).exists() else "gone"
                 if locked.status == PurgePart.Status.DONE:
                     return "already_done"
-                batch = _retention_batch(targets, organization_id=part.organization_id, before=before, limit=limit)
+                batch = _retention_batch(targets, organization_id=part.organization_id, before=before, limit=limit,
+                                         floors=floors)
                 if not batch:
-                    _retention_part_finish(locked, purger=purger, category=category, before=before)
+                    _retention_part_finish(locked, purger=purger, category=category, before=before, floors=floors)
+                    _observe(category.key, time.monotonic() - started, {})
                     return "done"
                 counts = dict(locked.counts)
                 for name, count in batch.items():
                     counts[name] = counts.get(name, 0) + count
-                PurgePart.objects.filter(pk=part_id).update(counts=counts)
+                # The dispatch time doubles as a heartbeat: beat does not send a part again while it is running.
+                PurgePart.objects.filter(pk=part_id).update(counts=counts, dispatched_at=timezone.now())
             elapsed = time.monotonic() - started
-            for observe in list(_batch_observers):
-                observe(category.key, elapsed, batch)
+            _observe(category.key, elapsed, batch)
+            # Row locks last as long as a batch: a slow table (a frame's foreign keys are checked row by row) gets
+            # smaller batches, so that no batch holds its rows much beyond BATCH_SECONDS.
+            if elapsed > BATCH_SECONDS:
+                limit = max(MIN_BATCH, int(limit * BATCH_SECONDS / elapsed))
+            elif elapsed < BATCH_SECONDS / 2:
+                limit = min(most, limit * 2)
     except Exception as error:
         PurgePart.objects.filter(pk=part_id, status=PurgePart.Status.OWED).update(
             attempts=F("attempts") + 1, last_error=type(error).__name__[:200], dispatched_at=timezone.now()
@@ -477,19 +499,39 @@ def retention_part_run(*, part_id: int) -> str:
         raise
 
 
+# A batch's transaction aims under half a second (its row locks last that long); never fewer rows than this.
+BATCH_SECONDS = 0.5
+MIN_BATCH = 500
+
+
+def _observe(category: str, seconds: float, counts: dict[str, int]) -> None:
+    for observe in list(_batch_observers):
+        observe(category, seconds, counts)
+
+
 def _retention_batch(
-    targets: list[RetentionTarget], *, organization_id: int, before: datetime, limit: int
+    targets: list[RetentionTarget], *, organization_id: int, before: datetime, limit: int, floors: dict[int, object]
 ) -> dict[str, int]:
-    """One batch of the first target (in declared order) that still has rows past the cutoff; {} when none has."""
+    """One batch of the first target (in declared order) that still has rows past the cutoff; {} when none has.
+    A delete resumes at its target's floor (rows older than it are gone, unless another runner held them locked:
+    those it deletes itself, or a later run finds them)."""
     for target in targets:
-        counts = rows_batch_purge(target.expired(organization_id, before), limit=limit, cut=target.cut)
-        if counts:
-            return counts
+        rows = target.expired(organization_id, before)
+        if floors.get(id(target)) is not None:
+            rows = rows.filter(**{f"{target.timestamp}__gte": floors[id(target)]})
+        batch = rows_batch_purge(rows, limit=limit, cut=target.cut,
+                                 order_by=None if target.cut else target.timestamp)
+        if batch.counts:
+            if batch.last is not None:
+                floors[id(target)] = batch.last
+            return batch.counts
     return {}
 
 
-def _retention_part_finish(part: PurgePart, *, purger: Purger, category: Category, before: datetime) -> None:
-    oldest = retention_oldest(organization_id=part.organization_id, category=category.key)
+def _retention_part_finish(
+    part: PurgePart, *, purger: Purger, category: Category, before: datetime, floors: dict[int, object]
+) -> None:
+    oldest = retention_oldest(organization_id=part.organization_id, category=category.key, floors=floors)
     receipt = purge_receipt_record(
         organization=part.organization, reason=part.request.reason, counts=part.counts, request=part.request,
         purger=purger.name,
