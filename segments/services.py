@@ -199,7 +199,9 @@ def segment_delete(*, segment: Segment) -> None:
 def segment_preview(*, organization_id: int, definition: Any, now: datetime | None = None) -> int:
     """How many subjects meet `definition` now, without saving anything."""
     tree = definition_check(organization_id=organization_id, definition=definition)
-    return members_query(tree, organization_id=organization_id, now=now or timezone.now()).count()
+    face_based = is_face_based(tree) or _inherited(organization_id, tree, "face_based")
+    return members_query(tree, organization_id=organization_id, now=now or timezone.now(),
+                         face_based=face_based).count()
 
 
 # --- members -----------------------------------------------------------------------------------------------------
@@ -286,7 +288,8 @@ def segment_recompute(*, segment_id: int, now: datetime | None = None) -> Segmen
         if segment is None or not segment.definition:
             return None
         clock = time.perf_counter()
-        subjects = members_query(segment.definition, organization_id=segment.organization_id, now=now)
+        subjects = members_query(segment.definition, organization_id=segment.organization_id, now=now,
+                                 face_based=segment.face_based)
         entered, exited = _replace_members(segment, subjects, now, exit_reason=SegmentMembership.ExitReason.LEFT)
         return _record_run(segment, SegmentRun.Kind.FULL, now, clock, entered, exited)
 
@@ -302,7 +305,8 @@ def segment_snapshot(*, segment: Segment, now: datetime | None = None) -> Segmen
     with transaction.atomic():
         Segment.objects.select_for_update().filter(pk=segment.pk).first()
         clock = time.perf_counter()
-        subjects = members_query(segment.definition, organization_id=segment.organization_id, now=now)
+        subjects = members_query(segment.definition, organization_id=segment.organization_id, now=now,
+                                 face_based=segment.face_based)
         entered, exited = _replace_members(segment, subjects, now, exit_reason=SegmentMembership.ExitReason.REPLACED)
         return _record_run(segment, SegmentRun.Kind.SNAPSHOT, now, clock, entered, exited)
 
@@ -388,10 +392,11 @@ def segment_refresh_subject(*, organization_id: int, subject_id: int, now: datet
     events changed). Returns {segment key: "entered" | "exited"} for the changes."""
     now = now or timezone.now()
     segments = list(Segment.objects.filter(organization_id=organization_id, kind=Segment.Kind.DYNAMIC)
-                    .exclude(definition={}).only("pk", "key", "definition").order_by())
+                    .exclude(definition={}).only("pk", "key", "definition", "face_based").order_by())
     changes: dict[str, str] = {}
     for segment in _dependency_order(segments):
-        meets = subject_meets(segment.definition, organization_id=organization_id, now=now, subject_id=subject_id)
+        meets = subject_meets(segment.definition, organization_id=organization_id, now=now, subject_id=subject_id,
+                              face_based=segment.face_based)
         if meets == _is_open_member(segment.pk, subject_id):
             continue  # nothing to change: the usual answer, without a transaction
         with transaction.atomic():
