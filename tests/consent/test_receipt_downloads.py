@@ -45,6 +45,8 @@ def test_my_data_links_a_receipt_for_each_grant(given) -> None:
     links = re.findall(r'href="([^"]+/receipts/(\d+)/)"', html)
     assert {int(grant_id) for _, grant_id in links} == set(subject.grants.values_list("pk", flat=True))
     assert html.count("Download receipt") == len(PURPOSES)
+    german = Client().get(f"/consent/my-data/{token}/?lang=de").content.decode()
+    assert german.count("Einwilligungsbeleg herunterladen") == len(PURPOSES)
 
 
 def test_the_subject_downloads_a_signed_receipt_of_their_grant(given, org_a) -> None:
