@@ -154,6 +154,17 @@ def test_the_api_answers_not_found_for_a_grant_of_another_subject(org_a, client_
     assert client_a.get(huge).status_code == 404
 
 
+def test_the_api_answers_not_found_for_another_organizations_grant_under_its_own_subject(
+    org_a, org_b, client_a
+) -> None:
+    subject = make_subject(org_a)
+    make_grant(subject, make_notice(org_a))
+    foreign = make_grant(make_subject(org_b), make_notice(org_b))
+    response = client_a.get(_api_receipt_url(subject, foreign))
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+    assert foreign.notice.controller_name not in response.content.decode()
+
+
 def test_the_api_receipt_needs_credentials(org_a) -> None:
     subject = make_subject(org_a)
     grant = make_grant(subject, make_notice(org_a))
