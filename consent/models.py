@@ -585,6 +585,13 @@ class SigningKey(TenantModel):
     class Meta:
         ordering = ["organization", "-created_at"]
         verbose_name = "receipt signing key"
+        constraints = [
+            # One key signs at a time: two requests that both find none create one between them (consent.receipts).
+            models.UniqueConstraint(
+                fields=["organization"], condition=models.Q(retired_at__isnull=True),
+                name="consent_one_current_signing_key",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Signing key {self.kid}"

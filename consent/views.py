@@ -1,11 +1,12 @@
 """Public consent pages: the retention schedule, a notice's full text, and the personal "my data" page."""
 
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from consent import receipts
 from consent.evidence import request_evidence
 from consent.guards import GrantState
 from consent.models import Channel, Purpose
@@ -117,3 +118,33 @@ def my_data_rotate(request: HttpRequest, token: str) -> HttpResponse:
     response = HttpResponseRedirect(f"{url}?lang={language}&done=rotated", status=303)
     access_cookies_follow_rotation(request, response, old_token=token, new_token=new_token)
     return private_page(response)
+
+
+# --- signed consent receipts (consent.receipts) ---------------------------------------------------------------------
+
+
+@require_GET
+def my_data_receipt(request: HttpRequest, token: str, grant_id: int) -> HttpResponse:
+    """One of the holder's grants as a signed Kantara consent receipt (compact JWS), as a file to keep."""
+    subject = subject_get_by_access_token(token=token)
+    if subject is None:
+        return _dead_link_page(request, token)
+    grant = receipts.receipt_grant_get(organization=subject.organization, subject=subject, grant_id=grant_id)
+    if grant is None:
+        return private_page(HttpResponse(_("No such receipt."), status=404, content_type="text/plain"))
+    response = HttpResponse(receipts.receipt_sign(grant, request), content_type=receipts.MEDIA_TYPE)
+    response["Content-Disposition"] = f'attachment; filename="consent-receipt-{grant.pk}.jws"'
+    return private_page(response)
+
+
+@require_GET
+def receipt_keys(request: HttpRequest, org_slug: str) -> HttpResponse:
+    """The organization's receipt signing keys as a JWKS (current and retired), for anyone to verify with."""
+    organization = organization_get_public(slug=org_slug)
+    if organization is None:
+        raise Http404
+    response = JsonResponse(receipts.receipt_jwks(organization), content_type="application/jwk-set+json")
+    # Public keys: cacheable a few minutes (a rotation shows within that), readable from any origin.
+    response["Cache-Control"] = "public, max-age=300"
+    response["Access-Control-Allow-Origin"] = "*"
+    return response

@@ -347,3 +347,18 @@ LIST_ENDPOINTS += [TenantEndpoint("api:segment-list", ("get",), _foreign_segment
 # definition that names another organization's segment or campaign with a 400 like an unknown one: a POST of a
 # definition fits neither shape above, so tests/segments/test_api.py holds it (test_preview_*_other_organization).
 NO_TENANT_DATA |= {"api:segment-fields", "api:segment-preview"}
+
+
+# --- consent receipts --------------------------------------------------------------------------------------------
+
+
+def _foreign_grant(org: Organization) -> tuple[dict[str, Any], str]:
+    """A grant of B's subject: its receipt would carry B's subject id and B's controller name."""
+    from tests.factories import make_grant, make_notice, make_subject
+
+    subject = make_subject(org)
+    grant = make_grant(subject, make_notice(org))
+    return {"subject_id": str(subject.public_id), "grant_id": grant.pk}, str(subject.public_id)
+
+
+OBJECT_ENDPOINTS += [TenantEndpoint("api:consent-subject-grant-receipt", ("get",), _foreign_grant)]

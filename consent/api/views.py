@@ -1,14 +1,18 @@
 """The partner consent API: find or create a subject by the partner's user id, record a grant given on the
 partner's own UI, withdraw, read state and history. Every query goes through a selector scoped to the caller."""
 
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import APIException
 from rest_framework.generics import ListAPIView
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import OrganizationAPIView, found_or_404
+from consent import receipts
 from consent.api.serializers import (
     GrantCreateSerializer,
     GrantSerializer,
@@ -167,3 +171,36 @@ class SubjectHistoryView(SubjectView, ListAPIView):
 
     def get_queryset(self):
         return ledger_list(organization=self.organization, subject=self.get_subject(self.kwargs["subject_id"]))
+
+
+class ReceiptNegotiation(BaseContentNegotiation):
+    """A receipt is a compact JWS whatever the Accept header says; errors stay in the one JSON shape."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class SubjectGrantReceiptView(SubjectView):
+    """One grant of the subject as a signed Kantara consent receipt v1.1: a compact JWS (alg EdDSA), verifiable
+    with the keys at /consent/o/<your slug>/receipts/jwks.json."""
+
+    content_negotiation_class = ReceiptNegotiation
+
+    @extend_schema(
+        responses={
+            (200, receipts.MEDIA_TYPE): OpenApiResponse(
+                response=OpenApiTypes.STR, description="The receipt as a compact JWS (header.payload.signature)."
+            ),
+        },
+    )
+    def get(self, request: Request, subject_id: str, grant_id: int) -> HttpResponse:
+        subject = self.get_subject(subject_id)
+        grant = found_or_404(
+            receipts.receipt_grant_get(organization=self.organization, subject=subject, grant_id=grant_id)
+        )
+        response = HttpResponse(receipts.receipt_sign(grant, request), content_type=receipts.MEDIA_TYPE)
+        response["Content-Disposition"] = f'attachment; filename="consent-receipt-{grant.pk}.jws"'
+        return response
