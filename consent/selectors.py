@@ -22,6 +22,7 @@ from consent.models import (
     Grant,
     LedgerEntry,
     NoticeVersion,
+    OutboxEvent,
     Purpose,
     ReplacedAccessToken,
     RetentionPolicy,
@@ -281,3 +282,33 @@ def consent_funnel(*, organization: Organization | None, context_ref: str | None
 def organization_get_public(*, slug: str) -> Organization | None:
     """An organization by its slug, for its public pages (retention schedule, notices)."""
     return Organization.objects.filter(slug=slug).first()
+
+
+# --- The partner event feed ---------------------------------------------------------------------------------------
+
+EVENT_FEED_DEFAULT_LIMIT = 100
+EVENT_FEED_MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class EventFeedPage:
+    """One page of the feed: events after the cursor in sequence order, the cursor to pass next, whether more wait."""
+
+    events: list[OutboxEvent]
+    next_after: int
+    has_more: bool
+
+
+def event_feed_page(
+    *, organization: Organization | None, after: int = 0, types: Iterable[str] | None = None,
+    limit: int = EVENT_FEED_DEFAULT_LIMIT,
+) -> EventFeedPage:
+    """The organization's feed events with a sequence above `after`, oldest first, `types` only when given. Events
+    are numbered in commit order (consent.outbox), so a consumer that passes `next_after` back never misses or
+    repeats one. Without events, `next_after` stays `after`."""
+    events = OutboxEvent.objects.for_organization(organization).filter(sequence__gt=after)
+    if types is not None:
+        events = events.filter(type__in=list(types))
+    rows = list(events.order_by("sequence")[: limit + 1])
+    page = rows[:limit]
+    return EventFeedPage(page, page[-1].sequence if page else after, len(rows) > limit)

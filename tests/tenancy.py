@@ -347,3 +347,14 @@ LIST_ENDPOINTS += [TenantEndpoint("api:segment-list", ("get",), _foreign_segment
 # definition that names another organization's segment or campaign with a 400 like an unknown one: a POST of a
 # definition fits neither shape above, so tests/segments/test_api.py holds it (test_preview_*_other_organization).
 NO_TENANT_DATA |= {"api:segment-fields", "api:segment-preview"}
+
+
+# --- consent: the partner event feed and the retention schedule ---------------------------------------------------
+
+
+def _foreign_feed_event_listed(org: Organization) -> tuple[dict[str, Any], str]:
+    """B's subject consents: its consent.granted event names the subject in B's feed."""
+    return {}, _foreign_subject(org)[1]
+
+
+LIST_ENDPOINTS += [TenantEndpoint("api:consent-event-list", ("get",), _foreign_feed_event_listed)]
