@@ -91,6 +91,12 @@ def frame_bytes_ttl_seconds(policy_seconds: int | None) -> int:
     return max(1, min(seconds, settings.VISAGE_FRAME_TTL_SECONDS, retention.FRAME_BYTES_MAX_SECONDS))
 
 
+def retention_snapshot_in_force(policy: RetentionPolicy) -> dict[str, int | str]:
+    """What `policy` applies, as its snapshot: frame bytes at the TTL intake stores them with (the operator's
+    ceiling may be lower than the policy)."""
+    return {**policy.snapshot(), "frame_bytes_seconds": frame_bytes_ttl_seconds(policy.frame_bytes_seconds)}
+
+
 def frame_bytes_ttl_for(*, organization_id: int) -> int:
     """`frame_bytes_ttl_seconds` of one organization's policy, in one query."""
     seconds = (

@@ -206,9 +206,9 @@ def _notice_content(notice: NoticeVersion) -> dict[str, Any]:
     }
 
 
-def _compose(notice: NoticeVersion, retention: dict[str, int], at: datetime) -> str:
+def _compose(notice: NoticeVersion, schedule: dict[str, int | str], at: datetime) -> str:
     return compose_notice_text(
-        version=notice.version, retention=retention, published_at=at, **_notice_content(notice)
+        version=notice.version, retention=schedule, published_at=at, **_notice_content(notice)
     )
 
 
