@@ -155,9 +155,8 @@ def test_below_the_minimum_in_the_admin_is_a_form_error(org_a) -> None:
 
 
 def test_a_member_adds_the_policy_of_their_own_organization_capped(org_a) -> None:
-    response = _owner_client(org_a).post("/admin/consent/retentionpolicy/add/",
-                                         _form(RetentionPolicy(), jurisdiction="us_tx", face_context_retention_days=400),
-                                         follow=True)
+    form = _form(RetentionPolicy(), jurisdiction="us_tx", face_context_retention_days=400)
+    response = _owner_client(org_a).post("/admin/consent/retentionpolicy/add/", form, follow=True)
     assert response.status_code == 200
     policy = RetentionPolicy.objects.get(organization=org_a)
     assert policy.face_context_retention_days == 365 and policy.jurisdiction == "us_tx"
