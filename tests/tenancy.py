@@ -358,3 +358,14 @@ def _foreign_feed_event_listed(org: Organization) -> tuple[dict[str, Any], str]:
 
 
 LIST_ENDPOINTS += [TenantEndpoint("api:consent-event-list", ("get",), _foreign_feed_event_listed)]
+
+
+def _foreign_retention_policy(org: Organization) -> tuple[dict[str, Any], str]:
+    """B's policy with a period no default has."""
+    from consent.services import retention_policy_set
+
+    retention_policy_set(organization=org, feature_retention_days=1093)
+    return {}, '"period":1093'
+
+
+LIST_ENDPOINTS += [TenantEndpoint("api:consent-retention", ("get",), _foreign_retention_policy)]

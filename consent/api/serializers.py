@@ -190,3 +190,26 @@ class EventFeedSerializer(serializers.Serializer):
     next = serializers.CharField(read_only=True, help_text="The cursor to pass as `after` for the next page; the "
                                  "same as `after` when no event was returned.")
     has_more = serializers.BooleanField(read_only=True, help_text="More events wait after this page.")
+
+
+# --- The retention schedule ---------------------------------------------------------------------------------------
+
+
+class RetentionCategorySerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="The category (consent.retention.CATEGORIES).")
+    label = serializers.CharField()
+    covers = serializers.CharField(help_text="What the category covers, in words.")
+    period = serializers.IntegerField(min_value=1, help_text="How long it is kept at most, in `unit`.")
+    unit = serializers.ChoiceField(choices=["seconds", "days"])
+    biometric = serializers.BooleanField()
+    cap = serializers.IntegerField(min_value=1, help_text="The legal cap that applies, in `unit`.")
+    cap_name = serializers.CharField(help_text="What imposes the cap.")
+
+
+class RetentionScheduleSerializer(serializers.Serializer):
+    jurisdiction = serializers.CharField()
+    jurisdiction_name = serializers.CharField()
+    defaults = serializers.BooleanField(help_text="True when no policy is saved: these defaults are what applies.")
+    updated_at = serializers.DateTimeField(allow_null=True)
+    grant_validity_days = serializers.IntegerField(min_value=1)
+    categories = RetentionCategorySerializer(many=True)

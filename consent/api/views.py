@@ -14,6 +14,7 @@ from config.api.schema import error_response
 from consent.api.parsing import MAX_SEQUENCE, event_feed_query
 from consent.api.serializers import (
     EventFeedSerializer,
+    RetentionScheduleSerializer,
     GrantCreateSerializer,
     GrantSerializer,
     LedgerEntrySerializer,
@@ -31,12 +32,15 @@ from consent.selectors import (
     EVENT_FEED_MAX_LIMIT,
     consent_state,
     event_feed_page,
+    retention_policy_in_force,
+    retention_snapshot_in_force,
     ledger_list,
     notice_get_by_hash,
     notice_list_published,
     subject_get,
     subject_list,
 )
+from consent.schedule import jurisdiction_label, schedule_rows
 from consent.services import ConsentError, consent_grant, consent_withdraw, subject_get_or_create_for_partner
 
 
@@ -205,3 +209,18 @@ class EventFeedView(OrganizationAPIView):
         return Response(EventFeedSerializer(
             {"results": page.events, "next": str(page.next_after), "has_more": page.has_more}
         ).data)
+
+
+class RetentionScheduleView(OrganizationAPIView):
+    """GET: the retention policy in force (what the purge applies): every category's period, whether it is biometric
+    and the legal cap under your jurisdiction; the defaults when no policy is saved. The same as the public page."""
+
+    @extend_schema(operation_id="consent_retention_schedule", responses=RetentionScheduleSerializer)
+    def get(self, request: Request) -> Response:
+        policy = retention_policy_in_force(organization=self.organization)
+        return Response(RetentionScheduleSerializer({
+            "jurisdiction": policy.jurisdiction, "jurisdiction_name": jurisdiction_label(policy.jurisdiction),
+            "defaults": policy.pk is None, "updated_at": policy.updated_at if policy.pk else None,
+            "grant_validity_days": policy.grant_validity_days,
+            "categories": schedule_rows(retention_snapshot_in_force(policy)),
+        }).data)

@@ -225,3 +225,22 @@ def test_an_older_snapshot_with_two_periods_still_renders() -> None:
         assert " 30 " in text and " 365 " in text
         assert ("are kept as proof." in text) or ("als Nachweis aufbewahrt." in text)
         assert "Sekunden" not in text and "seconds" not in text
+
+
+# --- the partner API ------------------------------------------------------------------------------------------------
+
+
+def test_the_partner_api_gives_the_schedule_in_force_with_caps(client_a, org_a) -> None:
+    defaults = client_a.get("/api/v1/consent/retention/").json()
+    assert defaults["defaults"] is True and defaults["updated_at"] is None
+    retention_policy_set(organization=org_a, jurisdiction="us_tx", feature_retention_days=200)
+    body = client_a.get("/api/v1/consent/retention/").json()
+    assert body["defaults"] is False and body["jurisdiction"] == "us_tx"
+    by_key = {c["key"]: c for c in body["categories"]}
+    assert list(by_key) == [c.key for c in retention.CATEGORIES]
+    assert by_key["features"] == {
+        "key": "features", "label": "Per-frame face features", "covers": by_key["features"]["covers"],
+        "period": 200, "unit": "days", "biometric": True, "cap": 365,
+        "cap_name": "Texas CUBI § 503.001(c)(3): one year",
+    }
+    assert by_key["frame_bytes"]["unit"] == "seconds" and by_key["events"]["biometric"] is False
