@@ -14,11 +14,11 @@ from config.api.schema import error_response
 from consent.api.parsing import MAX_SEQUENCE, event_feed_query
 from consent.api.serializers import (
     EventFeedSerializer,
-    RetentionScheduleSerializer,
     GrantCreateSerializer,
     GrantSerializer,
     LedgerEntrySerializer,
     NoticeSerializer,
+    RetentionScheduleSerializer,
     SubjectConsentSerializer,
     SubjectFindOrCreateSerializer,
     SubjectSerializer,
@@ -27,20 +27,20 @@ from consent.api.serializers import (
 )
 from consent.evidence import truncate_ip, user_agent_class
 from consent.models import Channel, OutboxEvent, Subject
+from consent.schedule import jurisdiction_label, schedule_rows
 from consent.selectors import (
     EVENT_FEED_DEFAULT_LIMIT,
     EVENT_FEED_MAX_LIMIT,
     consent_state,
     event_feed_page,
-    retention_policy_in_force,
-    retention_snapshot_in_force,
     ledger_list,
     notice_get_by_hash,
     notice_list_published,
+    retention_policy_in_force,
+    retention_snapshot_in_force,
     subject_get,
     subject_list,
 )
-from consent.schedule import jurisdiction_label, schedule_rows
 from consent.services import ConsentError, consent_grant, consent_withdraw, subject_get_or_create_for_partner
 
 
