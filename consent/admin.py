@@ -91,13 +91,16 @@ class RetentionPolicyForm(TenantModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        # Only the fields this user may edit are on the form (a read-only member's has none).
         for category in retention.CATEGORIES:
-            self.fields[category.field] = forms.IntegerField(
-                label=str(category.label), min_value=category.minimum, required=False,
-                initial=self.instance.period(category), help_text=_period_help(category),
-            )
-        self.fields["grant_validity_days"].required = False
-        self.fields["jurisdiction"].required = False
+            if category.field in self.fields:
+                self.fields[category.field] = forms.IntegerField(
+                    label=str(category.label), min_value=category.minimum, required=False,
+                    initial=self.instance.period(category), help_text=_period_help(category),
+                )
+        for name in ("grant_validity_days", "jurisdiction"):
+            if name in self.fields:
+                self.fields[name].required = False
         self.asked_periods: dict[str, int | None] = {}
 
     def clean(self) -> dict:
