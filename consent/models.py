@@ -121,7 +121,8 @@ class RetentionPolicy(TenantModel):
             ),
             models.CheckConstraint(
                 condition=models.Q(
-                    aggregate_retention_days__lte=MAX_RETENTION_DAYS, face_context_retention_days__lte=MAX_RETENTION_DAYS,
+                    aggregate_retention_days__lte=MAX_RETENTION_DAYS,
+                    face_context_retention_days__lte=MAX_RETENTION_DAYS,
                     membership_retention_days__lte=MAX_RETENTION_DAYS,
                 ),
                 name="consent_biometric_retention_capped",

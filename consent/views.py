@@ -11,13 +11,15 @@ from consent.evidence import request_evidence
 from consent.guards import GrantState
 from consent.models import Channel, Purpose
 from consent.pages import SITE_LANGUAGES, access_cookies_follow_rotation, page_language, private_page
+from consent.schedule import jurisdiction_label, schedule_rows
 from consent.selectors import (
     access_token_was_replaced,
     consent_state,
     ledger_list,
     notice_get_by_hash,
     organization_get_public,
-    retention_policy_get,
+    retention_policy_in_force,
+    retention_snapshot_in_force,
     subject_get_by_access_token,
 )
 from consent.services import ConsentError, consent_withdraw, subject_access_token_rotate
@@ -25,17 +27,19 @@ from consent.services import ConsentError, consent_withdraw, subject_access_toke
 
 @require_GET
 def retention_schedule(request: HttpRequest, org_slug: str) -> HttpResponse:
-    """The organization's public retention and destruction schedule (BIPA 740 ILCS 14/15(a))."""
+    """The organization's public retention and destruction schedule (BIPA 740 ILCS 14/15(a)): every category in
+    force. Without a saved policy the defaults are what the purge applies, so those are shown, and said to be."""
     organization = organization_get_public(slug=org_slug)
-    policy = retention_policy_get(organization=organization)
-    if organization is None or policy is None:
+    if organization is None:
         raise Http404
+    policy = retention_policy_in_force(organization=organization)
     language = page_language(request)
-    return render(
-        request,
-        "consent/retention.html",
-        {"organization": organization, "policy": policy, "language": language, "languages": SITE_LANGUAGES},
-    )
+    context = {
+        "organization": organization, "policy": policy, "defaults": policy.pk is None,
+        "rows": schedule_rows(retention_snapshot_in_force(policy)),
+        "jurisdiction": jurisdiction_label(policy.jurisdiction), "language": language, "languages": SITE_LANGUAGES,
+    }
+    return render(request, "consent/retention.html", context)
 
 
 @require_GET

@@ -362,3 +362,23 @@ def _foreign_grant(org: Organization) -> tuple[dict[str, Any], str]:
 
 
 OBJECT_ENDPOINTS += [TenantEndpoint("api:consent-subject-grant-receipt", ("get",), _foreign_grant)]
+# --- consent: the partner event feed and the retention schedule ---------------------------------------------------
+
+
+def _foreign_feed_event_listed(org: Organization) -> tuple[dict[str, Any], str]:
+    """B's subject consents: its consent.granted event names the subject in B's feed."""
+    return {}, _foreign_subject(org)[1]
+
+
+LIST_ENDPOINTS += [TenantEndpoint("api:consent-event-list", ("get",), _foreign_feed_event_listed)]
+
+
+def _foreign_retention_policy(org: Organization) -> tuple[dict[str, Any], str]:
+    """B's policy with a period no default has."""
+    from consent.services import retention_policy_set
+
+    retention_policy_set(organization=org, feature_retention_days=1093)
+    return {}, '"period":1093'
+
+
+LIST_ENDPOINTS += [TenantEndpoint("api:consent-retention", ("get",), _foreign_retention_policy)]
