@@ -246,7 +246,7 @@ def _foreign_decision(org: Organization) -> tuple[dict[str, Any], str]:
 
 OBJECT_ENDPOINTS += [
     TenantEndpoint("api:decision-create", ("post",), _foreign_campaign, body=_decision_body),
-    TenantEndpoint("api:event-create", ("post",), _foreign_decision, body=_event_body),
+    TenantEndpoint("api:events", ("post",), _foreign_decision, body=_event_body),
 ]
 # The snippet's endpoints take no key: a campaign's public id is all a visitor has, and the subject comes only from
 # the consent page's cookie, which must be of the campaign's organization (tests/campaigns/test_decisions_api.py
@@ -370,7 +370,7 @@ def _foreign_feed_event_listed(org: Organization) -> tuple[dict[str, Any], str]:
     return {}, _foreign_subject(org)[1]
 
 
-LIST_ENDPOINTS += [TenantEndpoint("api:consent-event-list", ("get",), _foreign_feed_event_listed)]
+LIST_ENDPOINTS += [TenantEndpoint("api:events", ("get",), _foreign_feed_event_listed)]
 
 
 def _foreign_retention_policy(org: Organization) -> tuple[dict[str, Any], str]:

@@ -220,7 +220,8 @@ _EVENT_TYPES = "|".join(t.replace(".", "\\.") for t in OutboxEvent.Type.values)
 
 
 class EventFeedView(OrganizationAPIView):
-    """GET: your organization's data-rights events (consent granted and withdrawn, erasure requested and done,
+    """Served as the GET of /api/v1/events/ (campaigns' event recording is its POST: one path for partners' events).
+    GET: your organization's data-rights events (consent granted and withdrawn, erasure requested and done,
     export ready, purge done), oldest first, after a cursor. Store `next` and pass it back as `after`: every
     event comes exactly once, in commit order (an outbox; webhooks will deliver from it)."""
 

@@ -1,4 +1,4 @@
-"""The partner event feed (GET /api/v1/consent/events/): oldest first after a cursor, filtered by type, strictly the
+"""The partner event feed (GET /api/v1/events/): oldest first after a cursor, filtered by type, strictly the
 caller's organization; a consumer that passes `next` back sees every event exactly once, in order."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from consent.services import consent_withdraw
 from tests.conftest import api_client
 from tests.factories import make_api_key, make_grant, make_notice, make_organization, make_subject
 
-URL = "/api/v1/consent/events/"
+URL = "/api/v1/events/"
 
 
 def _emit(organization, count: int, type: str = OutboxEvent.Type.PURGE_DONE) -> None:
@@ -118,7 +118,7 @@ def test_a_key_without_read_scope_is_refused(org_a) -> None:
 
 @pytest.mark.django_db
 def test_the_url_name_is_the_feed() -> None:
-    assert reverse("api:consent-event-list") == URL
+    assert reverse("api:events") == URL
 
 
 @pytest.mark.services
