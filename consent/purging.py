@@ -43,7 +43,7 @@ from consent.models import (
 )
 from consent.outbox import event_emit
 from consent.retention import CATEGORIES, CATEGORY_BY_KEY, Category, effective_period
-from consent.selectors import retention_policy_or_default
+from consent.selectors import retention_policy_in_force
 
 logger = logging.getLogger(__name__)
 
@@ -388,7 +388,7 @@ def retention_run(*, now: datetime | None = None) -> list[PurgeRequest]:
     now = now or timezone.now()
     recorded = []
     for organization in Organization.objects.order_by("pk").iterator():
-        policy = retention_policy_or_default(organization=organization)
+        policy = retention_policy_in_force(organization=organization)
         owed = set(
             PurgePart.objects.filter(organization=organization, status=PurgePart.Status.OWED)
             .exclude(category="").values_list("purger", "category")
@@ -449,7 +449,7 @@ def retention_part_run(*, part_id: int) -> str:
         raise LookupError(f"no purger named {part.purger!r} is registered")
     category = CATEGORY_BY_KEY[part.category]
     targets = [t for t in purger.retention if t.category == category.key]
-    policy = retention_policy_or_default(organization=part.organization)
+    policy = retention_policy_in_force(organization=part.organization)
     before = retention_cutoff(policy=policy, category=category, now=part.request.before or timezone.now())
     most = settings.VISAGE_RETENTION_BATCH
     limit = most

@@ -16,7 +16,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from consent.purging import retention_oldest, retention_targets
 from consent.retention import CATEGORIES, Cap, Category, effective_period
-from consent.selectors import retention_policy_or_default
+from consent.selectors import frame_bytes_ttl_seconds, retention_policy_in_force
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +31,13 @@ class RetentionAuditRow:
     cap: Cap
     effective: int  # the policy capped at run time
     violation: str  # empty when none
+    frame_ttl_seconds: int | None = None  # frame bytes: the TTL the frame store applies
 
     def describe(self) -> str:
         unit = "s" if self.category.unit == "seconds" else "d"
         oldest = self.oldest.isoformat(timespec="seconds") if self.oldest else "none"
         if not self.held_in_tables:
-            oldest = "not a table (frame store TTL)"
+            oldest = f"not a table (frame store TTL {self.frame_ttl_seconds} s)"
         verdict = f"VIOLATION: {self.violation}" if self.violation else "ok"
         return (
             f"{self.organization.slug}  {self.category.key:<16} oldest={oldest}  policy={self.policy} {unit}  "
@@ -51,7 +52,7 @@ def retention_audit(*, organizations: list[Organization], now: datetime | None =
     grace = timedelta(seconds=settings.VISAGE_RETENTION_RUN_SECONDS)
     rows = []
     for organization in organizations:
-        policy = retention_policy_or_default(organization=organization)
+        policy = retention_policy_in_force(organization=organization)
         for category in CATEGORIES:
             effective, cap = effective_period(category, policy.period(category), policy.jurisdiction)
             held = bool(retention_targets(category.key))
@@ -63,6 +64,9 @@ def retention_audit(*, organizations: list[Organization], now: datetime | None =
                     violation = f"older than the legal cap ({cap.name})"
                 elif age > timedelta(seconds=category.seconds(effective)) + grace:
                     violation = "older than the effective period plus one run interval"
+            ttl = None
+            if category.key == "frame_bytes":
+                ttl = frame_bytes_ttl_seconds(policy.frame_bytes_seconds if policy.pk else None)
             rows.append(RetentionAuditRow(organization, category, held, oldest, policy.period(category), cap,
-                                          effective, violation))
+                                          effective, violation, ttl))
     return rows

@@ -12,4 +12,6 @@ urlpatterns = [
     path("my-data/<str:token>/", views.my_data, name="my-data"),
     path("my-data/<str:token>/withdraw/", views.my_data_withdraw, name="my-data-withdraw"),
     path("my-data/<str:token>/rotate/", views.my_data_rotate, name="my-data-rotate"),
+    path("my-data/<str:token>/receipts/<int:grant_id>/", views.my_data_receipt, name="my-data-receipt"),
+    path("o/<slug:org_slug>/receipts/jwks.json", views.receipt_keys, name="receipt-keys"),
 ]

@@ -49,6 +49,7 @@ class ApiWorld:
     variant_key: str
     rule_id: int
     segment_key: str  # a dynamic segment of the organization, recomputed once
+    grant_id: int = 0  # the subject's face-analysis grant, for its signed receipt
 
 
 def _face() -> dict:
@@ -153,6 +154,7 @@ def make_api_world() -> ApiWorld:
         variant_key=variant.key,
         rule_id=rule.pk,
         segment_key=segment.key,
+        grant_id=grant.pk,
     )
 
 

@@ -310,6 +310,9 @@ LOGGING = {
 # Reverse proxies in front of the app that append to X-Forwarded-For (0: use REMOTE_ADDR as it is).
 VISAGE_TRUSTED_PROXY_HOPS = env.int("VISAGE_TRUSTED_PROXY_HOPS", default=0)
 VISAGE_MODELS_DIR = env("VISAGE_MODELS_DIR", default=str(BASE_DIR / "var" / "models"))
+# Where the public pages are reached (scheme and host, no path), for absolute URLs written outside a request: a
+# consent receipt's policyUrl and jwksUrl when it is signed without one. A request's own host wins.
+VISAGE_PUBLIC_URL = env("VISAGE_PUBLIC_URL", default="http://localhost:8000")
 
 # Frame intake and the ephemeral frame store (faceanalysis). Empty store URL: in-memory, in-process only.
 VISAGE_FRAME_STORE_URL = env("VISAGE_FRAME_STORE_URL", default=REDIS_URL)

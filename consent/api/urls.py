@@ -10,5 +10,11 @@ urlpatterns = [
     path("subjects/<uuid:subject_id>/", views.SubjectConsentView.as_view(), name="consent-subject-detail"),
     path("subjects/<uuid:subject_id>/grants/", views.SubjectGrantView.as_view(), name="consent-subject-grant"),
     path("subjects/<uuid:subject_id>/withdraw/", views.SubjectWithdrawView.as_view(), name="consent-subject-withdraw"),
+    path("retention/", views.RetentionScheduleView.as_view(), name="consent-retention"),
     path("subjects/<uuid:subject_id>/history/", views.SubjectHistoryView.as_view(), name="consent-subject-history"),
+    path(
+        "subjects/<uuid:subject_id>/grants/<int:grant_id>/receipt/",
+        views.SubjectGrantReceiptView.as_view(),
+        name="consent-subject-grant-receipt",
+    ),
 ]

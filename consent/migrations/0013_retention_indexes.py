@@ -12,6 +12,8 @@ class Migration(migrations.Migration):
     dependencies = [
         ('accounts', '0001_initial_tenancy'),
         ('consent', '0011_ledger_subject_cut'),
+        # After the signing keys' migration merged before it (one leaf).
+        ('consent', '0015_signing_key_one_current'),
     ]
 
     operations = [
