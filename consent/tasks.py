@@ -37,7 +37,8 @@ def redispatch_owed_purges() -> int:
 
 
 # Recording only (an EXISTS per category and organization): the deleting happens in the parts, each its own task.
-# Twice at once (beat's tick redelivered) is safe: the second finds the first's parts owed and records nothing.
+# Twice (beat's tick redelivered): the second finds the first's parts owed and records nothing; even two runs at
+# the same instant only add a second part per category, and SKIP LOCKED keeps each row deleted once.
 @shared_task(name=dispatch.RETENTION_RUN, acks_late=True, time_limit=300, soft_time_limit=240, ignore_result=True)
 def retention_run() -> int:
     """Periodic: a purge request per organization with rows past a category's period, one part per purger and
