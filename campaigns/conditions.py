@@ -25,11 +25,15 @@ from faceanalysis.signals import (
     GENDER_LABELS,
     FaceSignals,
 )
-from segments.conditions import COMPARISONS, ConditionError, checked_number, holds  # shared by both trees
+from segments.conditions import (  # shared by both trees
+    COMPARISONS,
+    MAX_DEPTH,
+    ConditionError,
+    TreeValidator,
+    checked_number,
+    holds,
+)
 
-MAX_DEPTH = 6
-MAX_NODES = 50
-MAX_CHILDREN = 20
 MAX_LIST = 50
 MAX_STRING = 200
 MAX_WINDOW_SECONDS = 604800
@@ -186,36 +190,11 @@ def _key_text(key: Any) -> str:
     return str(key)[:50]
 
 
-class _Validator:
+class _Validator(TreeValidator):
     def __init__(self, emotion_recognition_forbidden: bool, segment_known: Callable[[str], bool]) -> None:
+        super().__init__()
         self.emotion_recognition_forbidden = emotion_recognition_forbidden
         self.segment_known = segment_known
-        self.nodes = 0
-
-    def node(self, node: Any, path: str, depth: int) -> dict:
-        if depth > MAX_DEPTH:
-            raise ConditionError(path, f"the tree is deeper than {MAX_DEPTH} levels")
-        self.nodes += 1
-        if self.nodes > MAX_NODES:
-            raise ConditionError(path, f"the tree has more than {MAX_NODES} nodes")
-        if not isinstance(node, Mapping):
-            raise ConditionError(path, "a node is an object: {\"all\": [...]}, {\"any\": [...]}, {\"not\": {...}} "
-                                       "or a leaf {\"field\", \"op\", \"value\"}")
-        groups = [key for key in GROUP_KEYS if key in node]
-        if not groups:
-            return self.leaf(node, path)
-        if len(groups) > 1:
-            raise ConditionError(path, "a group node has exactly one of all, any, not")
-        for key in node:
-            if key not in GROUP_KEYS:
-                raise ConditionError(f"{path}.{_key_text(key)}", "unknown key in a group node")
-        kind = groups[0]
-        if kind == "not":
-            return {"not": self.node(node["not"], f"{path}.not", depth + 1)}
-        children = node[kind]
-        if not isinstance(children, list) or not 1 <= len(children) <= MAX_CHILDREN:
-            raise ConditionError(f"{path}.{kind}", f"{kind} takes a list of 1 to {MAX_CHILDREN} nodes")
-        return {kind: [self.node(child, f"{path}.{kind}[{i}]", depth + 1) for i, child in enumerate(children)]}
 
     def leaf(self, node: Mapping, path: str) -> dict:
         for key in node:

@@ -278,7 +278,10 @@ class Event(TenantModel):
         constraints = [
             models.UniqueConstraint(fields=["decision", "client_event_id"], name="cmp_event_once_per_client_id"),
         ]
-        indexes = [models.Index(fields=["campaign", "kind", "received_at"], name="cmp_event_campaign_idx")]
+        indexes = [
+            models.Index(fields=["campaign", "kind", "received_at"], name="cmp_event_campaign_idx"),
+            models.Index(fields=["organization", "received_at"], name="cmp_event_org_time_idx"),  # retention
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} on {self.decision_id}"
@@ -446,6 +449,9 @@ class Exposure(TenantModel):
         indexes = [
             models.Index(fields=["phase", "arm"], name="cmp_exposure_arm_idx"),
             models.Index(fields=["campaign", "visitor_id"], name="cmp_exposure_visitor_idx"),
+            # Retention: exposures not yet cut loose (campaigns.purgers), by age.
+            models.Index(fields=["organization", "exposed_at"], condition=~models.Q(visitor_id__startswith="~"),
+                         name="cmp_exposure_org_time_idx"),
         ]
 
     def __str__(self) -> str:

@@ -16,7 +16,14 @@ cut (subject = NULL), and the rows stay as anonymous counts of what was shown an
 - Withdrawal of face analysis alone: nothing here. Face analysis's own purger deletes the features (so reaction
   metrics lose that person's frames at once); a face rule is evaluated only under live personalization consent,
   which is what this log's inferences were made for, and whose end cuts them loose.
-- Retention: nothing here is derived from faces, so the log is kept for the campaign's statistics.
+- Retention: each has its own period (consent.retention). Decisions older than theirs are deleted, and their
+  events with them (Event.decision cascades: no event outlives its decision, whatever the events' period says);
+  events older than theirs are deleted. Exposures older than theirs lose their visitor: `visitor_id` becomes
+  "~" and the row's own id (never a page's visitor id, whose alphabet has no "~", and unique per phase as the
+  constraint wants) and `subject` becomes NULL. The row stays in its arm, with its allocation, device, language
+  and day, so the experiment's counts and the events that still point at it are reported as before
+  (campaigns.results counts exposure rows); only the per-visitor identity is gone. A visitor who comes back
+  after that enters the phase again as new.
 
 Idempotent: a second run finds no row pointing at the subject.
 """
@@ -24,11 +31,18 @@ Idempotent: a second run finds no row pointing at the subject.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
+
+from django.db.models import CharField, QuerySet, Value
+from django.db.models.functions import Cast, Concat
 
 from campaigns.models import Decision, Event, Exposure
 from consent.data_export import export_rows
 from consent.models import Purpose
-from consent.purging import ExportRow, PurgeOrder, Purger
+from consent.purging import ExportRow, PurgeOrder, Purger, RetentionTarget
+
+# An exposure cut loose by retention: "~" and its own id as its visitor id.
+CUT_VISITOR_PREFIX = "~"
 
 
 def decision_log_unlink(order: PurgeOrder) -> dict[str, int]:
@@ -42,6 +56,29 @@ def decision_log_unlink(order: PurgeOrder) -> dict[str, int]:
     return {"decisions_unlinked": decisions, "events_unlinked": events, "exposures_unlinked": exposures}
 
 
+def _decisions_expired(organization_id: int, before: datetime) -> QuerySet:
+    return Decision.objects.filter(organization_id=organization_id, created_at__lt=before)
+
+
+def _events_expired(organization_id: int, before: datetime) -> QuerySet:
+    return Event.objects.filter(organization_id=organization_id, received_at__lt=before)
+
+
+def _exposures_expired(organization_id: int, before: datetime) -> QuerySet:
+    return Exposure.objects.filter(organization_id=organization_id, exposed_at__lt=before).exclude(
+        visitor_id__startswith=CUT_VISITOR_PREFIX
+    )
+
+
+DECISION_LOG_RETENTION = (
+    RetentionTarget("decisions", "campaigns.Decision", _decisions_expired, "created_at"),
+    RetentionTarget("events", "campaigns.Event", _events_expired, "received_at"),
+    RetentionTarget(
+        "exposures", "campaigns.Exposure", _exposures_expired, "exposed_at",
+        cut={"visitor_id": Concat(Value(CUT_VISITOR_PREFIX), Cast("id", CharField()), output_field=CharField()),
+             "subject": None},
+    ),
+)
 def decision_log_export(organization_id: int, subject_id: int) -> Iterator[ExportRow]:
     """The subject's decisions (with the campaign and variant keys), events and experiment exposures."""
     scope = {"organization_id": organization_id, "subject_id": subject_id}
@@ -56,6 +93,7 @@ DECISION_LOG_PURGER = Purger(
     models=("campaigns.Decision", "campaigns.Event", "campaigns.Exposure"),
     purge=decision_log_unlink,
     purposes=frozenset({Purpose.PERSONALIZATION.value}),
+    retention=DECISION_LOG_RETENTION,
     export=decision_log_export,
 )
 

@@ -14,7 +14,7 @@ from django.utils.html import format_html
 from accounts.admin_base import TenantAdmin, TenantModelForm
 from accounts.models import Organization
 from accounts.selectors import organization_for_user
-from consent import derived
+from consent import derived, retention
 from consent.forms import attribute_choices_initial, derived_attribute_field, derived_attributes_label
 from consent.guards import GrantState, grant_state, grant_state_expression
 from consent.ledger import ledger_verify
@@ -32,12 +32,15 @@ from consent.models import (
 from consent.purging import purge_parts_dispatch
 from consent.selectors import consent_funnel, notice_list_published, subject_get
 from consent.services import (
+    RETENTION_PERIOD_FIELDS,
     ConsentError,
     consent_grant,
     notice_draft_copy,
     notice_preview_text,
     notice_publish,
     notice_retire,
+    retention_periods_capped,
+    retention_policy_set,
 )
 
 
@@ -68,9 +71,58 @@ class ReadOnlyEvidenceAdmin(TenantAdmin):
         return False
 
 
+def _period_help(category: retention.Category) -> str:
+    """A category's unit and caps, for the admin's help text."""
+    caps = {retention.category_cap(category, code) for code, _ in retention.Jurisdiction.CHOICES}
+    capped = "; ".join(f"at most {cap.value} ({cap.name})" for cap in sorted(caps, key=lambda c: -c.value))
+    kind = "biometric" if category.biometric else "not biometric"
+    return (f"In {category.unit}, at least {category.minimum}; {capped}. {kind.capitalize()}. A value above the "
+            "cap of the jurisdiction is saved capped, with a warning. Empty: unchanged.")
+
+
+class RetentionPolicyForm(TenantModelForm):
+    """Every category's period with its unit and caps; a value above a cap is saved capped (the service warns),
+    so the fields take any whole number from the category's minimum up."""
+
+    class Meta:
+        model = RetentionPolicy
+        fields = ["organization", "jurisdiction",
+                  *(category.field for category in retention.CATEGORIES), "grant_validity_days"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Only the fields this user may edit are on the form (a read-only member's has none).
+        for category in retention.CATEGORIES:
+            if category.field in self.fields:
+                self.fields[category.field] = forms.IntegerField(
+                    label=str(category.label), min_value=category.minimum, required=False,
+                    initial=self.instance.period(category), help_text=_period_help(category),
+                )
+        for name in ("grant_validity_days", "jurisdiction"):
+            if name in self.fields:
+                self.fields[name].required = False
+        self.asked_periods: dict[str, int | None] = {}
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        self.asked_periods = {field: cleaned.get(field) for field in RETENTION_PERIOD_FIELDS}
+        if cleaned.get("grant_validity_days") is None:
+            cleaned["grant_validity_days"] = self.instance.grant_validity_days
+        current = {category.field: self.instance.period(category) for category in retention.CATEGORIES}
+        jurisdiction = cleaned["jurisdiction"] = cleaned.get("jurisdiction") or self.instance.jurisdiction
+        try:
+            saved, _ = retention_periods_capped(asked=self.asked_periods, current=current, jurisdiction=jurisdiction)
+        except ConsentError as error:
+            raise forms.ValidationError(str(error)) from None
+        cleaned.update(saved)  # what the model validates is what the service saves
+        return cleaned
+
+
 @admin.register(RetentionPolicy)
 class RetentionPolicyAdmin(TenantAdmin):
-    list_display = ["feature_retention_days", "grant_validity_days", "updated_at", "public_page"]
+    form = RetentionPolicyForm
+    list_display = ["jurisdiction", "frame_bytes_seconds", "feature_retention_days", "grant_validity_days",
+                    "updated_at", "public_page"]
 
     @admin.display(description="Public schedule")
     def public_page(self, obj: RetentionPolicy) -> str:
@@ -81,7 +133,16 @@ class RetentionPolicyAdmin(TenantAdmin):
         return False
 
     def save_model(self, request: HttpRequest, obj: RetentionPolicy, form, change: bool) -> None:
-        super().save_model(request, obj, form, change)
+        if not change and not request.user.is_superuser:
+            obj.organization = self._organization(request)
+        saved = retention_policy_set(
+            organization=obj.organization, jurisdiction=form.cleaned_data.get("jurisdiction") or None,
+            **form.asked_periods,
+        )
+        obj.pk = saved.policy.pk
+        obj.refresh_from_db()
+        for warning in saved.warnings:
+            messages.warning(request, str(warning))
         published = notice_list_published(organization=obj.organization)
         stale = [notice for notice in published if notice.retention_snapshot != obj.snapshot()]
         if stale:

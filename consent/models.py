@@ -121,7 +121,8 @@ class RetentionPolicy(TenantModel):
             ),
             models.CheckConstraint(
                 condition=models.Q(
-                    aggregate_retention_days__lte=MAX_RETENTION_DAYS, face_context_retention_days__lte=MAX_RETENTION_DAYS,
+                    aggregate_retention_days__lte=MAX_RETENTION_DAYS,
+                    face_context_retention_days__lte=MAX_RETENTION_DAYS,
                     membership_retention_days__lte=MAX_RETENTION_DAYS,
                 ),
                 name="consent_biometric_retention_capped",
@@ -336,7 +337,10 @@ class Grant(TenantModel):
                 name="consent_one_open_grant_per_purpose",
             ),
         ]
-        indexes = [models.Index(fields=["organization", "purpose", "ended_at"], name="consent_grant_state_idx")]
+        indexes = [
+            models.Index(fields=["organization", "purpose", "ended_at"], name="consent_grant_state_idx"),
+            models.Index(fields=["organization", "ended_at"], name="consent_grant_ended_idx"),  # retention
+        ]
 
     def __str__(self) -> str:
         # Open or how it ended, never "active": liveness is the guard's (consent.guards.grant_state).
@@ -585,6 +589,13 @@ class SigningKey(TenantModel):
     class Meta:
         ordering = ["organization", "-created_at"]
         verbose_name = "receipt signing key"
+        constraints = [
+            # One key signs at a time: two requests that both find none create one between them (consent.receipts).
+            models.UniqueConstraint(
+                fields=["organization"], condition=models.Q(retired_at__isnull=True),
+                name="consent_one_current_signing_key",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"Signing key {self.kid}"

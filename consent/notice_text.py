@@ -10,7 +10,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from consent import derived
+from consent import derived, retention
 from consent.models import Purpose
 
 # Face analysis is described from the derived-attribute catalogue (`face_analysis_description`), which names
@@ -66,6 +66,54 @@ def purpose_description(purpose: str, attributes: frozenset[str] | set[str], lan
     return str(PURPOSE_DESCRIPTIONS[Purpose(purpose)])
 
 
+# A category's line in the notice's retention schedule, by the snapshot field that holds its period. A snapshot
+# frozen before a category existed has no value for it, and its notice no line.
+RETENTION_LINES = {
+    "frame_bytes_seconds": gettext_lazy(
+        "- Images of your face wait at most %(seconds)s seconds in memory for their analysis; then they are "
+        "deleted, analysed or not."),
+    "feature_retention_days": gettext_lazy(
+        "- Face features are deleted %(days)s days after they were derived at the latest, and at once when you "
+        "withdraw your consent."),
+    "aggregate_retention_days": gettext_lazy(
+        "- Statistics over the images of a capture session are deleted %(days)s days after the session at the "
+        "latest."),
+    "face_context_retention_days": gettext_lazy(
+        "- The summary of your recent face features used to choose content is deleted %(days)s days after its "
+        "last update at the latest."),
+    "membership_retention_days": gettext_lazy(
+        "- Your membership in an audience segment is deleted %(days)s days after it ended."),
+    "decision_retention_days": gettext_lazy("- Records of which content you were shown are deleted after %(days)s "
+                                            "days."),
+    "event_retention_days": gettext_lazy(
+        "- Impressions, clicks and conversions on that content are deleted after %(days)s days."),
+    "exposure_retention_days": gettext_lazy(
+        "- Records of which experiment variant you saw no longer name you after %(days)s days."),
+    "grant_validity_days": gettext_lazy("- Your consent is valid for %(days)s days; after that you are asked again."),
+    "consent_record_retention_days": gettext_lazy(
+        "- Records of your consent decisions contain no biometric data; an ended consent is kept as proof for "
+        "%(days)s days after it ended."),
+}
+
+
+def retention_lines(snapshot: dict[str, int | str]) -> list[str]:
+    """The retention schedule's lines for a policy snapshot, in the active language: one per period it holds, the
+    consent records' (without a period in older snapshots), and with a jurisdiction the cap on biometric data."""
+    lines = []
+    for field, text in RETENTION_LINES.items():
+        if field in snapshot:
+            lines.append(str(text) % {"days": snapshot[field], "seconds": snapshot[field]})
+    if "consent_record_retention_days" not in snapshot:
+        lines.append(_("- Records of your consent decisions contain no biometric data and are kept as proof."))
+    if "jurisdiction" in snapshot:
+        cap = retention.category_cap(retention.CATEGORY_BY_KEY["features"], str(snapshot["jurisdiction"]))
+        lines.append(
+            _("- Whatever is configured, nothing derived from your face is kept longer than %(days)s days after "
+              "your last interaction (%(cap)s).") % {"days": cap.value, "cap": cap.name}
+        )
+    return lines
+
+
 def text_hash(text: str) -> str:
     """The identity of a published notice: SHA-256 of its exact UTF-8 text, hex."""
     return hashlib.sha256(text.encode()).hexdigest()
@@ -81,7 +129,7 @@ def compose_notice_text(
     recipients: str,
     introduction: str,
     derived_attributes: frozenset[str] | set[str],
-    retention: dict[str, int],
+    retention: dict[str, int | str],
     published_at: datetime,
 ) -> str:
     """The full notice: controller, purposes, each derived attribute and the Art. 50(3) categories it falls in
@@ -106,14 +154,7 @@ def compose_notice_text(
             ),
             "",
             _("Retention schedule:"),
-            _(
-                "- Face features are deleted %(days)s days after they were derived at the latest, and at once "
-                "when you withdraw your consent."
-            )
-            % {"days": retention["feature_retention_days"]},
-            _("- Your consent is valid for %(days)s days; after that you are asked again.")
-            % {"days": retention["grant_validity_days"]},
-            _("- Records of your consent decisions contain no biometric data and are kept as proof."),
+            *retention_lines(retention),
             "",
             _("Recipients: %(recipients)s")
             % {"recipients": recipients.strip() or _("no one outside the controller and its processors")},

@@ -6,6 +6,10 @@ the purger deletes its app's rows, and its receipt (counts, never content) goes 
 with the part marked done. A part that fails, or whose worker is killed, stays owed: the task is redelivered
 (acks late) and beat re-dispatches owed parts, so every part is done once and has one receipt.
 
+A retention run differs in one way: its parts (one per purger and retention category) delete in bounded batches,
+each its own short transaction, and write their receipt when a batch finds nothing more (`retention_part_run`),
+so a purge of millions of rows holds no lock for long and continues where it was interrupted.
+
 Each app that keeps subject data registers a purger for its own tables in its AppConfig.ready(), so consent never
 imports the apps above it; a test fails when a model pointing at a subject is claimed by no purger.
 """
@@ -13,20 +17,34 @@ imports the apps above it; a test fails when a model pointing at a subject is cl
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Min, QuerySet
 from django.utils import timezone
 
 from accounts.models import Organization
+from consent.batches import rows_batch_purge
 from consent.dispatch import send_purge_parts
 from consent.ledger import ledger_append, ledger_subject_cut
-from consent.models import DataRequest, Grant, LedgerEntry, OutboxEvent, PurgePart, PurgeRequest, purposes_key
+from consent.models import (
+    DataRequest,
+    Grant,
+    LedgerEntry,
+    OutboxEvent,
+    PurgePart,
+    PurgeRequest,
+    RetentionPolicy,
+    purposes_key,
+)
 from consent.outbox import event_emit
+from consent.retention import CATEGORIES, CATEGORY_BY_KEY, Category, effective_period
+from consent.selectors import retention_policy_in_force
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +91,14 @@ class Purger:
     returns counts; it runs in the transaction that marks its part done and writes its receipt.
 
     `models` are the "app_label.Model" labels of every table it purges (the coverage test reads them). It owes
-    a part when consent to any of `purposes` ends, on every erasure, and, with `retention_due`, in a retention run
-    of an organization for which `retention_due(organization_id, before)` finds something older than `before`."""
+    a part when consent to any of `purposes` ends, and on every erasure; in a retention run, one part per category
+    of its `retention` targets that has rows past the organization's period (those parts delete in batches and
+    never call `purge`)."""
 
     name: str
     models: tuple[str, ...]
     purge: Callable[[PurgeOrder], dict[str, int]]
     purposes: frozenset[str] = frozenset()
-    retention_due: Callable[[int, datetime], bool] | None = None
     # A cheap step run in the recording process right after its commit, before the part is sent (face analysis
     # ends the subject's open capture sessions, so no page opens a camera for a withdrawn consent while the part
     # waits for a worker). Not in the recording transaction: that holds the subject locked, which a recount
@@ -112,7 +130,7 @@ def _owing(reason: str, purposes: Iterable[str]) -> list[Purger]:
     if reason == PurgeRequest.Reason.SUBJECT_ERASED:
         return purgers()
     if reason == PurgeRequest.Reason.RETENTION_PERIOD_ENDED:
-        return [p for p in purgers() if p.retention_due is not None]
+        return []  # a retention run records its own parts, one per purger and category (retention_run)
     return [p for p in purgers() if p.purposes & wanted]
 
 
@@ -128,7 +146,7 @@ def purge_request_record(
 ) -> PurgeRequest | None:
     """Record what is owed, inside the caller's transaction (so it commits with the withdrawal, expiry or erasure
     that owes it), and dispatch its parts once that commits. None when no purger concerns it. `only` limits it to
-    the purgers named (a retention run asks only those that have something due)."""
+    the purgers named."""
     owing = _owing(reason, purposes)
     if only is not None:
         owing = [p for p in owing if p.name in set(only)]
@@ -141,17 +159,22 @@ def purge_request_record(
     parts = PurgePart.objects.bulk_create(
         [PurgePart(organization_id=organization_id, request=request, purger=p.name) for p in owing]
     )
+    _dispatch_after_commit(request, parts, at_once=True)
+    return request
+
+
+def _dispatch_after_commit(request: PurgeRequest, parts: list[PurgePart], *, at_once: bool) -> None:
     ids = [part.pk for part in parts]
 
     def after_commit() -> None:
         try:
-            _at_once(request, parts)
+            if at_once:
+                _at_once(request, parts)
             purge_parts_dispatch(part_ids=ids)
         except Exception as error:  # the database went away after the commit: the parts stay owed for beat
             logger.warning("purge request %s not dispatched (%s); beat sends it", request.pk, type(error).__name__)
 
     transaction.on_commit(after_commit)
-    return request
 
 
 def _at_once(request: PurgeRequest, parts: list[PurgePart]) -> None:
@@ -203,7 +226,11 @@ def purge_part_run(*, part_id: int) -> str:
     """Do one part: lock it, run its purger, write its receipt and mark it done, all in one transaction, so a
     run killed halfway leaves it owed with nothing half-done, and a second run of a done part does nothing.
     Returns "done", "already_done", "busy" (another run holds it) or "gone". A purger that raises leaves the
-    part owed with the error's type recorded, and the error propagates (the task is retried)."""
+    part owed with the error's type recorded, and the error propagates (the task is retried).
+
+    A retention part (one with a category) runs in bounded batches instead: see `retention_part_run`."""
+    if PurgePart.objects.filter(pk=part_id).exclude(category="").exists():
+        return retention_part_run(part_id=part_id)
     try:
         with transaction.atomic():
             parts = PurgePart.objects.select_related("request", "organization").filter(pk=part_id)
@@ -234,6 +261,13 @@ def _do(part: PurgePart) -> None:
         organization=part.organization, reason=request.reason, counts=counts, subject_ref=request.subject_ref,
         purposes=request.purpose_list, request=request, purger=purger.name,
     )
+    _part_finish(part, counts=counts, receipt=receipt)
+
+
+def _part_finish(part: PurgePart, *, counts: dict[str, int], receipt: LedgerEntry) -> None:
+    """Mark the part done with its counts and receipt (in the transaction that wrote the receipt); the last part
+    of its request completes the request."""
+    request = part.request
     now = timezone.now()
     PurgePart.objects.filter(pk=part.pk).update(
         status=PurgePart.Status.DONE, done_at=now, counts=counts, receipt_sequence=receipt.sequence,
@@ -297,10 +331,13 @@ def purge_receipt_record(
     purposes: Iterable[str] = (),
     request: PurgeRequest | None = None,
     purger: str = "",
+    detail: dict[str, str | None] | None = None,
 ) -> LedgerEntry:
     """A deletion receipt in the ledger: why and how much was purged, by which purger for which request, never
-    what. Written in the transaction that deletes, so the receipt and the deletion commit together."""
+    what. Written in the transaction that deletes, so the receipt and the deletion commit together. `detail` adds
+    named values that are no count (a retention part's category, cutoff and oldest remaining timestamp)."""
     payload: dict[str, object] = {"reason": reason, **{name: int(count) for name, count in counts.items()}}
+    payload.update(detail or {})
     if request is not None:
         payload["request"] = str(request.public_id)
     if purger:
@@ -331,23 +368,202 @@ def purge_parts_redispatch(*, now: datetime | None = None) -> int:
     return len(ids)
 
 
-def retention_run(*, now: datetime | None = None) -> list[PurgeRequest]:
-    """A retention run: for each organization, one purge request (retention_period_ended, before its cutoff) for
-    the purgers that have something older than the organization's retention period. Nothing due, no request."""
-    from consent.selectors import feature_retention_days
 
+
+# Retention runs (consent.retention): beat records, per organization, one request with a part per purger and
+# category that has rows past the period; each part deletes (or cuts) them in bounded batches, each batch its own
+# short transaction, and writes one receipt when a batch finds nothing more.
+
+# Far enough ahead that `expired(organization_id, FAR_FUTURE)` is every row a target governs.
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def retention_targets(category: str) -> list[tuple[Purger, RetentionTarget]]:
+    """Every registered purger's targets of `category`, purger by purger, each purger's in its declared order."""
+    return [(p, target) for p in purgers() for target in p.retention if target.category == category]
+
+
+def retention_cutoff(*, policy: RetentionPolicy, category: Category, now: datetime) -> datetime:
+    """What is older than this is past the category's period: the policy's value, capped for its jurisdiction at
+    run time (a stored value may exceed the cap of a jurisdiction chosen after it was saved)."""
+    period, _ = effective_period(category, policy.period(category), policy.jurisdiction)
+    return now - timedelta(seconds=category.seconds(period))
+
+
+def retention_oldest(
+    *, organization_id: int, category: str, floors: dict[int, object] | None = None
+) -> datetime | None:
+    """The oldest timestamp among the organization's rows of `category` that a retention run would still delete
+    or cut one day (cut rows are excluded by the targets' querysets): index-backed min() per target. `floors`
+    (by id() of the target: where a run that just deleted its rows ended) starts the scan there, past the
+    index entries of the rows it deleted (they stay until vacuum, and would make min() walk all of them)."""
+    oldest = []
+    for _, target in retention_targets(category):
+        rows = target.expired(organization_id, FAR_FUTURE)
+        floor = (floors or {}).get(id(target))
+        if floor is not None:
+            rows = rows.filter(**{f"{target.timestamp}__gte": floor})
+        oldest.append(rows.aggregate(oldest=Min(target.timestamp))["oldest"])
+    found = [value for value in oldest if value is not None]
+    return min(found) if found else None
+
+
+def retention_run(*, now: datetime | None = None) -> list[PurgeRequest]:
+    """Beat, hourly: for each organization, one purge request (retention_period_ended, `before` the run's time)
+    with one part per (purger, category) that has rows past the organization's period (a cheap EXISTS each), and
+    its parts dispatched after commit. A (purger, category) whose part from an earlier run is still owed is left
+    to it (beat's redispatch continues it). Nothing due, no request."""
     now = now or timezone.now()
     recorded = []
-    for organization in Organization.objects.all().iterator():
-        before = now - timedelta(days=feature_retention_days(organization=organization))
-        due = [p.name for p in purgers() if p.retention_due is not None and p.retention_due(organization.pk, before)]
+    for organization in Organization.objects.order_by("pk").iterator():
+        policy = retention_policy_in_force(organization=organization)
+        owed = set(
+            PurgePart.objects.filter(organization=organization, status=PurgePart.Status.OWED)
+            .exclude(category="").values_list("purger", "category")
+        )
+        due: list[tuple[str, str]] = []
+        for category in CATEGORIES:
+            before = retention_cutoff(policy=policy, category=category, now=now)
+            for purger in purgers():
+                targets = [t for t in purger.retention if t.category == category.key]
+                if not targets or (purger.name, category.key) in owed or (purger.name, category.key) in due:
+                    continue
+                if any(t.expired(organization.pk, before).exists() for t in targets):
+                    due.append((purger.name, category.key))
         if not due:
             continue
         with transaction.atomic():
-            request = purge_request_record(
-                organization_id=organization.pk, reason=PurgeRequest.Reason.RETENTION_PERIOD_ENDED, before=before,
-                only=due,
+            request = PurgeRequest.objects.create(
+                organization=organization, reason=PurgeRequest.Reason.RETENTION_PERIOD_ENDED, before=now,
             )
-        if request is not None:
-            recorded.append(request)
+            parts = PurgePart.objects.bulk_create([
+                PurgePart(organization=organization, request=request, purger=name, category=key) for name, key in due
+            ])
+            _dispatch_after_commit(request, parts, at_once=False)
+        recorded.append(request)
     return recorded
+
+
+# Timings of the retention batches in this process, for the bench (the longest transaction is the longest that
+# a batch's row locks are held). Callbacks get (category, seconds, the batch's counts).
+_batch_observers: list[Callable[[str, float, dict[str, int]], None]] = []
+
+
+@contextmanager
+def retention_batches_observed(callback: Callable[[str, float, dict[str, int]], None]) -> Iterator[None]:
+    """Call `callback(category, seconds, counts)` after each retention batch's transaction while inside."""
+    _batch_observers.append(callback)
+    try:
+        yield
+    finally:
+        _batch_observers.remove(callback)
+
+
+def retention_part_run(*, part_id: int) -> str:
+    """Do one retention part in batches of at most VISAGE_RETENTION_BATCH rows, each its own transaction: lock the
+    part row (skipping it when another runner holds it: "busy"), delete or cut a batch of the first target that
+    has rows left, add the counts to the part, commit. The batch that finds nothing writes the receipt (category,
+    counts, cutoff, oldest remaining timestamp; never content) and marks the part done in that same transaction,
+    so a second runner finds it done. Killed or failing halfway, the part stays owed with the counts of the
+    batches that committed, and its next run continues. Past VISAGE_RETENTION_PART_SECONDS it stops ("continues")
+    and leaves itself to beat's redispatch, well before the task's soft time limit."""
+    part = PurgePart.objects.select_related("request", "organization").filter(pk=part_id).first()
+    if part is None:
+        return "gone"
+    if part.status == PurgePart.Status.DONE:
+        return "already_done"
+    purger = _PURGERS.get(part.purger)
+    if purger is None:
+        raise LookupError(f"no purger named {part.purger!r} is registered")
+    category = CATEGORY_BY_KEY[part.category]
+    targets = [t for t in purger.retention if t.category == category.key]
+    policy = retention_policy_in_force(organization=part.organization)
+    before = retention_cutoff(policy=policy, category=category, now=part.request.before or timezone.now())
+    most = settings.VISAGE_RETENTION_BATCH
+    limit = most
+    deadline = time.monotonic() + settings.VISAGE_RETENTION_PART_SECONDS
+    skip = connection.features.has_select_for_update_skip_locked
+    # Per target (by id()): the newest timestamp deleted so far; the next batch starts there.
+    floors: dict[int, object] = {}
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                # Beat's next redispatch sends it again at once (no dispatch time: not stale, just unsent).
+                PurgePart.objects.filter(pk=part_id, status=PurgePart.Status.OWED).update(dispatched_at=None)
+                return "continues"
+            started = time.monotonic()
+            with transaction.atomic():
+                locked = (
+                    PurgePart.objects.select_related("request", "organization").filter(pk=part_id)
+                    .select_for_update(skip_locked=skip, of=("self",)).first()
+                )
+                if locked is None:
+                    return "busy" if PurgePart.objects.filter(pk=part_id).exists() else "gone"
+                if locked.status == PurgePart.Status.DONE:
+                    return "already_done"
+                batch = _retention_batch(targets, organization_id=part.organization_id, before=before, limit=limit,
+                                         floors=floors)
+                if not batch:
+                    _retention_part_finish(locked, purger=purger, category=category, before=before, floors=floors)
+                    _observe(category.key, time.monotonic() - started, {})
+                    return "done"
+                counts = dict(locked.counts)
+                for name, count in batch.items():
+                    counts[name] = counts.get(name, 0) + count
+                # The dispatch time doubles as a heartbeat: beat does not send a part again while it is running.
+                PurgePart.objects.filter(pk=part_id).update(counts=counts, dispatched_at=timezone.now())
+            elapsed = time.monotonic() - started
+            _observe(category.key, elapsed, batch)
+            # Row locks last as long as a batch: a slow table (a frame's foreign keys are checked row by row) gets
+            # smaller batches, so that no batch holds its rows much beyond BATCH_SECONDS.
+            if elapsed > BATCH_SECONDS:
+                limit = max(MIN_BATCH, int(limit * BATCH_SECONDS / elapsed))
+            elif elapsed < BATCH_SECONDS / 2:
+                limit = min(most, limit * 2)
+    except Exception as error:
+        PurgePart.objects.filter(pk=part_id, status=PurgePart.Status.OWED).update(
+            attempts=F("attempts") + 1, last_error=type(error).__name__[:200], dispatched_at=timezone.now()
+        )
+        raise
+
+
+# A batch's transaction aims under half a second (its row locks last that long); never fewer rows than this.
+BATCH_SECONDS = 0.5
+MIN_BATCH = 500
+
+
+def _observe(category: str, seconds: float, counts: dict[str, int]) -> None:
+    for observe in list(_batch_observers):
+        observe(category, seconds, counts)
+
+
+def _retention_batch(
+    targets: list[RetentionTarget], *, organization_id: int, before: datetime, limit: int, floors: dict[int, object]
+) -> dict[str, int]:
+    """One batch of the first target (in declared order) that still has rows past the cutoff; {} when none has.
+    A delete resumes at its target's floor (rows older than it are gone, unless another runner held them locked:
+    those it deletes itself, or a later run finds them)."""
+    for target in targets:
+        rows = target.expired(organization_id, before)
+        if floors.get(id(target)) is not None:
+            rows = rows.filter(**{f"{target.timestamp}__gte": floors[id(target)]})
+        batch = rows_batch_purge(rows, limit=limit, cut=target.cut,
+                                 order_by=None if target.cut else target.timestamp)
+        if batch.counts:
+            if batch.last is not None:
+                floors[id(target)] = batch.last
+            return batch.counts
+    return {}
+
+
+def _retention_part_finish(
+    part: PurgePart, *, purger: Purger, category: Category, before: datetime, floors: dict[int, object]
+) -> None:
+    oldest = retention_oldest(organization_id=part.organization_id, category=category.key, floors=floors)
+    receipt = purge_receipt_record(
+        organization=part.organization, reason=part.request.reason, counts=part.counts, request=part.request,
+        purger=purger.name,
+        detail={"category": category.key, "cutoff": before.isoformat(),
+                "oldest_remaining": oldest.isoformat() if oldest else None},
+    )
+    _part_finish(part, counts=part.counts, receipt=receipt)

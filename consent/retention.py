@@ -87,3 +87,10 @@ def capped(category: Category, value: int, jurisdiction: str) -> tuple[int, Cap 
     if value > cap.value:
         return cap.value, cap
     return value, None
+
+
+def effective_period(category: Category, value: int, jurisdiction: str) -> tuple[int, Cap]:
+    """The period a retention run applies (in the category's unit) and the cap that bounds it. Capped at run time,
+    not only when saved: a stored value may exceed the cap of a jurisdiction chosen later."""
+    period, _ = capped(category, value, jurisdiction)
+    return period, category_cap(category, jurisdiction)

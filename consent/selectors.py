@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -14,7 +15,7 @@ from django.utils import timezone
 from accounts.models import Organization
 from accounts.tokens import token_hash
 from config.rawsql import fetch_one, select_columns
-from consent import derived
+from consent import derived, retention
 from consent.guards import GrantState, grant_state, grant_states
 from consent.models import (
     ACCESS_TOKEN_MAX_LENGTH,
@@ -22,6 +23,7 @@ from consent.models import (
     Grant,
     LedgerEntry,
     NoticeVersion,
+    OutboxEvent,
     PurgePart,
     Purpose,
     ReplacedAccessToken,
@@ -75,6 +77,44 @@ def notice_get_by_hash(*, organization: Organization | None, text_hash: str) -> 
 def retention_policy_get(*, organization: Organization | None) -> RetentionPolicy | None:
     """The organization's retention policy, if set."""
     return RetentionPolicy.objects.for_organization(organization).first()
+
+
+def retention_policy_in_force(*, organization: Organization) -> RetentionPolicy:
+    """The policy the purge applies: the saved one, else an unsaved one with every category's default (what
+    `feature_retention_days` and the retention run fall back to). `pk is None` tells the defaults apart."""
+    return retention_policy_get(organization=organization) or RetentionPolicy(organization=organization)
+
+
+def frame_bytes_ttl_seconds(policy_seconds: int | None) -> int:
+    """How long a frame's bytes may wait in the frame store: the policy's frame_bytes_seconds (the default without a
+    policy), never above the operator's ceiling VISAGE_FRAME_TTL_SECONDS nor Visage's hard maximum."""
+    frame_bytes = retention.CATEGORY_BY_KEY["frame_bytes"]
+    seconds = frame_bytes.default if policy_seconds is None else int(policy_seconds)
+    return max(1, min(seconds, settings.VISAGE_FRAME_TTL_SECONDS, retention.FRAME_BYTES_MAX_SECONDS))
+
+
+def retention_snapshot_in_force(policy: RetentionPolicy) -> dict[str, int | str]:
+    """What `policy` applies, as its snapshot: frame bytes at the TTL intake stores them with (the operator's
+    ceiling may be lower than the policy)."""
+    return {**policy.snapshot(), "frame_bytes_seconds": frame_bytes_ttl_seconds(policy.frame_bytes_seconds)}
+
+
+def frame_bytes_ttl_for(*, organization_id: int) -> int:
+    """`frame_bytes_ttl_seconds` of one organization's policy, in one query."""
+    seconds = (
+        RetentionPolicy.objects.filter(organization_id=organization_id)
+        .values_list("frame_bytes_seconds", flat=True).first()
+    )
+    return frame_bytes_ttl_seconds(seconds)
+
+
+def frame_bytes_ttls(*, organization_ids: Iterable[int]) -> dict[int, int]:
+    """`frame_bytes_ttl_seconds` of several organizations, in one query."""
+    ids = set(organization_ids)
+    saved = dict(
+        RetentionPolicy.objects.filter(organization_id__in=ids).values_list("organization_id", "frame_bytes_seconds")
+    )
+    return {org_id: frame_bytes_ttl_seconds(saved.get(org_id)) for org_id in ids}
 
 
 def feature_retention_days(*, organization: Organization | None) -> int:
@@ -255,6 +295,34 @@ def organization_get_public(*, slug: str) -> Organization | None:
     return Organization.objects.filter(slug=slug).first()
 
 
+# --- The partner event feed ---------------------------------------------------------------------------------------
+
+EVENT_FEED_DEFAULT_LIMIT = 100
+EVENT_FEED_MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class EventFeedPage:
+    """One page of the feed: events after the cursor in sequence order, the cursor to pass next, whether more wait."""
+
+    events: list[OutboxEvent]
+    next_after: int
+    has_more: bool
+
+
+def event_feed_page(
+    *, organization: Organization | None, after: int = 0, types: Iterable[str] | None = None,
+    limit: int = EVENT_FEED_DEFAULT_LIMIT,
+) -> EventFeedPage:
+    """The organization's feed events with a sequence above `after`, oldest first, `types` only when given. Events
+    are numbered in commit order (consent.outbox), so a consumer that passes `next_after` back never misses or
+    repeats one. Without events, `next_after` stays `after`."""
+    events = OutboxEvent.objects.for_organization(organization).filter(sequence__gt=after)
+    if types is not None:
+        events = events.filter(type__in=list(types))
+    rows = list(events.order_by("sequence")[: limit + 1])
+    page = rows[:limit]
+    return EventFeedPage(page, page[-1].sequence if page else after, len(rows) > limit)
 def data_request_list(*, organization: Organization | None, subject: Subject | None = None) -> QuerySet[DataRequest]:
     """Data subject requests of the organization (of one subject when given), newest first."""
     requests = DataRequest.objects.for_organization(organization)

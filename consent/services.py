@@ -5,15 +5,16 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import Organization
 from accounts.tokens import token_hash
-from consent import derived
+from consent import derived, retention
 from consent.ledger import ledger_append
 from consent.models import (
     Channel,
@@ -49,18 +50,85 @@ class ConsentError(Exception):
 # --- Retention --------------------------------------------------------------------------------------------------
 
 
+# The policy's period fields: one per retention category, and the consent's validity (not a retention category).
+RETENTION_PERIOD_FIELDS = (*(category.field for category in retention.CATEGORIES), "grant_validity_days")
+
+
+@dataclass(frozen=True)
+class RetentionCapWarning:
+    """A period saved lower than asked (or than was in force) because a legal cap applies."""
+
+    category: retention.Category
+    asked: int
+    saved: int
+    cap: retention.Cap
+    recapped: bool = False  # the value was already saved and a change of jurisdiction lowered it
+
+    def __str__(self) -> str:
+        unit = "seconds" if self.category.unit == "seconds" else "days"
+        how = f"{self.asked} {unit} in force" if self.recapped else f"{self.asked} {unit} asked"
+        return f"{self.category.label}: {how}, saved as {self.saved} ({self.cap.name})"
+
+
+class RetentionPolicySaved(NamedTuple):
+    """What `retention_policy_set` saved, and where a cap lowered it."""
+
+    policy: RetentionPolicy
+    warnings: list[RetentionCapWarning]
+
+
+def retention_periods_capped(
+    *, asked: dict[str, int], current: dict[str, int], jurisdiction: str
+) -> tuple[dict[str, int], list[RetentionCapWarning]]:
+    """Every category's period as it is saved under `jurisdiction`: the asked value, else the one in force, each
+    lowered to its cap (consent.retention.capped) with a warning. Below a category's minimum (or not a whole
+    number) is a ConsentError. Pure: the admin form validates with it, the service saves with it."""
+    saved: dict[str, int] = {}
+    warnings: list[RetentionCapWarning] = []
+    for category in retention.CATEGORIES:
+        was_asked = asked.get(category.field) is not None
+        raw = asked[category.field] if was_asked else current.get(category.field, category.default)
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise ConsentError(f"{category.label}: give a whole number of {category.unit}.",
+                               code="retention_period_invalid")
+        if raw < category.minimum:
+            raise ConsentError(
+                f"{category.label}: at least {category.minimum} {category.unit}, {raw} given.",
+                code="retention_below_minimum",
+            )
+        value, cap = retention.capped(category, raw, jurisdiction)
+        saved[category.field] = value
+        if cap is not None:
+            warnings.append(RetentionCapWarning(category, raw, value, cap, recapped=not was_asked))
+    return saved, warnings
+
+
 def retention_policy_set(
-    *, organization: Organization, feature_retention_days: int, grant_validity_days: int
-) -> RetentionPolicy:
-    """Create or change the organization's retention policy (capped at 3 years by the model)."""
-    policy = RetentionPolicy.objects.filter(organization=organization).first() or RetentionPolicy(
-        organization=organization
-    )
-    policy.feature_retention_days = feature_retention_days
-    policy.grant_validity_days = grant_validity_days
-    policy.full_clean()
-    policy.save()
-    return policy
+    *, organization: Organization, jurisdiction: str | None = None, **periods: int | None
+) -> RetentionPolicySaved:
+    """Create or change the organization's retention policy. `periods` are RetentionPolicy field names
+    (RETENTION_PERIOD_FIELDS); one not given (or None) keeps its value in force (the default on a new policy).
+    A value above its legal cap under the jurisdiction is saved capped, with a warning naming the cap; a change
+    of jurisdiction re-caps the values already saved, with warnings too. Below a minimum: ConsentError."""
+    unknown = set(periods) - set(RETENTION_PERIOD_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown retention periods: {sorted(unknown)}")
+    with transaction.atomic():
+        policy = RetentionPolicy.objects.select_for_update().filter(organization=organization).first()
+        policy = policy or RetentionPolicy(organization=organization)
+        if jurisdiction is not None:
+            if jurisdiction not in dict(retention.Jurisdiction.CHOICES):
+                raise ConsentError(f"Unknown jurisdiction {jurisdiction!r}.", code="unknown_jurisdiction")
+            policy.jurisdiction = jurisdiction
+        current = {category.field: policy.period(category) for category in retention.CATEGORIES}
+        saved, warnings = retention_periods_capped(asked=periods, current=current, jurisdiction=policy.jurisdiction)
+        for field, value in saved.items():
+            setattr(policy, field, value)
+        if periods.get("grant_validity_days") is not None:
+            policy.grant_validity_days = periods["grant_validity_days"]
+        policy.full_clean()
+        policy.save()
+    return RetentionPolicySaved(policy, warnings)
 
 
 # --- Notices ----------------------------------------------------------------------------------------------------
@@ -138,9 +206,9 @@ def _notice_content(notice: NoticeVersion) -> dict[str, Any]:
     }
 
 
-def _compose(notice: NoticeVersion, retention: dict[str, int], at: datetime) -> str:
+def _compose(notice: NoticeVersion, schedule: dict[str, int | str], at: datetime) -> str:
     return compose_notice_text(
-        version=notice.version, retention=retention, published_at=at, **_notice_content(notice)
+        version=notice.version, retention=schedule, published_at=at, **_notice_content(notice)
     )
 
 

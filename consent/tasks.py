@@ -25,7 +25,8 @@ def expire_grants() -> int:
              soft_time_limit=540, ignore_result=True, autoretry_for=(OperationalError, InterfaceError),
              retry_backoff=1, max_retries=3)
 def run_purge_part(*, part_id: int) -> str:
-    """Do one part of a purge request: its purger's deletion, its receipt, the part marked done, in one go."""
+    """Do one part of a purge request: its purger's deletion, its receipt, the part marked done, in one go (a
+    retention part: in batches, stopping after VISAGE_RETENTION_PART_SECONDS for beat to continue it)."""
     return purging.purge_part_run(part_id=part_id)
 
 
@@ -35,7 +36,11 @@ def redispatch_owed_purges() -> int:
     return purging.purge_parts_redispatch()
 
 
-@shared_task(name=dispatch.RETENTION_RUN, acks_late=True, time_limit=600, ignore_result=True)
+# Recording only (an EXISTS per category and organization): the deleting happens in the parts, each its own task.
+# Twice (beat's tick redelivered): the second finds the first's parts owed and records nothing; even two runs at
+# the same instant only add a second part per category, and SKIP LOCKED keeps each row deleted once.
+@shared_task(name=dispatch.RETENTION_RUN, acks_late=True, time_limit=300, soft_time_limit=240, ignore_result=True)
 def retention_run() -> int:
-    """Periodic: a purge request per organization with data past its retention period, with receipts per part."""
+    """Periodic: a purge request per organization with rows past a category's period, one part per purger and
+    category, each deleting in batches and writing its receipt."""
     return len(purging.retention_run())

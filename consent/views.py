@@ -3,19 +3,21 @@ data subject requests (access, export, erasure)."""
 
 from collections import deque
 
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from consent import receipts
 from consent.data_export import export_response, subject_data_summary, subject_export_section
 from consent.data_requests import REQUESTED_BY_SUBJECT, data_request_create
 from consent.evidence import request_evidence
 from consent.guards import GrantState
 from consent.models import Channel, DataRequest, Purpose
 from consent.pages import SITE_LANGUAGES, access_cookies_follow_rotation, page_language, private_page
+from consent.schedule import jurisdiction_label, schedule_rows
 from consent.selectors import (
     access_token_was_replaced,
     consent_state,
@@ -25,7 +27,8 @@ from consent.selectors import (
     ledger_list,
     notice_get_by_hash,
     organization_get_public,
-    retention_policy_get,
+    retention_policy_in_force,
+    retention_snapshot_in_force,
     subject_get_by_access_token,
 )
 from consent.services import ConsentError, consent_withdraw, subject_access_token_rotate
@@ -33,17 +36,19 @@ from consent.services import ConsentError, consent_withdraw, subject_access_toke
 
 @require_GET
 def retention_schedule(request: HttpRequest, org_slug: str) -> HttpResponse:
-    """The organization's public retention and destruction schedule (BIPA 740 ILCS 14/15(a))."""
+    """The organization's public retention and destruction schedule (BIPA 740 ILCS 14/15(a)): every category in
+    force. Without a saved policy the defaults are what the purge applies, so those are shown, and said to be."""
     organization = organization_get_public(slug=org_slug)
-    policy = retention_policy_get(organization=organization)
-    if organization is None or policy is None:
+    if organization is None:
         raise Http404
+    policy = retention_policy_in_force(organization=organization)
     language = page_language(request)
-    return render(
-        request,
-        "consent/retention.html",
-        {"organization": organization, "policy": policy, "language": language, "languages": SITE_LANGUAGES},
-    )
+    context = {
+        "organization": organization, "policy": policy, "defaults": policy.pk is None,
+        "rows": schedule_rows(retention_snapshot_in_force(policy)),
+        "jurisdiction": jurisdiction_label(policy.jurisdiction), "language": language, "languages": SITE_LANGUAGES,
+    }
+    return render(request, "consent/retention.html", context)
 
 
 @require_GET
@@ -189,3 +194,33 @@ def my_data_rotate(request: HttpRequest, token: str) -> HttpResponse:
     response = HttpResponseRedirect(f"{url}?lang={language}&done=rotated", status=303)
     access_cookies_follow_rotation(request, response, old_token=token, new_token=new_token)
     return private_page(response)
+
+
+# --- signed consent receipts (consent.receipts) ---------------------------------------------------------------------
+
+
+@require_GET
+def my_data_receipt(request: HttpRequest, token: str, grant_id: int) -> HttpResponse:
+    """One of the holder's grants as a signed Kantara consent receipt (compact JWS), as a file to keep."""
+    subject = subject_get_by_access_token(token=token)
+    if subject is None:
+        return _dead_link_page(request, token)
+    grant = receipts.receipt_grant_get(organization=subject.organization, subject=subject, grant_id=grant_id)
+    if grant is None:
+        return private_page(HttpResponse(_("No such receipt."), status=404, content_type="text/plain"))
+    response = HttpResponse(receipts.receipt_sign(grant, request), content_type=receipts.MEDIA_TYPE)
+    response["Content-Disposition"] = f'attachment; filename="consent-receipt-{grant.pk}.jws"'
+    return private_page(response)
+
+
+@require_GET
+def receipt_keys(request: HttpRequest, org_slug: str) -> HttpResponse:
+    """The organization's receipt signing keys as a JWKS (current and retired), for anyone to verify with."""
+    organization = organization_get_public(slug=org_slug)
+    if organization is None:
+        raise Http404
+    response = JsonResponse(receipts.receipt_jwks(organization), content_type="application/jwk-set+json")
+    # Public keys: cacheable a few minutes (a rotation shows within that), readable from any origin.
+    response["Cache-Control"] = "public, max-age=300"
+    response["Access-Control-Allow-Origin"] = "*"
+    return response

@@ -59,7 +59,12 @@ class CaptureSession(TenantModel):
 
     class Meta:
         ordering = ["-started_at"]
-        indexes = [models.Index(fields=["organization", "subject", "ended_at"], name="fa_session_subject_open_idx")]
+        indexes = [
+            models.Index(fields=["organization", "subject", "ended_at"], name="fa_session_subject_open_idx"),
+            # The retention run's cutoff scan and the audit's oldest row (started_at never changes: updates of the
+            # aggregates stay HOT).
+            models.Index(fields=["organization", "started_at"], name="fa_session_org_started_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"Capture {self.public_id} ({self.get_source_display()})"
@@ -119,6 +124,7 @@ class Frame(TenantModel):
             models.Index(fields=["subject", "status"], name="fa_frame_subject_status_idx"),
             models.Index(fields=["session", "status"], name="fa_frame_session_status_idx"),
             models.Index(fields=["status", "queue", "received_at"], name="fa_frame_queue_idx"),
+            models.Index(fields=["organization", "received_at"], name="fa_frame_org_time_idx"),  # retention
         ]
 
     def __str__(self) -> str:
@@ -201,6 +207,7 @@ class FaceContext(TenantModel):
     class Meta:
         ordering = ["-updated_at"]
         constraints = [models.UniqueConstraint(fields=["subject", "campaign"], name="fa_one_context_per_subject")]
+        indexes = [models.Index(fields=["organization", "updated_at"], name="fa_context_org_time_idx")]  # retention
 
     def __str__(self) -> str:
         return f"Face context of {self.subject_id} in {self.campaign_id}"

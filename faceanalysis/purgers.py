@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from consent.data_export import export_rows
 from consent.models import Purpose
-from consent.purging import ExportRow, PurgeOrder, Purger
+from consent.purging import ExportRow, PurgeOrder, Purger, RetentionTarget
 from faceanalysis.face_cache import face_signals_forget
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
 from faceanalysis.store import FrameStoreUnavailable, frame_store
@@ -89,38 +90,46 @@ def _at_once(order: PurgeOrder) -> dict[str, int]:
     return counts
 
 
-def _retention_purge(order: PurgeOrder) -> dict[str, int]:
-    """What was derived from faces before the organization's retention cutoff (BIPA: the public schedule)."""
-    organization_id, before = order.organization_id, order.before
-    features, _ = FrameFeatures.objects.filter(organization_id=organization_id, analyzed_at__lt=before).delete()
-    contexts, _ = FaceContext.objects.filter(organization_id=organization_id, updated_at__lt=before).delete()
-    # A purged session keeps aggregates_updated_at NULL, so the next run does not count it again.
-    sessions = _stale_aggregates(organization_id, before).update(aggregates={}, aggregates_updated_at=None)
-    return {"features_purged": features, "contexts_purged": contexts, "session_aggregates_purged": sessions}
+def face_data_purge(order: PurgeOrder) -> dict[str, int]:
+    """The purger's entry: a subject's face data (a retention run deletes through `retention` instead)."""
+    if order.subject_id is not None:
+        return _subject_purge(order)
+    return {}
 
 
-def _stale_aggregates(organization_id: int, before: datetime):
+def _features_expired(organization_id: int, before: datetime) -> QuerySet:
+    return FrameFeatures.objects.filter(organization_id=organization_id, analyzed_at__lt=before)
+
+
+# A frame's metadata (its subject, grant, session, times, size) goes at the features' period too: it says when a
+# subject was filmed. Queued frames are in flight (the expiry sweep ends them within minutes). A frame takes its
+# features with it (one-to-one, cascade); its target comes after the features' own, so the only features that go
+# this way are those analysed after the cutoff of a frame received before it: at most the frame store's TTL early.
+def _frames_expired(organization_id: int, before: datetime) -> QuerySet:
+    return Frame.objects.filter(organization_id=organization_id, received_at__lt=before).exclude(
+        status=Frame.Status.QUEUED
+    )
+
+
+def _aggregates_expired(organization_id: int, before: datetime) -> QuerySet:
+    # A cut session keeps aggregates_updated_at NULL, so no later run counts it again.
     return CaptureSession.objects.filter(
         organization_id=organization_id, started_at__lt=before, aggregates_updated_at__isnull=False
     )
 
 
-def face_data_purge(order: PurgeOrder) -> dict[str, int]:
-    """The purger's entry: a subject's face data, or an organization's past its retention cutoff."""
-    if order.subject_id is not None:
-        return _subject_purge(order)
-    if order.before is not None:
-        return _retention_purge(order)
-    return {}
+def _contexts_expired(organization_id: int, before: datetime) -> QuerySet:
+    return FaceContext.objects.filter(organization_id=organization_id, updated_at__lt=before)
 
 
-def face_data_retention_due(organization_id: int, before: datetime) -> bool:
-    """Whether a retention run of the organization has anything of this app to delete."""
-    return (
-        FrameFeatures.objects.filter(organization_id=organization_id, analyzed_at__lt=before).exists()
-        or FaceContext.objects.filter(organization_id=organization_id, updated_at__lt=before).exists()
-        or _stale_aggregates(organization_id, before).exists()
-    )
+FACE_DATA_RETENTION = (
+    RetentionTarget("features", "faceanalysis.FrameFeatures", _features_expired, "analyzed_at"),
+    RetentionTarget("features", "faceanalysis.Frame", _frames_expired, "received_at"),
+    # The session row stays (frames and features of other categories may point at it); its aggregates go.
+    RetentionTarget("aggregates", "faceanalysis.CaptureSession", _aggregates_expired, "started_at",
+                    cut={"aggregates": {}, "aggregates_updated_at": None}),
+    RetentionTarget("face_context", "faceanalysis.FaceContext", _contexts_expired, "updated_at"),
+)
 
 
 def face_data_export(organization_id: int, subject_id: int) -> Iterator[ExportRow]:
@@ -140,7 +149,7 @@ FACE_DATA_PURGER = Purger(
             "faceanalysis.FaceContext"),
     purge=face_data_purge,
     purposes=frozenset({Purpose.FACE_ANALYSIS.value}),
-    retention_due=face_data_retention_due,
+    retention=FACE_DATA_RETENTION,
     at_once=_at_once,
     export=face_data_export,
 )

@@ -14,11 +14,26 @@ from django.utils import timezone
 from accounts.models import Organization
 from accounts.tokens import token_hash
 from config.rawsql import fetch_one, select_columns
-from consent.models import Subject
+from consent.models import RetentionPolicy, Subject
+from consent.selectors import frame_bytes_ttl_for, frame_bytes_ttl_seconds
 from faceanalysis import aggregates, dispatch
 from faceanalysis.face_cache import face_signals_cache_put, face_signals_cached
 from faceanalysis.models import CaptureSession, Frame, FrameFeatures
 from faceanalysis.signals import FaceSignals, FrameSignal
+
+# The attribute a session read with its capture token carries: its organization's policy frame_bytes_seconds
+# (None without a policy).
+POLICY_FRAME_BYTES = "policy_frame_bytes_seconds"
+_UNREAD = object()
+
+
+def frame_ttl_seconds(*, session: CaptureSession) -> int:
+    """How long this session's frames wait in the frame store (consent.selectors.frame_bytes_ttl_seconds), read
+    once per intake request: with the session on the capture-token path, else one query."""
+    seconds = getattr(session, POLICY_FRAME_BYTES, _UNREAD)
+    if seconds is _UNREAD:
+        return frame_bytes_ttl_for(organization_id=session.organization_id)
+    return frame_bytes_ttl_seconds(seconds)
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -43,9 +58,12 @@ def capture_session_get(*, organization: Organization | None, public_id: Any) ->
 
 @functools.cache
 def _session_by_token_sql() -> str:
-    columns = select_columns(CaptureSession, exclude=["aggregates"])
+    columns = select_columns(CaptureSession, alias="s", exclude=["aggregates"])
     table = CaptureSession._meta.db_table
-    return f"SELECT {columns} FROM {table} WHERE token_hash = %s LIMIT 1"  # noqa: S608 - names from the model
+    # With it, in the same round trip, the organization's frame_bytes_seconds (intake's frame TTL): no query more.
+    policies = RetentionPolicy._meta.db_table
+    policy = f"(SELECT p.frame_bytes_seconds FROM {policies} p WHERE p.organization_id = s.organization_id)"  # noqa: S608
+    return f"SELECT {columns}, {policy} FROM {table} s WHERE s.token_hash = %s LIMIT 1"  # noqa: S608 - model names
 
 
 def capture_session_for_token(*, token: str) -> CaptureSession | None:
@@ -54,7 +72,8 @@ def capture_session_for_token(*, token: str) -> CaptureSession | None:
         return None
     # On every intake request: one indexed lookup, without the aggregates snapshot, in SQL written once (the
     # ORM's query building cost more than the query). The organization loads only where a view reads it.
-    session = fetch_one(CaptureSession, _session_by_token_sql(), [token_hash(token)], exclude=["aggregates"])
+    session = fetch_one(CaptureSession, _session_by_token_sql(), [token_hash(token)], exclude=["aggregates"],
+                        annotations=[POLICY_FRAME_BYTES])
     if session is None or session.token_expires_at is None or session.token_expires_at <= timezone.now():
         return None
     return session

@@ -1,7 +1,8 @@
 """The ephemeral frame store: the only place a frame's bytes rest between intake and analysis.
 
-One key per frame with a TTL. A worker takes a frame with GETDEL; in the same atomic step (a Lua script)
-the bytes are parked under an in-flight key whose TTL is the frame TTL again, so that a worker killed
+One key per frame with a TTL (the organization's frame-bytes period, consent.selectors.frame_bytes_ttl_seconds).
+A worker takes a frame with GETDEL; in the same atomic step (a Lua script) the bytes are parked under an
+in-flight key with what is left of that TTL, so that the bytes never outlive it, and so that a worker killed
 mid-task leaves the frame to the redelivered message instead of losing it. The in-flight key is released
 when the features are committed (or the frame is dropped). Whatever nobody takes, Redis forgets.
 
@@ -51,18 +52,18 @@ def _inflight_key(prefix: str, frame_id: int) -> str:
     return f"{prefix}{frame_id}:inflight"
 
 
-# GETDEL the queued copy and park it in flight; a redelivery after a dead worker finds only the parked copy.
+# GETDEL the queued copy and park it in flight for what is left of its TTL (the organization's frame-bytes
+# period counts from intake, and taking a frame never extends it); a redelivery after a dead worker finds only
+# the parked copy. ARGV[1] only for a queued key without a TTL, which intake never writes.
 _TAKE_SCRIPT = """
+local left = redis.call('PTTL', KEYS[1])
 local value = redis.call('GETDEL', KEYS[1])
 if value then
-  redis.call('SET', KEYS[2], value, 'PX', ARGV[1])
+  if left < 1 then left = tonumber(ARGV[1]) end
+  redis.call('SET', KEYS[2], value, 'PX', left)
   return value
 end
-value = redis.call('GET', KEYS[2])
-if value then
-  redis.call('PEXPIRE', KEYS[2], ARGV[1])
-end
-return value
+return redis.call('GET', KEYS[2])
 """
 
 
@@ -167,14 +168,13 @@ class MemoryFrameStore:
     def take(self, frame_id: int) -> bytes | None:
         now = time.monotonic()
         with self._lock:
+            queued = self._items.get(_queued_key("", frame_id))
             value = self._get(_queued_key("", frame_id), now)
-            if value is not None:
+            if value is not None:  # parked in flight until the queued copy would have expired, as in Redis
                 del self._items[_queued_key("", frame_id)]
-            else:
-                value = self._get(_inflight_key("", frame_id), now)
-            if value is not None:
-                self._items[_inflight_key("", frame_id)] = (value, now + self.ttl_seconds)
-            return value
+                self._items[_inflight_key("", frame_id)] = (value, queued[1])
+                return value
+            return self._get(_inflight_key("", frame_id), now)
 
     def release(self, frame_ids: Iterable[int]) -> None:
         with self._lock:

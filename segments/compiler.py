@@ -295,14 +295,17 @@ class _Compiler:
 
 def members_query(
     tree: Mapping, *, organization_id: int, now: datetime, subject_id: int | None = None,
+    face_based: bool | None = None,
 ) -> QuerySet[Subject]:
     """The subjects of the organization (not erased) who meet the validated `tree` at `now`; with `subject_id`,
-    that subject or nothing. A face-based tree counts only subjects live on face analysis and personalization."""
+    that subject or nothing. A face-based tree counts only subjects live on face analysis and personalization;
+    `face_based` is the segment's own flag, which also counts the face-based segments its tree names (None: the
+    tree's own leaves decide)."""
     subjects = Subject.objects.filter(organization_id=organization_id, erased_at__isnull=True)
     if subject_id is not None:
         subjects = subjects.filter(pk=subject_id)
     subjects = subjects.filter(_Compiler(organization_id, now, subject_id).node(tree))
-    if is_face_based(tree):
+    if face_based or (face_based is None and is_face_based(tree)):
         live = live_consent_subjects(organization_id=organization_id, purposes=FACE_PURPOSES, at=now)
         if subject_id is not None:
             live = live.filter(pk=subject_id)
@@ -317,20 +320,27 @@ _PROBES = ((datetime(2001, 1, 1, tzinfo=UTC), -(2**40) - 1), (datetime(2002, 2, 
 SUBJECT = "subject"
 
 
-def _exists_sql(tree: Mapping, organization_id: int, alias: str, now: datetime, subject_id: int) -> tuple[str, list]:
-    query = members_query(tree, organization_id=organization_id, now=now, subject_id=subject_id).query.exists()
+def _exists_sql(
+    tree: Mapping, organization_id: int, alias: str, face_based: bool | None, now: datetime, subject_id: int
+) -> tuple[str, list]:
+    query = members_query(tree, organization_id=organization_id, now=now, subject_id=subject_id,
+                          face_based=face_based).query.exists()
     sql, params = query.get_compiler(using=alias).as_sql()
     return sql, list(params)
 
 
 @functools.lru_cache(maxsize=512)
-def _one_subject_template(definition: str, organization_id: int, alias: str) -> tuple[str, tuple] | None:
+def _one_subject_template(
+    definition: str, organization_id: int, alias: str, face_based: bool | None = None
+) -> tuple[str, tuple] | None:
     """(sql, slots) for `subject_meets`: each slot is SUBJECT, a timedelta from `now`, or ("value", v). None when
     the parameters cannot be told apart (the ORM answers each time then); ("", ()) when no subject can meet it."""
     tree = json.loads(definition)
     ops = connections[alias].ops
     try:
-        (sql, first), (again, second) = (_exists_sql(tree, organization_id, alias, *probe) for probe in _PROBES)
+        (sql, first), (again, second) = (
+            _exists_sql(tree, organization_id, alias, face_based, *probe) for probe in _PROBES
+        )
     except EmptyResultSet:
         return "", ()
     if sql != again or len(first) != len(second):
@@ -354,12 +364,14 @@ def _one_subject_template(definition: str, organization_id: int, alias: str) -> 
 
 def subject_meets(
     tree: Mapping, *, organization_id: int, now: datetime, subject_id: int, using: str = "default",
+    face_based: bool | None = None,
 ) -> bool:
     """`members_query(tree, ..., subject_id=subject_id).exists()`, with the SQL built once per definition and
     organization: the one-subject update of every segment, on each feature or event of the subject."""
-    template = _one_subject_template(json.dumps(tree, sort_keys=True), organization_id, using)
+    template = _one_subject_template(json.dumps(tree, sort_keys=True), organization_id, using, face_based)
     if template is None:
-        return members_query(tree, organization_id=organization_id, now=now, subject_id=subject_id).exists()
+        return members_query(tree, organization_id=organization_id, now=now, subject_id=subject_id,
+                             face_based=face_based).exists()
     sql, slots = template
     if not sql:
         return False

@@ -217,10 +217,11 @@ def group_kind(node: Mapping, path: str) -> str | None:
     return groups[0]
 
 
-class _Validator:
-    def __init__(self, segment_known: Callable[[str], bool], campaign_known: Callable[[int], bool]) -> None:
-        self.segment_known = segment_known
-        self.campaign_known = campaign_known
+class TreeValidator:
+    """The walk over a condition tree's groups that rules and segments share: the limits of depth, nodes and
+    children, and each node's path. A subclass checks its own leaves (`leaf`)."""
+
+    def __init__(self) -> None:
         self.nodes = 0
 
     def node(self, node: Any, path: str, depth: int) -> dict:
@@ -241,6 +242,16 @@ class _Validator:
         if not isinstance(children, list) or not 1 <= len(children) <= MAX_CHILDREN:
             raise ConditionError(f"{path}.{kind}", f"{kind} takes a list of 1 to {MAX_CHILDREN} nodes")
         return {kind: [self.node(child, f"{path}.{kind}[{i}]", depth + 1) for i, child in enumerate(children)]}
+
+    def leaf(self, node: Mapping, path: str) -> dict:
+        raise NotImplementedError
+
+
+class _Validator(TreeValidator):
+    def __init__(self, segment_known: Callable[[str], bool], campaign_known: Callable[[int], bool]) -> None:
+        super().__init__()
+        self.segment_known = segment_known
+        self.campaign_known = campaign_known
 
     def leaf(self, node: Mapping, path: str) -> dict:
         for key in node:

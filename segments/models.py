@@ -96,6 +96,7 @@ class SegmentMembership(TenantModel):
             models.Index(fields=["subject", "exited_at"], name="seg_membership_subject_idx"),
             models.Index(fields=["segment", "entered_at"], name="seg_membership_entered_idx"),
             models.Index(fields=["segment", "exited_at"], name="seg_membership_exited_idx"),
+            models.Index(fields=["organization", "exited_at"], name="seg_membership_org_exit_idx"),  # retention
         ]
 
     def __str__(self) -> str:

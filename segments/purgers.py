@@ -7,6 +7,9 @@ an inference from that person's face. So:
   segment ends now (exit reason consent_ended) and every such stretch, open or past, is cut loose (subject =
   NULL). The stretches stay, anonymous, so the size history stays true. Memberships of segments without a face
   condition stay: they rest on behaviour and consent, not on the face.
+- Erasure: the same for every segment.
+- Retention (category "memberships"): an ended stretch whose exit is older than the period is deleted. Open
+  memberships are current (the segment's definition keeps them true), so they stay.
 - Erasure: the same for every segment, and the record of which audience exports named the subject is deleted
   (each export's ledger entry keeps its counts).
 - Retention: nothing here (memberships follow their definitions; the retention issue adds a policy).
@@ -19,12 +22,14 @@ subject.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from consent.data_export import export_rows
 from consent.models import Purpose
-from consent.purging import ExportRow, PurgeOrder, Purger
+from consent.purging import ExportRow, PurgeOrder, Purger, RetentionTarget
 from segments.models import AudienceExportRecipient, SegmentMembership
 
 
@@ -55,10 +60,17 @@ def memberships_export(organization_id: int, subject_id: int) -> Iterator[Export
     yield from export_rows("segments.AudienceExportRecipient", AudienceExportRecipient.objects.filter(**scope))
 
 
+def _ended_memberships_expired(organization_id: int, before: datetime) -> QuerySet:
+    return SegmentMembership.objects.filter(organization_id=organization_id, exited_at__lt=before)
+
+
 SEGMENT_MEMBERSHIP_PURGER = Purger(
     name="segments.membership",
     models=("segments.SegmentMembership", "segments.AudienceExportRecipient"),
     purge=memberships_purge,
     purposes=frozenset({Purpose.FACE_ANALYSIS.value, Purpose.PERSONALIZATION.value}),
+    retention=(
+        RetentionTarget("memberships", "segments.SegmentMembership", _ended_memberships_expired, "exited_at"),
+    ),
     export=memberships_export,
 )

@@ -11,7 +11,7 @@ import functools
 import io
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -200,7 +200,9 @@ def segment_delete(*, segment: Segment) -> None:
 def segment_preview(*, organization_id: int, definition: Any, now: datetime | None = None) -> int:
     """How many subjects meet `definition` now, without saving anything."""
     tree = definition_check(organization_id=organization_id, definition=definition)
-    return members_query(tree, organization_id=organization_id, now=now or timezone.now()).count()
+    face_based = is_face_based(tree) or _inherited(organization_id, tree, "face_based")
+    return members_query(tree, organization_id=organization_id, now=now or timezone.now(),
+                         face_based=face_based).count()
 
 
 # --- members -----------------------------------------------------------------------------------------------------
@@ -287,7 +289,8 @@ def segment_recompute(*, segment_id: int, now: datetime | None = None) -> Segmen
         if segment is None or not segment.definition:
             return None
         clock = time.perf_counter()
-        subjects = members_query(segment.definition, organization_id=segment.organization_id, now=now)
+        subjects = members_query(segment.definition, organization_id=segment.organization_id, now=now,
+                                 face_based=segment.face_based)
         entered, exited = _replace_members(segment, subjects, now, exit_reason=SegmentMembership.ExitReason.LEFT)
         return _record_run(segment, SegmentRun.Kind.FULL, now, clock, entered, exited)
 
@@ -303,18 +306,18 @@ def segment_snapshot(*, segment: Segment, now: datetime | None = None) -> Segmen
     with transaction.atomic():
         Segment.objects.select_for_update().filter(pk=segment.pk).first()
         clock = time.perf_counter()
-        subjects = members_query(segment.definition, organization_id=segment.organization_id, now=now)
+        subjects = members_query(segment.definition, organization_id=segment.organization_id, now=now,
+                                 face_based=segment.face_based)
         entered, exited = _replace_members(segment, subjects, now, exit_reason=SegmentMembership.ExitReason.REPLACED)
         return _record_run(segment, SegmentRun.Kind.SNAPSHOT, now, clock, entered, exited)
 
 
 def partner_ids_parse(text: str) -> list[str]:
-    """One partner user id per line (a CSV of one column; a header line `partner_user_id` is skipped), each
-    1 to MAX_PARTNER_ID_LENGTH printable characters, none twice. SegmentError names the first bad line."""
+    """One partner user id per line (a CSV of one column; a header line `partner_user_id` is skipped; spaces
+    around an id are dropped), checked by `partner_ids_checked`. SegmentError names the first bad line."""
     if not isinstance(text, str):
         raise SegmentError("upload", "the upload is text: one partner user id per line")
-    ids: list[str] = []
-    seen: dict[str, int] = {}
+    rows: list[tuple[str, str]] = []
     for number, row in enumerate(csv.reader(io.StringIO(text.removeprefix("\ufeff"))), start=1):
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
@@ -323,25 +326,41 @@ def partner_ids_parse(text: str) -> list[str]:
         value = row[0].strip()
         if number == 1 and value == "partner_user_id":
             continue
-        if not 1 <= len(value) <= MAX_PARTNER_ID_LENGTH or not value.isprintable():
-            raise SegmentError(f"upload.line[{number}]", f"an id is 1 to {MAX_PARTNER_ID_LENGTH} printable characters")
+        rows.append((f"upload.line[{number}]", value))
+    return partner_ids_checked(rows, where="upload")
+
+
+def partner_ids_checked(rows: Sequence[tuple[str, object]], *, where: str = "ids") -> list[str]:
+    """The ids of (path, value) rows as given (a JSON list's `ids[2]`, an upload's `upload.line[3]`): each 1 to
+    MAX_PARTNER_ID_LENGTH printable characters, none twice, at most MAX_UPLOAD_IDS, at least one."""
+    ids: list[str] = []
+    seen: dict[str, str] = {}
+    for path, value in rows:
+        if not isinstance(value, str) or not 1 <= len(value) <= MAX_PARTNER_ID_LENGTH or not value.isprintable():
+            raise SegmentError(path, f"an id is 1 to {MAX_PARTNER_ID_LENGTH} printable characters")
         if value in seen:
-            raise SegmentError(f"upload.line[{number}]", f"this id is on line {seen[value]} already")
-        seen[value] = number
+            raise SegmentError(path, f"this id is at {seen[value]} already")
+        seen[value] = path
         ids.append(value)
         if len(ids) > MAX_UPLOAD_IDS:
-            raise SegmentError(f"upload.line[{number}]", f"an upload holds at most {MAX_UPLOAD_IDS} ids")
+            raise SegmentError(path, f"an upload holds at most {MAX_UPLOAD_IDS} ids")
     if not ids:
-        raise SegmentError("upload", "the upload has no ids")
+        raise SegmentError(where, "the upload has no ids")
     return ids
 
 
-def segment_upload(*, segment: Segment, text: str, now: datetime | None = None) -> SegmentRun:
-    """Make a static segment's members the subjects the partner knows by the ids in `text` (matched by their
-    keyed hash; the ids themselves are not kept). Ids of no subject are counted, not created."""
+def segment_upload(
+    *, segment: Segment, text: str | None = None, ids: Sequence[object] | None = None, now: datetime | None = None
+) -> SegmentRun:
+    """Make a static segment's members the subjects the partner knows by the ids of `text` (lines) or `ids` (a
+    list, taken as given), matched by their keyed hash; the ids themselves are not kept. Ids of no subject are
+    counted, not created."""
     if segment.kind != Segment.Kind.STATIC:
         raise SegmentError("kind", "only a static segment takes an uploaded list", code="conflict")
-    ids = partner_ids_parse(text)
+    if ids is not None:
+        ids = partner_ids_checked([(f"ids[{index}]", value) for index, value in enumerate(ids)])
+    else:
+        ids = partner_ids_parse(text)
     now = now or timezone.now()
     organization = segment.organization
     hashes = [partner_ref_hash(organization=organization, partner_user_id=value) for value in ids]
@@ -389,10 +408,11 @@ def segment_refresh_subject(*, organization_id: int, subject_id: int, now: datet
     events changed). Returns {segment key: "entered" | "exited"} for the changes."""
     now = now or timezone.now()
     segments = list(Segment.objects.filter(organization_id=organization_id, kind=Segment.Kind.DYNAMIC)
-                    .exclude(definition={}).only("pk", "key", "definition").order_by())
+                    .exclude(definition={}).only("pk", "key", "definition", "face_based").order_by())
     changes: dict[str, str] = {}
     for segment in _dependency_order(segments):
-        meets = subject_meets(segment.definition, organization_id=organization_id, now=now, subject_id=subject_id)
+        meets = subject_meets(segment.definition, organization_id=organization_id, now=now, subject_id=subject_id,
+                              face_based=segment.face_based)
         if meets == _is_open_member(segment.pk, subject_id):
             continue  # nothing to change: the usual answer, without a transaction
         with transaction.atomic():

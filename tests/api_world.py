@@ -49,6 +49,7 @@ class ApiWorld:
     variant_key: str
     rule_id: int
     segment_key: str  # a dynamic segment of the organization, recomputed once
+    grant_id: int = 0  # the subject's face-analysis grant, for its signed receipt
     # An export request of the main subject: its document streams for the whole run (the request operations go to
     # the spare subject, which an erasure erases).
     data_request_id: str = ""
@@ -159,6 +160,7 @@ def make_api_world() -> ApiWorld:
         variant_key=variant.key,
         rule_id=rule.pk,
         segment_key=segment.key,
+        grant_id=grant.pk,
         data_request_id=str(export_request.public_id),
     )
 

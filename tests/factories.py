@@ -33,7 +33,7 @@ def make_retention_policy(organization: Organization, *, feature_days: int = 365
 
     return retention_policy_set(
         organization=organization, feature_retention_days=feature_days, grant_validity_days=grant_days
-    )
+    ).policy
 
 
 def make_notice(

@@ -264,7 +264,7 @@ def _foreign_decision(org: Organization) -> tuple[dict[str, Any], str]:
 
 OBJECT_ENDPOINTS += [
     TenantEndpoint("api:decision-create", ("post",), _foreign_campaign, body=_decision_body),
-    TenantEndpoint("api:event-create", ("post",), _foreign_decision, body=_event_body),
+    TenantEndpoint("api:events", ("post",), _foreign_decision, body=_event_body),
 ]
 # The snippet's endpoints take no key: a campaign's public id is all a visitor has, and the subject comes only from
 # the consent page's cookie, which must be of the campaign's organization (tests/campaigns/test_decisions_api.py
@@ -365,3 +365,38 @@ LIST_ENDPOINTS += [TenantEndpoint("api:segment-list", ("get",), _foreign_segment
 # definition that names another organization's segment or campaign with a 400 like an unknown one: a POST of a
 # definition fits neither shape above, so tests/segments/test_api.py holds it (test_preview_*_other_organization).
 NO_TENANT_DATA |= {"api:segment-fields", "api:segment-preview"}
+
+
+# --- consent receipts --------------------------------------------------------------------------------------------
+
+
+def _foreign_grant(org: Organization) -> tuple[dict[str, Any], str]:
+    """A grant of B's subject: its receipt would carry B's subject id and B's controller name."""
+    from tests.factories import make_grant, make_notice, make_subject
+
+    subject = make_subject(org)
+    grant = make_grant(subject, make_notice(org))
+    return {"subject_id": str(subject.public_id), "grant_id": grant.pk}, str(subject.public_id)
+
+
+OBJECT_ENDPOINTS += [TenantEndpoint("api:consent-subject-grant-receipt", ("get",), _foreign_grant)]
+# --- consent: the partner event feed and the retention schedule ---------------------------------------------------
+
+
+def _foreign_feed_event_listed(org: Organization) -> tuple[dict[str, Any], str]:
+    """B's subject consents: its consent.granted event names the subject in B's feed."""
+    return {}, _foreign_subject(org)[1]
+
+
+LIST_ENDPOINTS += [TenantEndpoint("api:events", ("get",), _foreign_feed_event_listed)]
+
+
+def _foreign_retention_policy(org: Organization) -> tuple[dict[str, Any], str]:
+    """B's policy with a period no default has."""
+    from consent.services import retention_policy_set
+
+    retention_policy_set(organization=org, feature_retention_days=1093)
+    return {}, '"period":1093'
+
+
+LIST_ENDPOINTS += [TenantEndpoint("api:consent-retention", ("get",), _foreign_retention_policy)]

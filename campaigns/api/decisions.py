@@ -43,6 +43,7 @@ from campaigns.selectors import (
 )
 from config.api.errors import DomainErrorsMixin
 from config.api.schema import error_response
+from consent.api.views import EventFeedView
 from consent.models import Subject
 from consent.selectors import subject_get
 
@@ -102,12 +103,18 @@ class DecisionCreateView(DomainErrorsMixin, OrganizationAPIView):
         return Response(decision_body(decision))
 
 
-class EventCreateView(DomainErrorsMixin, OrganizationAPIView):
-    """POST: record an impression, click, conversion or custom event on one of your decisions."""
+class EventView(DomainErrorsMixin, OrganizationAPIView):
+    """POST: record an impression, click, conversion or custom event on one of your decisions. GET: the partner
+    event feed (consent's data-rights events after a cursor, `consent.api.views.EventFeedView`)."""
 
-    required_scope = ApiKey.Scope.DECIDE
     domain_errors = (DecisionError,)
     throttle_family = "decisions"  # page-view traffic: its own rate limits (config.api.throttling)
+    get = EventFeedView.get  # the feed, with its schema; a read, so the key needs the read scope
+
+    @property
+    def required_scope(self) -> str | None:
+        # Recording needs `decide` (or write); reading the feed, the default for a GET: `read`.
+        return ApiKey.Scope.DECIDE if self.request.method == "POST" else None
 
     @extend_schema(
         operation_id="event_create",

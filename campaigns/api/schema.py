@@ -10,13 +10,14 @@ from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 
 from campaigns import conditions
 from config.api.condition_tree import tree_components, tree_field_schema
+from segments import conditions as tree_limits  # one walk, one set of limits for rules and segments
 
 
 def condition_components() -> dict[str, dict[str, Any]]:
     """The schema components of the condition tree, by name."""
     return tree_components(
-        "Condition", conditions.condition_fields(), max_children=conditions.MAX_CHILDREN,
-        max_depth=conditions.MAX_DEPTH, max_nodes=conditions.MAX_NODES, max_list=conditions.MAX_LIST,
+        "Condition", conditions.condition_fields(), max_children=tree_limits.MAX_CHILDREN,
+        max_depth=tree_limits.MAX_DEPTH, max_nodes=tree_limits.MAX_NODES, max_list=conditions.MAX_LIST,
         max_string=conditions.MAX_STRING, path_example="rules[2].condition.all[1].value",
         parameters={
             "min_confidence": {"type": "number", "minimum": 0, "maximum": 1,

@@ -42,7 +42,7 @@ urlpatterns = [
         "public/capture-sessions/", public.PublicCaptureSessionOpenView.as_view(), name="public-capture-session-open"
     ),
     path("decisions/", decisions.DecisionCreateView.as_view(), name="decision-create"),
-    path("events/", decisions.EventCreateView.as_view(), name="event-create"),
+    path("events/", decisions.EventView.as_view(), name="events"),
     path("public/decisions/", decisions.PublicDecisionCreateView.as_view(), name="public-decision-create"),
     path("public/events/", decisions.PublicEventCreateView.as_view(), name="public-event-create"),
 ]

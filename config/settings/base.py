@@ -312,6 +312,9 @@ LOGGING = {
 # Reverse proxies in front of the app that append to X-Forwarded-For (0: use REMOTE_ADDR as it is).
 VISAGE_TRUSTED_PROXY_HOPS = env.int("VISAGE_TRUSTED_PROXY_HOPS", default=0)
 VISAGE_MODELS_DIR = env("VISAGE_MODELS_DIR", default=str(BASE_DIR / "var" / "models"))
+# Where the public pages are reached (scheme and host, no path), for absolute URLs written outside a request: a
+# consent receipt's policyUrl and jwksUrl when it is signed without one. A request's own host wins.
+VISAGE_PUBLIC_URL = env("VISAGE_PUBLIC_URL", default="http://localhost:8000")
 
 # Frame intake and the ephemeral frame store (faceanalysis). Empty store URL: in-memory, in-process only.
 VISAGE_FRAME_STORE_URL = env("VISAGE_FRAME_STORE_URL", default=REDIS_URL)
@@ -344,9 +347,15 @@ VISAGE_GPU_BATCH_MAX = env.int("VISAGE_GPU_BATCH_MAX", default=16)
 VISAGE_AGGREGATES_REFRESH_MS = env.int("VISAGE_AGGREGATES_REFRESH_MS", default=1000)
 # The consent ledger is evidence: `manage.py flush` may empty it (with every other table) only where this is on.
 VISAGE_LEDGER_FLUSH_ALLOWED = env.bool("VISAGE_LEDGER_FLUSH_ALLOWED", default=False)
-# Retention: what was derived from faces is deleted once the organization's published period has passed, through
-# a purge request whose parts each app's purger does (consent.purging).
-CELERY_BEAT_SCHEDULE["retention-run"] = {"task": "retention.run", "schedule": 3600.0}
+# Retention: every category (consent.retention) is deleted, or cut loose, once the organization's published
+# period has passed, through a purge request with one part per purger and category (consent.purging). The run
+# interval is also the audit's grace (manage.py retention_audit): a row may outlive its period by one interval.
+VISAGE_RETENTION_RUN_SECONDS = env.float("VISAGE_RETENTION_RUN_SECONDS", default=3600.0)
+CELERY_BEAT_SCHEDULE["retention-run"] = {"task": "retention.run", "schedule": VISAGE_RETENTION_RUN_SECONDS}
+# Rows per retention batch, each batch its own transaction (its row locks last that long; see bench/retention_bench.py).
+VISAGE_RETENTION_BATCH = env.int("VISAGE_RETENTION_BATCH", default=20000)
+# A retention part stops after this long and is continued by beat's redispatch (below the task's soft time limit).
+VISAGE_RETENTION_PART_SECONDS = env.float("VISAGE_RETENTION_PART_SECONDS", default=480.0)
 # Purge parts still owed (a lost message, a killed worker, a purger that failed) are sent again.
 CELERY_BEAT_SCHEDULE["consent-redispatch-owed-purges"] = {
     "task": "consent.redispatch_owed_purges",

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from config.api.fields import StrictCharField
 from consent import derived
 from consent.guards import GrantState, grant_state
-from consent.models import DataRequest, Grant, LedgerEntry, NoticeVersion, PurgePart, Purpose, Subject
+from consent.models import DataRequest, Grant, LedgerEntry, NoticeVersion, OutboxEvent, PurgePart, Purpose, Subject
 from consent.selectors import data_request_parts
 
 
@@ -163,6 +163,58 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
         return [p for p in entry.purposes.split(",") if p]
 
 
+# --- The partner event feed ---------------------------------------------------------------------------------------
+
+
+class OutboxEventSerializer(serializers.ModelSerializer):
+    id = serializers.SerializerMethodField(help_text="The event's sequence in your organization's feed, in commit "
+                                           "order; pass the last one you stored as `after`.")
+    type = serializers.ChoiceField(choices=OutboxEvent.Type.choices, read_only=True)
+    subject = serializers.SerializerMethodField(help_text="The subject's public id; null when none (or erased).")
+    data = serializers.JSONField(source="payload", read_only=True,
+                                 help_text="Ids and counts only, by type (docs/data-rights.md).")
+
+    class Meta:
+        model = OutboxEvent
+        fields = ["id", "type", "occurred_at", "subject", "data"]
+        read_only_fields = fields
+
+    def get_id(self, event: OutboxEvent) -> str:
+        return str(event.sequence)
+
+    @extend_schema_field({"type": "string", "format": "uuid", "nullable": True})
+    def get_subject(self, event: OutboxEvent) -> str | None:
+        return event.subject_ref or None
+
+
+class EventFeedSerializer(serializers.Serializer):
+    results = OutboxEventSerializer(many=True, read_only=True)
+    next = serializers.CharField(read_only=True, help_text="The cursor to pass as `after` for the next page; the "
+                                 "same as `after` when no event was returned.")
+    has_more = serializers.BooleanField(read_only=True, help_text="More events wait after this page.")
+
+
+# --- The retention schedule ---------------------------------------------------------------------------------------
+
+
+class RetentionCategorySerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="The category (consent.retention.CATEGORIES).")
+    label = serializers.CharField()
+    covers = serializers.CharField(help_text="What the category covers, in words.")
+    period = serializers.IntegerField(min_value=1, help_text="How long it is kept at most, in `unit`.")
+    unit = serializers.ChoiceField(choices=["seconds", "days"])
+    biometric = serializers.BooleanField()
+    cap = serializers.IntegerField(min_value=1, help_text="The legal cap that applies, in `unit`.")
+    cap_name = serializers.CharField(help_text="What imposes the cap.")
+
+
+class RetentionScheduleSerializer(serializers.Serializer):
+    jurisdiction = serializers.CharField()
+    jurisdiction_name = serializers.CharField()
+    defaults = serializers.BooleanField(help_text="True when no policy is saved: these defaults are what applies.")
+    updated_at = serializers.DateTimeField(allow_null=True)
+    grant_validity_days = serializers.IntegerField(min_value=1)
+    categories = RetentionCategorySerializer(many=True)
 class DataRequestCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(
         choices=DataRequest.Kind.choices,

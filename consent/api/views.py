@@ -1,12 +1,13 @@
 """The partner consent API: find or create a subject by the partner's user id, record a grant given on the
 partner's own UI, withdraw, read state and history. Every query goes through a selector scoped to the caller."""
 
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.generics import ListAPIView
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -14,13 +15,17 @@ from accounts.api.base import OrganizationAPIView, found_or_404
 from accounts.models import ApiKey
 from accounts.permissions import HasOrganization, IsApiKey
 from config.api.schema import error_response
+from consent import receipts
+from consent.api.parsing import MAX_SEQUENCE, event_feed_query
 from consent.api.serializers import (
     DataRequestCreateSerializer,
     DataRequestSerializer,
+    EventFeedSerializer,
     GrantCreateSerializer,
     GrantSerializer,
     LedgerEntrySerializer,
     NoticeSerializer,
+    RetentionScheduleSerializer,
     SubjectConsentSerializer,
     SubjectFindOrCreateSerializer,
     SubjectSerializer,
@@ -30,14 +35,20 @@ from consent.api.serializers import (
 from consent.data_export import export_response, subject_data_summary
 from consent.data_requests import data_request_create
 from consent.evidence import truncate_ip, user_agent_class
-from consent.models import Channel, DataRequest, Subject
+from consent.models import Channel, DataRequest, OutboxEvent, Subject
+from consent.schedule import jurisdiction_label, schedule_rows
 from consent.selectors import (
+    EVENT_FEED_DEFAULT_LIMIT,
+    EVENT_FEED_MAX_LIMIT,
     consent_state,
     data_request_get,
     data_request_list,
+    event_feed_page,
     ledger_list,
     notice_get_by_hash,
     notice_list_published,
+    retention_policy_in_force,
+    retention_snapshot_in_force,
     subject_get,
     subject_list,
 )
@@ -198,6 +209,84 @@ class SubjectHistoryView(SubjectView, ListAPIView):
         return ledger_list(organization=self.organization, subject=self.get_subject(self.kwargs["subject_id"]))
 
 
+class ReceiptNegotiation(BaseContentNegotiation):
+    """A receipt is a compact JWS whatever the Accept header says; errors stay in the one JSON shape."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class SubjectGrantReceiptView(SubjectView):
+    """One grant of the subject as a signed Kantara consent receipt v1.1: a compact JWS (alg EdDSA), verifiable
+    with the keys at /consent/o/<your slug>/receipts/jwks.json."""
+
+    content_negotiation_class = ReceiptNegotiation
+
+    @extend_schema(
+        responses={
+            (200, receipts.MEDIA_TYPE): OpenApiResponse(
+                response=OpenApiTypes.STR, description="The receipt as a compact JWS (header.payload.signature)."
+            ),
+        },
+    )
+    def get(self, request: Request, subject_id: str, grant_id: int) -> HttpResponse:
+        subject = self.get_subject(subject_id)
+        grant = found_or_404(
+            receipts.receipt_grant_get(organization=self.organization, subject=subject, grant_id=grant_id)
+        )
+        response = HttpResponse(receipts.receipt_sign(grant, request), content_type=receipts.MEDIA_TYPE)
+        response["Content-Disposition"] = f'attachment; filename="consent-receipt-{grant.pk}.jws"'
+        return response
+
+
+_EVENT_TYPES = "|".join(t.replace(".", "\\.") for t in OutboxEvent.Type.values)
+
+
+class EventFeedView(OrganizationAPIView):
+    """Served as the GET of /api/v1/events/ (campaigns' event recording is its POST: one path for partners' events).
+    GET: your organization's data-rights events (consent granted and withdrawn, erasure requested and done,
+    export ready, purge done), oldest first, after a cursor. Store `next` and pass it back as `after`: every
+    event comes exactly once, in commit order (an outbox; webhooks will deliver from it)."""
+
+    @extend_schema(
+        operation_id="consent_event_list",
+        parameters=[
+            OpenApiParameter("after", {"type": "integer", "minimum": 0, "maximum": MAX_SEQUENCE, "default": 0},
+                             description="Events after this sequence (exclusive); 0, the default, is the start of "
+                             "the feed. Pass the previous page's `next`."),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": EVENT_FEED_MAX_LIMIT,
+                                       "default": EVENT_FEED_DEFAULT_LIMIT}, description="Events per page."),
+            OpenApiParameter("type", OpenApiTypes.STR, description="Only these types, comma-separated: "
+                             f"{', '.join(OutboxEvent.Type.values)}.",
+                             pattern=f"^({_EVENT_TYPES})(,({_EVENT_TYPES}))*$"),
+        ],
+        responses={200: EventFeedSerializer, 400: error_response("A bad cursor, limit or type (the known types are "
+                                                                 "listed in the error's details).")},
+    )
+    def get(self, request: Request) -> Response:
+        query = event_feed_query(request.query_params)
+        page = event_feed_page(organization=self.organization, after=query.after, types=query.types, limit=query.limit)
+        return Response(EventFeedSerializer(
+            {"results": page.events, "next": str(page.next_after), "has_more": page.has_more}
+        ).data)
+
+
+class RetentionScheduleView(OrganizationAPIView):
+    """GET: the retention policy in force (what the purge applies): every category's period, whether it is biometric
+    and the legal cap under your jurisdiction; the defaults when no policy is saved. The same as the public page."""
+
+    @extend_schema(operation_id="consent_retention_schedule", responses=RetentionScheduleSerializer)
+    def get(self, request: Request) -> Response:
+        policy = retention_policy_in_force(organization=self.organization)
+        return Response(RetentionScheduleSerializer({
+            "jurisdiction": policy.jurisdiction, "jurisdiction_name": jurisdiction_label(policy.jurisdiction),
+            "defaults": policy.pk is None, "updated_at": policy.updated_at if policy.pk else None,
+            "grant_validity_days": policy.grant_validity_days,
+            "categories": schedule_rows(retention_snapshot_in_force(policy)),
+        }).data)
 # --- data subject requests ---------------------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from consent.models import Grant
 from faceanalysis import dispatch
 from faceanalysis.errors import ConsentRequired, FrameRateExceeded, FrameRejected, ServiceUnavailable, SessionEnded
 from faceanalysis.models import CaptureSession, Frame
+from faceanalysis.selectors import frame_ttl_seconds
 from faceanalysis.services.capture import _session_consent
 from faceanalysis.store import FrameStoreUnavailable, RedisFrameStore, frame_store
 from faceanalysis.validation import FrameInfo, check_body, inspect_frame
@@ -186,7 +187,7 @@ def _enqueue(
     try:
         frame_store().put_many(
             {frame_id: frame.data for frame_id, frame in zip(ids, frames, strict=True)},
-            settings.VISAGE_FRAME_TTL_SECONDS,
+            frame_ttl_seconds(session=session),
         )
     except FrameStoreUnavailable:
         Frame.objects.filter(pk__in=ids).delete()

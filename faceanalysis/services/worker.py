@@ -11,12 +11,12 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from consent.guards import ConsentDenied, require_consents
 from consent.models import Grant, Purpose
+from consent.selectors import frame_bytes_ttls
 from faceanalysis import dispatch
 from faceanalysis.features import features_from
 from faceanalysis.models import Frame, FrameFeatures
@@ -204,12 +204,23 @@ def frame_drop(*, frame_id: int, reason: str) -> int:
 
 
 def frames_expire(*, limit: int = 1000) -> int:
-    """Count as expired the queued frames whose bytes the store no longer holds (nobody took them in time)."""
-    cutoff = timezone.now() - timedelta(seconds=settings.VISAGE_FRAME_TTL_SECONDS)
+    """Count as expired the queued frames whose bytes the store no longer holds (nobody took them in time): past
+    their organization's frame TTL (the one intake stored them with, consent.selectors.frame_bytes_ttl_seconds)."""
+    now = timezone.now()
+    queued = Frame.objects.filter(status=Frame.Status.QUEUED)
+    # No TTL is shorter than one second: the organizations with a frame at least that old, then each one's cutoff.
+    organizations = set(queued.filter(received_at__lt=now - timedelta(seconds=1))
+                        .values_list("organization_id", flat=True).distinct())
     store = frame_store()
-    candidates = list(
-        Frame.objects.filter(status=Frame.Status.QUEUED, received_at__lt=cutoff).order_by("received_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-    gone = [pk for pk in candidates if not store.exists(pk)]
+    gone: list[int] = []
+    checked = 0  # at most `limit` store lookups a run
+    for organization_id, ttl in sorted(frame_bytes_ttls(organization_ids=organizations).items()):
+        if checked >= limit:
+            break
+        candidates = list(
+            queued.filter(organization_id=organization_id, received_at__lt=now - timedelta(seconds=ttl))
+            .order_by("received_at").values_list("pk", flat=True)[: limit - checked]
+        )
+        checked += len(candidates)
+        gone += [pk for pk in candidates if not store.exists(pk)]
     return _mark(gone, Frame.Status.EXPIRED, "expired")

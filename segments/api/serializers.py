@@ -119,7 +119,8 @@ class MatchSerializer(serializers.Serializer):
 
 class UploadRequest(StrictSerializer):
     ids = serializers.ListField(
-        child=StrictCharField(max_length=MAX_PARTNER_ID_LENGTH), min_length=1, max_length=MAX_UPLOAD_IDS,
+        child=StrictCharField(max_length=MAX_PARTNER_ID_LENGTH, trim_whitespace=False),
+        min_length=1, max_length=MAX_UPLOAD_IDS,
         help_text="Your own user ids, none twice; the segment's members become the subjects you know by them.",
     )
 

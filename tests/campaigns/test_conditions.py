@@ -16,7 +16,6 @@ from campaigns.conditions import (
     CONSENT_PURPOSES,
     FIELDS,
     GRANT_STATES,
-    MAX_NODES,
     ConditionError,
     EvaluationContext,
     RuleOutcome,
@@ -30,6 +29,7 @@ from campaigns.request_context import RequestAttributes, request_attributes
 from consent.guards import GrantState
 from consent.models import Purpose
 from faceanalysis.signals import EXPRESSION_FIELDS, FACE_FIELDS, FaceSignals, FrameSignal
+from segments.conditions import MAX_NODES
 
 NOW = 1_700_000_000.0
 REQUEST = request_attributes(user_agent="Mozilla/5.0 (iPhone; Mobile)", language="de", country="DE",

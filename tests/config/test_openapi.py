@@ -256,3 +256,11 @@ def test_a_body_that_is_not_json_is_a_415_and_changes_nothing(world: ApiWorld, c
         reverse("api:consent-subject-detail", kwargs={"subject_id": world.spare_subject_id})
     )
     assert {purpose["state"] for purpose in state.json()["consent"] if purpose["grant"]} == {"active"}
+
+
+def test_the_receipt_operation_documents_its_jws_body() -> None:
+    operation = _schema()["paths"]["/api/v1/consent/subjects/{subject_id}/grants/{grant_id}/receipt/"]["get"]
+    assert operation["responses"]["200"]["content"] == {"application/jose": {"schema": {"type": "string"}}}
+    assert {"401", "403", "404", "503"} <= operation["responses"].keys()
+    parameters = {p["name"]: p["schema"]["type"] for p in operation["parameters"]}
+    assert parameters == {"subject_id": "string", "grant_id": "integer"}

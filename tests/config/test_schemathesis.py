@@ -113,6 +113,7 @@ def schemathesis_config(world: ApiWorld) -> str:
         f'"path.public_id" = {_toml(world.content_campaign_id)}',
         f'"path.key" = {_toml(world.variant_key)}',
         f'"path.rule_id" = {_toml(world.rule_id)}',
+        f'"path.grant_id" = {_toml(world.grant_id)}',
         f'"path.request_id" = {_toml(world.data_request_id)}',
     ]
     for operation in operations:

@@ -130,9 +130,12 @@ def test_publishing_needs_a_retention_policy(org_b) -> None:
     assert error.value.code == "no_retention_policy"
 
 
-def test_retention_is_capped_at_three_years_by_validation_and_by_the_database(org_a) -> None:
-    with pytest.raises(ValidationError):
-        retention_policy_set(organization=org_a, feature_retention_days=3 * 365 + 1, grant_validity_days=30)
+def test_retention_is_capped_at_three_years_by_the_service_and_by_the_database(org_a) -> None:
+    saved = retention_policy_set(organization=org_a, feature_retention_days=3 * 365 + 1, grant_validity_days=30)
+    assert saved.policy.feature_retention_days == 3 * 365 and len(saved.warnings) == 1
+    with pytest.raises(ValidationError):  # the consent's validity is no retention category: refused, not capped
+        retention_policy_set(organization=org_a, grant_validity_days=3 * 365 + 1)
+    RetentionPolicy.objects.filter(organization=org_a).delete()
     with pytest.raises(IntegrityError), transaction.atomic():
         RetentionPolicy.objects.create(organization=org_a, feature_retention_days=5000, grant_validity_days=30)
 

@@ -432,20 +432,22 @@ def test_retention_purge_deletes_features_past_the_organizations_period_and_writ
 
     from django.utils import timezone
 
-    from consent.models import LedgerEntry
+    from consent.models import LedgerEntry, RetentionPolicy
     from consent.purging import retention_run
     from consent.services import retention_policy_set
 
     retention_policy_set(organization=org_a, feature_retention_days=30, grant_validity_days=365)
+    RetentionPolicy.objects.filter(organization=org_a).update(aggregate_retention_days=30)
     old_session, _ = make_capture_session(org_a)
     new_session, _ = make_capture_session(org_a)
-    other_session, _ = make_capture_session(org_b)  # org B keeps the default period (365 days)
+    other_session, _ = make_capture_session(org_b)  # org B keeps the defaults (365 days; 30 for face context)
     for session in (old_session, new_session, other_session):
         (frame,) = queue_frames(session)
         analyze(frame_id=frame.pk)
     long_ago = timezone.now() - timedelta(days=31)
     FrameFeatures.objects.filter(session__in=[old_session, other_session]).update(analyzed_at=long_ago)
-    FaceContext.objects.filter(subject__in=[old_session.subject, other_session.subject]).update(updated_at=long_ago)
+    FaceContext.objects.filter(subject=old_session.subject).update(updated_at=long_ago)
+    FaceContext.objects.filter(subject=other_session.subject).update(updated_at=long_ago + timedelta(days=2))
     CaptureSession.objects.filter(pk__in=[old_session.pk, other_session.pk]).update(started_at=long_ago)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -453,17 +455,22 @@ def test_retention_purge_deletes_features_past_the_organizations_period_and_writ
     request.refresh_from_db()
 
     assert (request.organization_id, request.reason) == (org_a.pk, "retention_period_ended")
-    (part,) = request.parts.all()
-    assert (part.status, part.counts) == (
-        "done", {"features_purged": 1, "contexts_purged": 1, "session_aggregates_purged": 1})
+    parts = {part.category: (part.status, part.counts) for part in request.parts.all()}
+    assert parts == {
+        "features": ("done", {"framefeatures_deleted": 1}),
+        "face_context": ("done", {"facecontext_deleted": 1}),
+        "aggregates": ("done", {"capturesession_cut": 1}),
+    }
     assert not FrameFeatures.objects.filter(session=old_session).exists()
     assert FrameFeatures.objects.filter(session=new_session).exists()
     assert FrameFeatures.objects.filter(session=other_session).exists()
+    assert FaceContext.objects.filter(subject=other_session.subject).exists()
     old_session.refresh_from_db()
     assert old_session.aggregates == {}
-    receipt = LedgerEntry.objects.filter(organization=org_a, event=LedgerEntry.Event.PURGED).get()
-    assert receipt.payload["reason"] == "retention_period_ended"
+    receipts = LedgerEntry.objects.filter(organization=org_a, event=LedgerEntry.Event.PURGED)
+    assert sorted(r.payload["category"] for r in receipts) == ["aggregates", "face_context", "features"]
+    assert {r.payload["reason"] for r in receipts} == {"retention_period_ended"}
     assert not LedgerEntry.objects.filter(organization=org_b, event=LedgerEntry.Event.PURGED).exists()
     # A second run finds nothing due and records nothing.
     assert retention_run() == []
-    assert LedgerEntry.objects.filter(event=LedgerEntry.Event.PURGED).count() == 1
+    assert LedgerEntry.objects.filter(event=LedgerEntry.Event.PURGED).count() == 3

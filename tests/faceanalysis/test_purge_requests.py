@@ -57,7 +57,7 @@ def failing_face_purger():
     failing = Failing()
     purging.purger_register(purging.Purger(
         name=FACE_DATA_PURGER.name, models=FACE_DATA_PURGER.models, purge=failing.purge,
-        purposes=FACE_DATA_PURGER.purposes, retention_due=FACE_DATA_PURGER.retention_due,
+        purposes=FACE_DATA_PURGER.purposes, retention=FACE_DATA_PURGER.retention,
     ))
     yield failing
     purging.purger_register(FACE_DATA_PURGER)

@@ -313,6 +313,21 @@ def test_upload_makes_the_members_the_subjects_known_by_the_ids(client_a, world)
     assert as_json.status_code == 200 and as_json.json()["size"] == 1
 
 
+def test_a_json_upload_takes_its_ids_as_given(client_a, world) -> None:
+    # A list is not lines: an id spelled like the CSV header counts, and spaces are part of an id.
+    header_named = world.subject(partner_user_id="partner_user_id")
+    spaced = world.subject(partner_user_id=" user-2 ")
+    world.subject(partner_user_id="user-2")
+    _segment(world, "list", kind="static", definition=None)
+    response = client_a.post(_url("upload", "list"), {"ids": ["partner_user_id", " user-2 "]}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["details"] == {"ids": 2, "matched": 2, "unmatched": 0}
+    members = SegmentMembership.objects.filter(segment__key="list", exited_at__isnull=True)
+    assert set(members.values_list("subject_id", flat=True)) == {header_named.pk, spaced.pk}
+    empty = client_a.post(_url("upload", "list"), {"ids": ["user-1", ""]}, format="json")
+    assert _error(empty, 400)["path"].startswith("ids")
+
+
 def test_an_upload_with_a_duplicate_or_malformed_line_is_refused_whole(client_a, world) -> None:
     first = world.subject(partner_user_id="user-0")
     world.subject(partner_user_id="user-1")

@@ -34,6 +34,7 @@ from segments.selectors import (
 from segments.services import (
     SegmentError,
     next_cadence,
+    segment_preview,
     segment_recompute,
     segment_refresh_subject,
     segment_save,
@@ -474,3 +475,22 @@ def test_conversion_values_count_only_conversions(org_a) -> None:
                        definition={"field": "behaviour.conversion_value", "op": "gte", "value": 10})
     segment_recompute(segment_id=seg.pk, now=now)
     assert _members(seg) == {buyer.pk}
+
+
+def test_a_segment_naming_a_face_based_one_counts_only_subjects_with_face_consent(org_a) -> None:
+    # "Not attentive" names a face-based segment, so it is face-based too: its run, its one-subject refresh and
+    # its preview count only subjects whose face analysis and personalization consents are live, as its reads do.
+    world = World(org_a)
+    now = timezone.now()
+    consenting, behaviour_only = world.subject(), world.subject(purposes=("partner_sharing",))
+    attentive = segment_save(organization=org_a, key="attentive", name="Attentive", definition=ATTENTIVE)
+    segment_recompute(segment_id=attentive.pk, now=now)
+    definition = {"field": "segment", "op": "not_in", "value": ["attentive"]}
+    inattentive = segment_save(organization=org_a, key="inattentive", name="Not attentive", definition=definition)
+    assert inattentive.face_based
+    run = segment_recompute(segment_id=inattentive.pk, now=now)
+    assert run.size == 1 and _members(inattentive) == {consenting.pk}
+    assert set(SegmentMembership.objects.filter(segment=inattentive).values_list("subject_id", flat=True)) == {
+        consenting.pk}
+    assert segment_refresh_subject(organization_id=org_a.pk, subject_id=behaviour_only.pk, now=now) == {}
+    assert segment_preview(organization_id=org_a.pk, definition=definition, now=now) == 1

@@ -79,7 +79,7 @@ def test_subject_meets_builds_the_sql_once_per_definition_and_organization(org_a
     for subject in subjects:
         subject_meets(tree, organization_id=org_a.pk, now=NOW + timedelta(minutes=7), subject_id=subject.pk)
     assert _one_subject_template.cache_info().misses == built
-    sql, slots = _one_subject_template(json.dumps(tree, sort_keys=True), org_a.pk, "default")
+    sql, slots = _one_subject_template(json.dumps(tree, sort_keys=True), org_a.pk, "default", None)
     assert sql and slots.count(SUBJECT) >= 4  # the SQL built once, not the ORM's answer each time
     assert not subject_meets(tree, organization_id=org_b.pk, now=NOW, subject_id=subjects[0].pk)
     assert _one_subject_template.cache_info().misses == built + 1  # another organization: its own SQL

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('accounts', '0001_initial_tenancy'),
         ('consent', '0011_ledger_subject_cut'),
-        ('segments', '0001_segments'),
+        ('segments', '0002_retention_indexes'),
     ]
 
     operations = [
