@@ -1,6 +1,7 @@
 """The "my data" page's data subject requests in headless Chromium: the page shows the grants and what is kept,
-downloads the export (a JSON file that names the subject), erases everything after a confirmation step, and
-afterwards the personal link is a dead link."""
+downloads the export (a JSON file that names the subject) and a grant's signed consent receipt (verified by
+`manage.py consent_receipt_verify` against the published keys), erases everything after a confirmation step,
+and afterwards the personal link is a dead link."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from consent.models import DataRequest, Grant, Subject
 from consent.services import consent_give_on_page
+from tests.browser.receipts import download_receipt_and_verify
 from tests.browser_support import open_counting_page, screenshot
 from tests.factories import make_notice, make_organization, make_retention_policy
 
@@ -19,7 +21,7 @@ pytestmark = [pytest.mark.browser]
 PURPOSES = ("face_analysis", "personalization")
 
 
-def test_my_data_downloads_the_export_and_erases_everything_after_confirmation(
+def test_my_data_downloads_the_export_and_a_receipt_and_erases_everything_after_confirmation(
     live_server, ledger_flushable, eager_tasks, tmp_path: Path
 ) -> None:
     organization = make_organization(name="Rights Shop")
@@ -30,6 +32,7 @@ def test_my_data_downloads_the_export_and_erases_everything_after_confirmation(
         context_ref="campaign:rights",
     )
     url = f"{live_server.url}/consent/my-data/{token}/?lang=en"
+    grant = Grant.objects.filter(subject=subject, purpose="face_analysis").get()
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
@@ -48,6 +51,13 @@ def test_my_data_downloads_the_export_and_erases_everything_after_confirmation(
         document = json.loads(saved.read_text())
         assert document["subject"]["id"] == str(subject.public_id)
         assert {g["purpose"] for g in document["sections"]["consent.Grant"]} == set(PURPOSES)
+
+        receipt = download_receipt_and_verify(
+            page, directory=tmp_path / "receipts", grant_id=grant.pk,
+            jwks=f"{live_server.url}/consent/o/{organization.slug}/receipts/jwks.json",
+        )
+        assert receipt.returncode == 0, receipt.output
+        assert "valid" in receipt.output and str(subject.public_id) in receipt.output
 
         page.reload()
         expect(page.locator("#request-list tr[data-kind='export']")).to_have_attribute("data-state", "done")
