@@ -294,6 +294,11 @@ def main() -> None:
           f"({'met' if longest < LOCK_TARGET_S else 'NOT met'}); rows right: {ok_rows}; receipts: {receipts}")
     for figure in EXTRA_FIGURES:
         figure(ids)
+    # The second figure, in the same run and database: one subject's export of 100,000 feature rows.
+    from bench import subject_export_bench
+
+    print("\nsubject export (bench/subject_export_bench.py):")
+    subject_export_bench.report(subject_export_bench.run())
 
 
 if __name__ == "__main__":

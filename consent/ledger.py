@@ -126,6 +126,10 @@ def ledger_verify(*, organization: Organization) -> ChainVerification:
             reason = "prev_hash does not match the previous row's hash"
         elif entry_hash(entry.canonical_content(), entry.prev_hash) != entry.hash:
             reason = "the row's content does not match its hash (changed after it was written)"
+        elif entry.subject_digest and entry.subject_ref and subject_digest(entry.subject_ref) != entry.subject_digest:
+            # The hash covers the digest, not the public id (an erasure may cut it): a public id still there must
+            # be the one the digest was made of.
+            reason = "the row's subject does not match the subject its hash covers (changed after it was written)"
         if reason:
             return ChainVerification(organization.pk, False, checked, entry.sequence, entry.pk, reason)
         expected_prev = entry.hash

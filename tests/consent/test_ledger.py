@@ -1,5 +1,6 @@
 """The ledger is append-only (model layer and database) and tamper-evident (hash chain per organization)."""
 
+import uuid
 from contextlib import contextmanager
 
 import pytest
@@ -13,6 +14,7 @@ from consent.ledger import (
     canonical_json,
     entry_hash,
     ledger_append,
+    ledger_subject_cut,
     ledger_truncation_allowed,
     ledger_verify,
 )
@@ -217,3 +219,22 @@ def test_flush_where_the_ledger_may_not_go_fails_and_empties_nothing() -> None:
         call_command("flush", interactive=False, verbosity=0)
     assert LedgerEntry.objects.count() == 3 and Organization.objects.filter(pk=organization.pk).exists()
     assert ledger_verify(organization=organization).ok
+
+
+def test_an_erasure_may_cut_a_subject_but_not_swap_it(org_a) -> None:
+    # The hash covers the subject's digest, so cutting the public id keeps the chain whole; the triggers allow
+    # that one change, and the walk still tells a public id put in place of another.
+    entries = [
+        ledger_append(organization=org_a, event="granted", subject_ref=str(uuid.uuid4()), purposes="face_analysis")
+        for _ in range(3)
+    ]
+    assert ledger_subject_cut(organization=org_a, subject_ref=entries[0].subject_ref) == 1
+    assert LedgerEntry.objects.get(pk=entries[0].pk).subject_ref == ""
+    assert ledger_verify(organization=org_a).ok
+    someone_else = str(uuid.uuid4())
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE consent_ledgerentry SET subject_ref = %s WHERE id = %s", [someone_else, entries[1].pk])
+    with _triggers_bypassed() as cursor:
+        cursor.execute("UPDATE consent_ledgerentry SET subject_ref = %s WHERE id = %s", [someone_else, entries[1].pk])
+    result = ledger_verify(organization=org_a)
+    assert not result.ok and result.first_broken_sequence == 2 and "subject" in result.reason
