@@ -32,14 +32,7 @@ from bench import bench_db  # noqa: E402
 
 BENCH_DB = os.environ.get("VISAGE_BENCH_DB", "visage_bench_experiments")
 PG = os.environ.get("VISAGE_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-os.environ.update({
-    "DJANGO_SETTINGS_MODULE": "config.settings.local",
-    "DJANGO_DEBUG": "false",
-    "DATABASE_URL": f"{PG}/{BENCH_DB}",
-    "REDIS_URL": os.environ.get("VISAGE_BENCH_REDIS", "redis://127.0.0.1:6379/13"),
-    "CELERY_TASK_ALWAYS_EAGER": "true",
-    "DJANGO_LOG_LEVEL": "WARNING",
-})
+bench_db.bench_environment(PG, BENCH_DB, redis_db=13)
 
 SUBJECTS = 2000  # consenting visitors with face features
 FRAMES_PER_SUBJECT = 10

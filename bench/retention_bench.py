@@ -42,14 +42,7 @@ PG = os.environ.get("VISAGE_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 ROWS = int(os.environ.get("VISAGE_BENCH_ROWS", "10000000"))
 BASELINE_ROWS = int(os.environ.get("VISAGE_BENCH_BASELINE_ROWS", "1000000"))
 YOUNG_ROWS = 1000
-os.environ.update({
-    "DJANGO_SETTINGS_MODULE": "config.settings.local",
-    "DJANGO_DEBUG": "false",
-    "DATABASE_URL": f"{PG}/{BENCH_DB}",
-    "REDIS_URL": os.environ.get("VISAGE_BENCH_REDIS", "redis://127.0.0.1:6379/12"),
-    "CELERY_TASK_ALWAYS_EAGER": "true",
-    "DJANGO_LOG_LEVEL": "WARNING",
-})
+bench_db.bench_environment(PG, BENCH_DB, redis_db=12)
 
 ANCHOR = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)  # the run's "now"
 TOTAL_TARGET_S = 60.0
@@ -60,26 +53,6 @@ BIG_TABLES = ("faceanalysis_frame", "faceanalysis_framefeatures")
 # Figures other benches add to this report (the lead's hook: e.g. bench/subject_export_bench.py's export of one
 # subject on this same database). Each is called after the purge with the organization ids and prints its lines.
 EXTRA_FIGURES: list[Callable[[dict[str, int]], None]] = []
-
-
-def _drop_secondary_indexes(cursor) -> list[str]:
-    """Drop the big tables' secondary indexes and unique constraints; returns the statements that rebuild them."""
-    cursor.execute("""
-        SELECT format('ALTER TABLE %%I ADD CONSTRAINT %%I %%s', t.relname, c.conname, pg_get_constraintdef(c.oid)),
-               format('ALTER TABLE %%I DROP CONSTRAINT %%I', t.relname, c.conname)
-        FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
-        WHERE t.relname = ANY(%s) AND c.contype = 'u'""", [list(BIG_TABLES)])
-    constraints = cursor.fetchall()
-    for _, drop in constraints:
-        cursor.execute(drop)
-    cursor.execute("""
-        SELECT pg_get_indexdef(i.indexrelid), format('DROP INDEX %%I', x.relname)
-        FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid JOIN pg_class x ON x.oid = i.indexrelid
-        WHERE t.relname = ANY(%s) AND NOT i.indisprimary""", [list(BIG_TABLES)])
-    indexes = cursor.fetchall()
-    for _, drop in indexes:
-        cursor.execute(drop)
-    return [create for create, _ in indexes] + [add for add, _ in constraints]
 
 
 def generate() -> dict[str, int]:
@@ -134,7 +107,7 @@ def generate() -> dict[str, int]:
     with connection.cursor() as cursor:
         cursor.execute("SET session_replication_role = replica")  # the rows are consistent by construction
         cursor.execute("SET maintenance_work_mem = '1GB'")
-        rebuild = _drop_secondary_indexes(cursor)
+        rebuild = bench_db.drop_secondary_indexes(cursor, BIG_TABLES)
         expired_start = ANCHOR - timedelta(days=430)  # 400 days ago and earlier, spread over 30 days
         loads = (
             ("purged", "expired", ROWS, expired_start, 30 * 86400 / max(ROWS, 1)),

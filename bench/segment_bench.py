@@ -45,14 +45,7 @@ from bench import bench_db  # noqa: E402
 
 BENCH_DB = os.environ.get("VISAGE_BENCH_DB", "visage_bench_segments")
 PG = os.environ.get("VISAGE_BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-os.environ.update({
-    "DJANGO_SETTINGS_MODULE": "config.settings.local",
-    "DJANGO_DEBUG": "false",
-    "DATABASE_URL": f"{PG}/{BENCH_DB}",
-    "REDIS_URL": os.environ.get("VISAGE_BENCH_REDIS", "redis://127.0.0.1:6379/13"),
-    "CELERY_TASK_ALWAYS_EAGER": "true",
-    "DJANGO_LOG_LEVEL": "WARNING",
-})
+bench_db.bench_environment(PG, BENCH_DB, redis_db=13)
 
 # The data's "now": the rows are written relative to it and every run asks at it, so kept rows stay comparable.
 ANCHOR = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -75,27 +68,6 @@ BIG_TABLES = ("consent_subject", "consent_grant", "faceanalysis_capturesession",
 def ensure_database(*, fresh: bool) -> None:
     """The bench's own database, created anew with --regenerate, migrated either way."""
     bench_db.ensure_database(PG, BENCH_DB, fresh=fresh)
-
-
-def _drop_secondary_indexes(cursor, tables: tuple[str, ...]) -> list[str]:
-    """Drop the tables' indexes and unique constraints but the primary keys; returns the statements that rebuild
-    them (a bulk load writes 10 M rows faster into bare tables, and building an index once is cheaper)."""
-    cursor.execute("""
-        SELECT format('ALTER TABLE %%I ADD CONSTRAINT %%I %%s', t.relname, c.conname, pg_get_constraintdef(c.oid)),
-               format('ALTER TABLE %%I DROP CONSTRAINT %%I', t.relname, c.conname)
-        FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
-        WHERE t.relname = ANY(%s) AND c.contype = 'u'""", [list(tables)])
-    constraints = cursor.fetchall()
-    for _, drop in constraints:
-        cursor.execute(drop)
-    cursor.execute("""
-        SELECT pg_get_indexdef(i.indexrelid), format('DROP INDEX %%I', x.relname)
-        FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid JOIN pg_class x ON x.oid = i.indexrelid
-        WHERE t.relname = ANY(%s) AND NOT i.indisprimary""", [list(tables)])
-    indexes = cursor.fetchall()
-    for _, drop in indexes:
-        cursor.execute(drop)
-    return [create for create, _ in indexes] + [add for add, _ in constraints]
 
 
 def generate(subjects: int, frames: int) -> None:
@@ -134,7 +106,7 @@ def generate(subjects: int, frames: int) -> None:
         cursor.execute("SET session_replication_role = replica")  # the rows are consistent by construction
         cursor.execute("SET work_mem = '256MB'")
         cursor.execute("SET maintenance_work_mem = '1GB'")
-        rebuild = _drop_secondary_indexes(cursor, BIG_TABLES)
+        rebuild = bench_db.drop_secondary_indexes(cursor, BIG_TABLES)
         # A deterministic pseudo-random integer in [0, 2^31) from a row number and a salt.
         cursor.execute("CREATE FUNCTION pg_temp.h(x bigint, salt int) RETURNS int LANGUAGE sql IMMUTABLE "
                        "AS $$ SELECT hashint8(x * 7 + salt) & 2147483647 $$")

@@ -41,17 +41,6 @@ BATCH = 5000
 ANCHOR = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
-def _configure() -> None:
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "config.settings.local",
-        "DJANGO_DEBUG": "false",
-        "DATABASE_URL": f"{PG}/{BENCH_DB}",
-        "REDIS_URL": os.environ.get("VISAGE_BENCH_REDIS", "redis://127.0.0.1:6379/13"),
-        "CELERY_TASK_ALWAYS_EAGER": "true",
-        "DJANGO_LOG_LEVEL": "WARNING",
-    })
-
-
 def generate(features: int) -> Any:
     """The organization and its one subject with a long history; returns the subject."""
     from accounts.models import Organization
@@ -246,9 +235,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--regenerate", action="store_true", help="write the rows anew")
     args = parser.parse_args()
-    _configure()
     from bench import bench_db
 
+    bench_db.bench_environment(PG, BENCH_DB, redis_db=13)
     bench_db.ensure_database(PG, BENCH_DB, fresh=args.regenerate)
     report(run(features=args.features, runs=args.runs, regenerate=args.regenerate))
 

@@ -1,7 +1,5 @@
 """Racing first uses and rotations of an organization's receipt signing key leave exactly one current key."""
 
-import threading
-from collections.abc import Callable
 
 import pytest
 from django.db import connection
@@ -9,6 +7,7 @@ from django.db import connection
 from consent import receipts
 from consent.models import SigningKey
 from tests.factories import make_organization
+from tests.races import race
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True),
               pytest.mark.filterwarnings("ignore:EdDSA is deprecated")]
@@ -20,31 +19,9 @@ def _needs_postgresql() -> None:
         pytest.fail("Concurrent transactions need PostgreSQL: run with DATABASE_URL=postgres://...")
 
 
-def _race(call: Callable[[], object], n: int) -> list[object]:
-    """Run `call` n times at the same moment, each in its own thread and database connection."""
-    barrier = threading.Barrier(n)
-    results: list[object] = [None] * n
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[i] = call()
-        except Exception as exc:  # the assertions show it
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return results
-
-
 def test_racing_first_uses_make_one_key() -> None:
     organization = make_organization()
-    results = _race(lambda: receipts.signing_key_current(organization).pk, 6)
+    results = race(*[lambda: receipts.signing_key_current(organization).pk] * 6)
     assert all(isinstance(r, int) for r in results), results
     assert len(set(results)) == 1
     assert SigningKey.objects.filter(organization=organization).count() == 1
@@ -53,7 +30,7 @@ def test_racing_first_uses_make_one_key() -> None:
 def test_racing_rotations_leave_one_current_key_and_every_other_retired() -> None:
     organization = make_organization()
     first = receipts.signing_key_current(organization)
-    results = _race(lambda: receipts.signing_key_rotate(organization).pk, 4)
+    results = race(*[lambda: receipts.signing_key_rotate(organization).pk] * 4)
     assert all(isinstance(r, int) for r in results), results
     keys = SigningKey.objects.filter(organization=organization)
     assert keys.count() == 5 and keys.filter(retired_at__isnull=True).count() == 1

@@ -3,8 +3,6 @@ locks each row is deleted once, the counts add up, and one receipt is written.""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -14,6 +12,7 @@ from django.utils import timezone
 from consent import purging
 from consent.models import LedgerEntry, PurgePart, RetentionPolicy
 from faceanalysis.models import Frame, FrameFeatures
+from tests.races import race
 from tests.segments.factories import World
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -25,27 +24,6 @@ ROWS = 240
 def _needs_postgresql() -> None:
     if connection.vendor != "postgresql":
         pytest.fail("Row locks need PostgreSQL: run with DATABASE_URL=postgres://... (see scripts/test).")
-
-
-def _race(*calls: Callable[[], object]) -> list[object]:
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-
-    def run(i: int, call: Callable[[], object]) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[i] = call()
-        except Exception as exc:  # the assertion below shows it
-            results[i] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 def test_two_runners_of_one_part_delete_each_row_once_and_write_one_receipt(settings, monkeypatch, org_a) -> None:
@@ -62,7 +40,7 @@ def test_two_runners_of_one_part_delete_each_row_once_and_write_one_receipt(sett
     (part,) = request.parts.all()
 
     # Two runners at once, and a third on each side of every batch they commit: beat's redispatch racing them.
-    results = _race(*(lambda: purging.purge_part_run(part_id=part.pk) for _ in range(3)))
+    results = race(*(lambda: purging.purge_part_run(part_id=part.pk) for _ in range(3)))
 
     assert not any(isinstance(result, Exception) for result in results), results
     assert "done" in results and set(results) <= {"done", "busy", "already_done"}
