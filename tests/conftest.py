@@ -41,6 +41,19 @@ def _forget_outages() -> None:
 
 
 @pytest.fixture
+def eager(settings):
+    """Tasks run in-process (after commit, in the request or test that queues them), as on the embedded default,
+    whatever the stack."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
 def org_a(db):
     return make_organization(name="Org A")
 

@@ -16,19 +16,6 @@ def face_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_y4m(tmp_path_factory.mktemp("camera") / "astronaut.y4m", astronaut_frame())
 
 
-@pytest.fixture
-def eager_tasks(settings) -> Iterator[None]:
-    """Analysis runs in-process, in the live server's request (after commit), whatever the stack: the embedded
-    default's behaviour, and on the full stack with PostgreSQL and the Redis frame store."""
-    from config.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    yield
-    app.conf.task_always_eager = previous
-
-
 @pytest.fixture(scope="session")
 def warm_engine():
     """The real engine with the installed models, loaded and run once before a page streams to it."""

@@ -65,7 +65,7 @@ def _sessions_exist() -> bool:
 
 @pytest.mark.slow
 def test_consent_then_stream_shows_real_aggregates_and_withdrawal_stops_the_camera(
-    live_server, ledger_flushable, eager_tasks, clean_frame_store, warm_engine, face_video
+    live_server, ledger_flushable, eager, clean_frame_store, warm_engine, face_video
 ) -> None:
     organization = make_organization(name="Camera Shop")
     make_notice(organization, language="en", purposes=PURPOSES)

@@ -79,7 +79,7 @@ def _partner_session() -> tuple[CaptureSession, str]:
 
 @pytest.mark.slow
 def test_embedded_script_streams_from_a_partner_page_with_a_partner_api_token(
-    live_server, ledger_flushable, eager_tasks, clean_frame_store, warm_engine, face_video, partner_site, settings
+    live_server, ledger_flushable, eager, clean_frame_store, warm_engine, face_video, partner_site, settings
 ) -> None:
     origin, root = partner_site
     settings.VISAGE_CAPTURE_ALLOWED_ORIGINS = [origin]

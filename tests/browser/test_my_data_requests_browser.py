@@ -22,7 +22,7 @@ PURPOSES = ("face_analysis", "personalization")
 
 
 def test_my_data_downloads_the_export_and_a_receipt_and_erases_everything_after_confirmation(
-    live_server, ledger_flushable, eager_tasks, tmp_path: Path
+    live_server, ledger_flushable, eager, tmp_path: Path
 ) -> None:
     organization = make_organization(name="Rights Shop")
     make_retention_policy(organization)

@@ -92,7 +92,7 @@ def _personalized_campaign(partner_origin: str):
 
 @pytest.mark.slow
 def test_partner_page_switches_to_the_smile_variant_after_consent_and_back_after_withdrawal(
-    live_server, ledger_flushable, eager_tasks, clean_frame_store, warm_engine, face_video, partner_site, settings
+    live_server, ledger_flushable, eager, clean_frame_store, warm_engine, face_video, partner_site, settings
 ) -> None:
     origin, root = partner_site
     settings.VISAGE_CAPTURE_ALLOWED_ORIGINS = [origin]  # the frames endpoints' own CORS list

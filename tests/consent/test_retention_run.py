@@ -34,18 +34,6 @@ _keys = itertools.count(1)
 
 
 @pytest.fixture
-def eager(settings):
-    """Tasks run in-process after commit, as on the embedded default, whatever the stack."""
-    from config.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    yield
-    app.conf.task_always_eager = previous
-
-
-@pytest.fixture
 def run(eager, django_capture_on_commit_callbacks):
     """A retention run at `now`, its parts done in this process after its commit, as on the embedded default."""
 

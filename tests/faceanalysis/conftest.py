@@ -93,18 +93,6 @@ def real_engine():
 
 
 @pytest.fixture
-def eager(settings):
-    """Tasks run in-process after commit, as on the embedded default, whatever the stack."""
-    from config.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    yield
-    app.conf.task_always_eager = previous
-
-
-@pytest.fixture
 def analyze(django_capture_on_commit_callbacks, monkeypatch):
     """`worker.frame_analyze` with its after-commit hooks (store cleanup, the aggregates refresh) run at once:
     the test's own transaction never commits. The refresh a frame schedules runs at once too, through the real

@@ -4,7 +4,6 @@ whole with the line's path."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -32,17 +31,6 @@ def world(org_a) -> World:
 @pytest.fixture
 def exporter(org_a):
     return api_client(make_api_key(org_a, scopes=("read", "write", "export"))[1])
-
-
-@pytest.fixture
-def eager_tasks() -> Iterator[None]:
-    """A queued recompute runs in-process on either stack (the embedded default is eager already)."""
-    from config.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
 
 
 def _url(name: str, key: str | None = None) -> str:
@@ -183,7 +171,7 @@ def test_fields_list_the_vocabulary(client_a) -> None:
 # --- members, history, snapshot, recompute ---------------------------------------------------------------------
 
 
-def test_recompute_is_queued_and_runs_and_history_shows_each_run(client_a, world, eager_tasks) -> None:
+def test_recompute_is_queued_and_runs_and_history_shows_each_run(client_a, world, eager) -> None:
     world.subject(partner_user_id="p-1")
     _segment(world)
     response = client_a.post(_url("recompute", "linked"))

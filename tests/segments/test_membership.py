@@ -70,17 +70,6 @@ def purges_run():
     assert not PurgePart.objects.filter(status=PurgePart.Status.OWED).exists()
 
 
-@pytest.fixture
-def eager(settings):
-    """Tasks run in-process, as on the embedded default, whatever the stack."""
-    app = current_app
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    yield
-    app.conf.task_always_eager = previous
-
-
 # --- (a) withdrawal, expiry, erasure -------------------------------------------------------------------------------
 
 
