@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.admin_base import TenantAdmin, TenantModelForm
@@ -19,6 +20,7 @@ from consent.forms import attribute_choices_initial, derived_attribute_field, de
 from consent.guards import GrantState, grant_state, grant_state_expression
 from consent.ledger import ledger_verify
 from consent.models import (
+    DataRequest,
     Grant,
     LedgerEntry,
     NoticeVersion,
@@ -517,3 +519,21 @@ class PurgeRequestAdmin(ReadOnlyEvidenceAdmin):
         )
         purge_parts_dispatch(part_ids=owed)
         self.message_user(request, f"Sent {len(owed)} owed part(s).", messages.SUCCESS)
+
+
+@admin.register(DataRequest)
+class DataRequestAdmin(ReadOnlyEvidenceAdmin):
+    """Data subject requests (access, export, erasure) with their state and due date, one calendar month after
+    receipt (GDPR Art. 12(3)); an erasure links the purge request whose parts say what is done."""
+
+    list_display = ["received_at", "kind", "state", "subject_ref", "requested_by", "channel", "due", "completed_at"]
+    list_filter = ["kind", "state", "channel"]
+    search_fields = ["subject_ref", "public_id"]
+    fields = ["public_id", "kind", "state", "subject_ref", "requested_by", "channel", "received_at", "due_at",
+              "started_at", "completed_at", "purge_request", "detail"]
+    readonly_fields = fields
+
+    @admin.display(description="Due", ordering="due_at")
+    def due(self, obj: DataRequest) -> str:
+        overdue = obj.state != DataRequest.State.DONE and obj.due_at < timezone.now()
+        return f"{obj.due_at:%Y-%m-%d}" + (" (overdue)" if overdue else "")

@@ -33,6 +33,13 @@ def _populate(org: Organization) -> None:
     api_key.created_by = owner
     api_key.save(update_fields=["created_by"])
     make_grant(make_subject(org), make_notice(org))
+    from consent.data_requests import data_request_create
+
+    for kind in ("export", "erasure"):
+        subject = make_subject(org)
+        make_grant(subject, make_notice(org))
+        data_request_create(organization=org, subject=subject, kind=kind, channel="admin_paper",
+                            requested_by=f"user:{owner.pk}")
     make_campaign(org)
     session, _ = make_capture_session(org)
     frames = frame_intake(session=session, frames=[IncomingFrame(astronaut_jpeg(), "image/jpeg") for _ in range(2)])
@@ -68,6 +75,7 @@ def test_no_admin_link_a_member_is_shown_answers_403(org_a, role: str) -> None:
     showing_none: list[str] = []
     statuses = _crawl(client, showing_none=showing_none)
     assert len(statuses) > 5, statuses
+    assert any(url.startswith("/admin/consent/datarequest/") and url.endswith("/change/") for url in statuses)
     assert {url: code for url, code in statuses.items() if code not in (200, 302)} == {}
     assert showing_none == []  # an empty value is an em dash
 
