@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from consent.data_export import export_rows
@@ -118,6 +118,16 @@ def _aggregates_expired(organization_id: int, before: datetime) -> QuerySet:
     )
 
 
+def _sessions_expired(organization_id: int, before: datetime) -> QuerySet:
+    # An ended session with nothing left of its frames is only a record that a subject was filmed then: it goes
+    # at the aggregates' period (and with it, the hold it kept on its grant as a consent record).
+    return CaptureSession.objects.filter(
+        organization_id=organization_id, started_at__lt=before, ended_at__isnull=False
+    ).exclude(Exists(Frame.objects.filter(session=OuterRef("pk")))).exclude(
+        Exists(FrameFeatures.objects.filter(session=OuterRef("pk")))
+    )
+
+
 def _contexts_expired(organization_id: int, before: datetime) -> QuerySet:
     return FaceContext.objects.filter(organization_id=organization_id, updated_at__lt=before)
 
@@ -125,7 +135,9 @@ def _contexts_expired(organization_id: int, before: datetime) -> QuerySet:
 FACE_DATA_RETENTION = (
     RetentionTarget("features", "faceanalysis.FrameFeatures", _features_expired, "analyzed_at"),
     RetentionTarget("features", "faceanalysis.Frame", _frames_expired, "received_at"),
-    # The session row stays (frames and features of other categories may point at it); its aggregates go.
+    # An ended session with no frame left goes; one that frames of a longer features period still point at
+    # stays, without its aggregates.
+    RetentionTarget("aggregates", "faceanalysis.CaptureSession", _sessions_expired, "started_at"),
     RetentionTarget("aggregates", "faceanalysis.CaptureSession", _aggregates_expired, "started_at",
                     cut={"aggregates": {}, "aggregates_updated_at": None}),
     RetentionTarget("face_context", "faceanalysis.FaceContext", _contexts_expired, "updated_at"),

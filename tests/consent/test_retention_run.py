@@ -66,6 +66,35 @@ def _membership(world: World, segment: Segment, subject, *, entered, exited) -> 
                                             entered_at=entered, exited_at=exited)
 
 
+def test_an_ended_session_with_no_frame_left_goes_and_releases_its_grant(org_a, run) -> None:
+    # Aggregates (20 d) past their period: an ended session whose frames are gone is deleted; one with a frame
+    # still inside the (longer) features period stays, its aggregates cut. The deleted session's grant, ended past
+    # the consent records' period, goes at the next run; the kept one still backs its session.
+    now = timezone.now()
+    _policy(org_a, **{**PERIODS, "feature_retention_days": 60})
+    world = World(org_a)
+    empty = world.session(world.subject(), started_at=_ago(now, 21))
+    kept = world.session(world.subject(), started_at=_ago(now, 21))
+    world.frame(kept, at=_ago(now, 21))
+    open_session = world.session(world.subject(), started_at=_ago(now, 21))
+    CaptureSession.objects.filter(pk__in=[empty.pk, kept.pk]).update(ended_at=_ago(now, 21))
+    CaptureSession.objects.filter(pk__in=[empty.pk, kept.pk, open_session.pk]).update(
+        aggregates={"frames": 1}, aggregates_updated_at=_ago(now, 21))
+    Grant.objects.filter(pk__in=[empty.grant_id, kept.grant_id]).update(ended_at=_ago(now, 401),
+                                                                       end_reason="withdrawn")
+
+    run(now)
+
+    assert not CaptureSession.objects.filter(pk=empty.pk).exists()
+    assert CaptureSession.objects.filter(pk=kept.pk).values_list("aggregates", flat=True).get() == {}
+    assert CaptureSession.objects.filter(pk=open_session.pk).values_list("aggregates", flat=True).get() == {}
+    receipts = _receipts(org_a)
+    assert receipts["aggregates"]["capturesession_deleted"] == 1 and receipts["aggregates"]["capturesession_cut"] == 2
+    run(now + timedelta(hours=1))
+    assert not Grant.objects.filter(pk=empty.grant_id).exists()
+    assert Grant.objects.filter(pk=kept.grant_id).exists()
+
+
 def test_each_category_disappears_exactly_past_its_period(org_a, org_b, run) -> None:
     now = timezone.now()
     _policy(org_a, **PERIODS)
