@@ -7,13 +7,13 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status
 from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.generics import ListAPIView
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api.base import OrganizationAPIView, found_or_404
 from accounts.models import ApiKey
 from accounts.permissions import HasOrganization, IsApiKey
+from config.api.negotiation import FirstRendererNegotiation
 from config.api.schema import error_response
 from consent import receipts
 from consent.api.parsing import MAX_SEQUENCE, event_feed_query
@@ -209,21 +209,11 @@ class SubjectHistoryView(SubjectView, ListAPIView):
         return ledger_list(organization=self.organization, subject=self.get_subject(self.kwargs["subject_id"]))
 
 
-class ReceiptNegotiation(BaseContentNegotiation):
-    """A receipt is a compact JWS whatever the Accept header says; errors stay in the one JSON shape."""
-
-    def select_parser(self, request, parsers):
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
-
-
 class SubjectGrantReceiptView(SubjectView):
     """One grant of the subject as a signed Kantara consent receipt v1.1: a compact JWS (alg EdDSA), verifiable
     with the keys at /consent/o/<your slug>/receipts/jwks.json."""
 
-    content_negotiation_class = ReceiptNegotiation
+    content_negotiation_class = FirstRendererNegotiation
 
     @extend_schema(
         responses={

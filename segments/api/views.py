@@ -21,7 +21,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.generics import ListAPIView
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -29,6 +28,7 @@ from accounts.api.base import OrganizationAPIView, found_or_404
 from accounts.models import ApiKey
 from accounts.permissions import HasOrganization, IsApiKey
 from config.api.errors import DomainAPIError
+from config.api.negotiation import FirstRendererNegotiation
 from config.api.parsers import StrictJSONParser
 from config.api.schema import error_response
 from consent.models import LedgerEntry
@@ -284,23 +284,12 @@ class SegmentMembersView(ExportAPIView, ListAPIView):
         return response
 
 
-class ExportNegotiation(BaseContentNegotiation):
-    """`format` is the export's own parameter (json or csv), not DRF's renderer override: answers are JSON, and
-    the CSV is a plain HttpResponse."""
-
-    def select_parser(self, request, parsers):
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
-
-
 class SegmentExportView(ExportAPIView):
     """GET: the members an export may name (live partner-sharing consent) as JSON or CSV: pseudonymous subject id,
     when they entered, and whether you know them by your own id. No feature value. Each export is a ledger entry,
     its sequence in the body (JSON) and in `Visage-Ledger-Entry`."""
 
-    content_negotiation_class = ExportNegotiation
+    content_negotiation_class = FirstRendererNegotiation
 
     @extend_schema(
         parameters=[OpenApiParameter("format", OpenApiTypes.STR, enum=["json", "csv"], description="Default json.")],
