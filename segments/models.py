@@ -151,7 +151,10 @@ class AudienceExportRecipient(TenantModel):
     class Meta:
         ordering = ["-exported_at", "-pk"]
         verbose_name = "audience export recipient"
-        indexes = [models.Index(fields=["subject", "exported_at"], name="seg_export_subject_idx")]
+        indexes = [
+            models.Index(fields=["subject", "exported_at"], name="seg_export_subject_idx"),
+            models.Index(fields=["organization", "exported_at"], name="seg_export_org_time_idx"),  # retention
+        ]
 
     def __str__(self) -> str:
         return f"{self.subject_id} in export #{self.ledger_sequence} of {self.segment_key}"

@@ -7,12 +7,11 @@ an inference from that person's face. So:
   segment ends now (exit reason consent_ended) and every such stretch, open or past, is cut loose (subject =
   NULL). The stretches stay, anonymous, so the size history stays true. Memberships of segments without a face
   condition stay: they rest on behaviour and consent, not on the face.
-- Erasure: the same for every segment.
-- Retention (category "memberships"): an ended stretch whose exit is older than the period is deleted. Open
-  memberships are current (the segment's definition keeps them true), so they stay.
 - Erasure: the same for every segment, and the record of which audience exports named the subject is deleted
   (each export's ledger entry keeps its counts).
-- Retention: nothing here (memberships follow their definitions; the retention issue adds a policy).
+- Retention (category "memberships"): an ended stretch whose exit is older than the period is deleted, and so
+  is the record that an export named a subject, by the export's time. Open memberships are current (the
+  segment's definition keeps them true), so they stay.
 
 Reads meet the same rule before the purge has run: `segments.selectors.open_members` counts a face-based
 segment's member only while both consents are live. Idempotent: a second run finds no row pointing at the
@@ -64,6 +63,10 @@ def _ended_memberships_expired(organization_id: int, before: datetime) -> QueryS
     return SegmentMembership.objects.filter(organization_id=organization_id, exited_at__lt=before)
 
 
+def _export_recipients_expired(organization_id: int, before: datetime) -> QuerySet:
+    return AudienceExportRecipient.objects.filter(organization_id=organization_id, exported_at__lt=before)
+
+
 SEGMENT_MEMBERSHIP_PURGER = Purger(
     name="segments.membership",
     models=("segments.SegmentMembership", "segments.AudienceExportRecipient"),
@@ -71,6 +74,8 @@ SEGMENT_MEMBERSHIP_PURGER = Purger(
     purposes=frozenset({Purpose.FACE_ANALYSIS.value, Purpose.PERSONALIZATION.value}),
     retention=(
         RetentionTarget("memberships", "segments.SegmentMembership", _ended_memberships_expired, "exited_at"),
+        RetentionTarget("memberships", "segments.AudienceExportRecipient", _export_recipients_expired,
+                        "exported_at"),
     ),
     export=memberships_export,
 )

@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
             options={
                 'verbose_name': 'audience export recipient',
                 'ordering': ['-exported_at', '-pk'],
-                'indexes': [models.Index(fields=['subject', 'exported_at'], name='seg_export_subject_idx')],
+                'indexes': [models.Index(fields=['subject', 'exported_at'], name='seg_export_subject_idx'), models.Index(fields=['organization', 'exported_at'], name='seg_export_org_time_idx')],
             },
         ),
     ]

@@ -18,7 +18,7 @@ from consent import purging
 from consent.models import Grant, LedgerEntry, PurgePart, RetentionPolicy
 from consent.retention import Jurisdiction
 from faceanalysis.models import CaptureSession, FaceContext, Frame, FrameFeatures
-from segments.models import Segment, SegmentMembership
+from segments.models import AudienceExportRecipient, Segment, SegmentMembership
 from tests.campaigns.experiment_factories import make_conversion, make_visitor, seed_experiment
 from tests.factories import make_grant, make_subject, make_variant
 from tests.segments.factories import World
@@ -120,6 +120,11 @@ def test_each_category_disappears_exactly_past_its_period(org_a, org_b, run) -> 
     _membership(world, segment, member, entered=_ago(now, 90), exited=_ago(now, 31))
     ended_lately = _membership(world, segment, member, entered=_ago(now, 80), exited=_ago(now, 29))
     still_open = _membership(world, segment, member, entered=_ago(now, 500), exited=None)
+    # ... and the record that an export named a subject, by the export's time
+    named = {days: AudienceExportRecipient.objects.create(
+        organization=org_a, subject=member, segment=segment, segment_key=segment.key,
+        what=AudienceExportRecipient.What.MEMBERS, ledger_sequence=days, requested_by="api_key:test",
+        exported_at=_ago(now, days)).pk for days in (31, 29)}
     # decisions (40 d) take their events with them; events (35 d) go by their own period otherwise
     old_decision = world.event(None, "click", at=_ago(now, 10)).decision
     Decision.objects.filter(pk=old_decision.pk).update(created_at=_ago(now, 41))
@@ -160,6 +165,8 @@ def test_each_category_disappears_exactly_past_its_period(org_a, org_b, run) -> 
     assert set(FaceContext.objects.filter(pk__in=contexts.values()).values_list("pk", flat=True)) == {contexts[4]}
     assert set(SegmentMembership.objects.filter(segment=segment).values_list("pk", flat=True)) == {
         ended_lately.pk, still_open.pk}
+    assert set(AudienceExportRecipient.objects.filter(pk__in=named.values()).values_list("pk", flat=True)) == {
+        named[29]}
     assert not Decision.objects.filter(pk=old_decision.pk).exists()
     assert not Event.objects.filter(decision_id=old_decision.pk).exists()  # a 10-day-old event, with its decision
     assert set(Event.objects.filter(decision=young_decision).values_list("pk", flat=True)) == {young_event.pk}
